@@ -1,0 +1,573 @@
+//! Distributed key generation: FROST's Pedersen DKG (`frost_ed25519::keys::dkg`) as a state
+//! machine, with broadcast consistency and named culprits; plus a trusted dealer for tests.
+//!
+//! Phases (each bounded by `schedule.dkg_phase_timeout_ms`):
+//! 1. **Round 1.** Every member broadcasts its round-1 package, signed with its roster key.
+//!    Two different signed packages from one member are proof of equivocation: abort, naming it.
+//! 2. **Echo.** Holding all n packages, a member broadcasts the digest of each. A member whose
+//!    view differs sends its copy of the disputed package to the echoer, so an equivocator is
+//!    proven (and named) by its own two signatures; an echoer that claimed a package nobody can
+//!    produce is named when the phase times out.
+//! 3. **Round 2.** Only once every echo matches does a member run `part2` (which checks every
+//!    proof of knowledge) and send each member its share, signed, directly.
+//! 4. **Confirm.** After `part3` (which checks every share against its commitment) a member
+//!    stores its key share and broadcasts the group key. A bad share is answered with a
+//!    complaint that reveals the signed share, so every member can check who lied.
+//!    The ceremony completes when all n confirmations carry the same public key package.
+//!
+//! Secrets (round-1 and round-2 secret packages, received shares) live only in this machine's
+//! memory and are zeroized on drop; a member restarted mid-ceremony aborts it cleanly and a new
+//! ceremony (a higher number) can start.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use frost_ed25519::keys::{KeyPackage, PublicKeyPackage, SecretShare, dkg};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::codec;
+use crate::crypto::{Digest, Frost, PublicKey, SecretKey, Signature, signing_bytes, verify_strict};
+use crate::roster::{MemberIndex, Network};
+use crate::time::Instant;
+
+const DKG_TAG: &str = "accord/dkg";
+
+/// A member's long-lived FROST key material. Zeroized on drop; serialized only into its owner's
+/// key file.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyMaterial {
+    /// This member's secret share and the group's verifying data.
+    pub key_package: KeyPackage,
+    /// Every member's verifying share and the group key.
+    pub public: PublicKeyPackage,
+}
+
+impl KeyMaterial {
+    /// The group's Ed25519 public key.
+    pub fn group_key(&self) -> PublicKey {
+        let bytes = self.public.verifying_key().serialize().expect("a valid group key serializes");
+        PublicKey(bytes.try_into().expect("an Ed25519 key is 32 bytes"))
+    }
+
+    /// Digest of the public key package (every member must hold the same).
+    pub fn public_digest(&self) -> Digest {
+        Frost(self.public.clone()).digest("accord/public-key-package/v1")
+    }
+}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyMaterial(group_key={}, secret share redacted)", self.group_key())
+    }
+}
+
+/// Keys from a trusted dealer, one per member in roster order. For tests and demos only: the
+/// dealer sees every share.
+///
+/// # Errors
+/// When frost rejects the parameters.
+pub fn deal(net: &Network, rng: &mut (impl RngCore + CryptoRng)) -> Result<Vec<KeyMaterial>, frost_ed25519::Error> {
+    let ids: Vec<_> = net.members().map(MemberIndex::identifier).collect();
+    let (shares, public) = frost_ed25519::keys::generate_with_dealer(
+        net.n() as u16,
+        net.t() as u16,
+        frost_ed25519::keys::IdentifierList::Custom(&ids),
+        rng,
+    )?;
+    net.members()
+        .map(|m| {
+            let share = shares.get(&m.identifier()).ok_or(frost_ed25519::Error::UnknownIdentifier)?;
+            Ok(KeyMaterial { key_package: KeyPackage::try_from(share.clone())?, public: public.clone() })
+        })
+        .collect()
+}
+
+/// The content of a DKG message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DkgBody {
+    /// Round-1 package (broadcast; may be relayed by others as proof).
+    Round1(Frost<dkg::round1::Package>),
+    /// Digest of each member's signed round-1 message, in roster order (broadcast).
+    Echo(Vec<Digest>),
+    /// Round-2 package for `recipient` (direct, secret).
+    Round2(Frost<dkg::round2::Package>),
+    /// The accused's signed round-2 message to the complainer, revealed (broadcast).
+    Complaint(Box<DkgMessage>),
+    /// The resulting group key and public key package digest (broadcast).
+    Confirm {
+        /// The group key.
+        group_key: PublicKey,
+        /// Digest of the public key package.
+        public_package: Digest,
+    },
+}
+
+/// A DKG message, signed by its sender's roster key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkgMessage {
+    /// Ceremony number; a fresh ceremony uses a higher one.
+    pub ceremony: u32,
+    /// Author.
+    pub sender: MemberIndex,
+    /// Addressee of a direct message.
+    pub recipient: Option<MemberIndex>,
+    /// Content.
+    pub body: DkgBody,
+    /// The sender's Ed25519 signature over the fields above.
+    pub signature: Signature,
+}
+
+impl fmt::Debug for DkgMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.body {
+            DkgBody::Round1(_) => "round1",
+            DkgBody::Echo(_) => "echo",
+            DkgBody::Round2(_) => "round2(redacted)",
+            DkgBody::Complaint(_) => "complaint",
+            DkgBody::Confirm { .. } => "confirm",
+        };
+        write!(f, "DkgMessage(ceremony={}, sender={}, {kind})", self.ceremony, self.sender)
+    }
+}
+
+impl DkgMessage {
+    fn signed_bytes(net_id: &Digest, ceremony: u32, sender: MemberIndex, recipient: Option<MemberIndex>, body: &DkgBody) -> Vec<u8> {
+        signing_bytes(DKG_TAG, net_id, &codec::encode_bounded(&(ceremony, sender, recipient, body)))
+    }
+
+    fn new(net: &Network, key: &SecretKey, ceremony: u32, sender: MemberIndex, recipient: Option<MemberIndex>, body: DkgBody) -> Self {
+        let signature = key.sign(&Self::signed_bytes(net.id(), ceremony, sender, recipient, &body));
+        Self { ceremony, sender, recipient, body, signature }
+    }
+
+    fn verify(&self, net: &Network) -> bool {
+        let Some(key) = net.member_key(self.sender) else { return false };
+        verify_strict(key, &Self::signed_bytes(net.id(), self.ceremony, self.sender, self.recipient, &self.body), &self.signature).is_ok()
+    }
+
+    fn digest(&self) -> Digest {
+        Digest::tagged("accord/dkg-message/v1", &[&codec::encode_bounded(self)])
+    }
+}
+
+/// What a member did wrong in a ceremony.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Error)]
+pub enum DkgOffence {
+    /// Two different signed round-1 packages.
+    #[error("sent different round-1 packages to different members")]
+    Equivocation,
+    /// Commitment vector of the wrong length.
+    #[error("round-1 commitment has the wrong number of coefficients")]
+    WrongCommitmentLength,
+    /// Bad proof of knowledge of its secret.
+    #[error("invalid proof of knowledge")]
+    InvalidProofOfKnowledge,
+    /// A share that does not match its commitment.
+    #[error("sent a secret share that does not match its commitment")]
+    InvalidShare,
+    /// A complaint about a share that was in fact valid.
+    #[error("complained about a valid share")]
+    FalseComplaint,
+    /// An echo claiming a package it could not produce.
+    #[error("echoed a round-1 digest that it could not back")]
+    UnbackedEcho,
+    /// A confirmation with a different key.
+    #[error("confirmed a different group key")]
+    ConfirmMismatch,
+    /// Missing when the phase timed out.
+    #[error("did not answer before the phase timed out")]
+    Timeout,
+    /// A malformed or wrongly signed message.
+    #[error("sent a malformed or badly signed message")]
+    Malformed,
+}
+
+/// Why a ceremony ended without a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkgFailure {
+    /// The ceremony.
+    pub ceremony: u32,
+    /// The members held responsible, with what they did; empty when we failed locally.
+    pub culprits: Vec<(MemberIndex, DkgOffence)>,
+}
+
+/// What the machine asks its driver to do.
+#[derive(Debug)]
+pub enum DkgOutput {
+    /// Send to every other member.
+    Broadcast(DkgMessage),
+    /// Send to one member.
+    Send(MemberIndex, DkgMessage),
+    /// The ceremony produced this member's key (store it before sending anything else).
+    Key(Box<KeyMaterial>),
+    /// Every member confirmed the same group key.
+    Complete(PublicKey),
+    /// The ceremony aborted.
+    Aborted(DkgFailure),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Round1,
+    Echo,
+    Round2,
+    Confirm,
+    Done,
+    Aborted,
+}
+
+/// One member's side of one DKG ceremony.
+pub struct DkgMachine {
+    net: Arc<Network>,
+    me: MemberIndex,
+    ceremony: u32,
+    phase: Phase,
+    deadline: Instant,
+    round1_secret: Option<dkg::round1::SecretPackage>,
+    round2_secret: Option<dkg::round2::SecretPackage>,
+    round1: BTreeMap<MemberIndex, DkgMessage>,
+    echoes: BTreeMap<MemberIndex, Vec<Digest>>,
+    my_echo: Vec<Digest>,
+    relayed: BTreeSet<(MemberIndex, MemberIndex)>,
+    disputes: BTreeSet<MemberIndex>,
+    round2: BTreeMap<MemberIndex, DkgMessage>,
+    confirms: BTreeMap<MemberIndex, (PublicKey, Digest)>,
+    result: Option<KeyMaterial>,
+}
+
+impl fmt::Debug for DkgMachine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DkgMachine(ceremony={}, me={}, phase={:?})", self.ceremony, self.me, self.phase)
+    }
+}
+
+impl DkgMachine {
+    /// Starts ceremony `ceremony` for member `me`: generates and broadcasts the round-1 package.
+    pub fn start(
+        net: Arc<Network>,
+        me: MemberIndex,
+        identity: &SecretKey,
+        ceremony: u32,
+        now: Instant,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> (Self, Vec<DkgOutput>) {
+        let deadline = now.saturating_add(core::time::Duration::from_millis(net.schedule().dkg_phase_timeout_ms));
+        let mut machine = Self {
+            net: net.clone(),
+            me,
+            ceremony,
+            phase: Phase::Round1,
+            deadline,
+            round1_secret: None,
+            round2_secret: None,
+            round1: BTreeMap::new(),
+            echoes: BTreeMap::new(),
+            my_echo: Vec::new(),
+            relayed: BTreeSet::new(),
+            disputes: BTreeSet::new(),
+            round2: BTreeMap::new(),
+            confirms: BTreeMap::new(),
+            result: None,
+        };
+        let mut out = Vec::new();
+        // Round 1, Step 1-3: "Every participant P_i samples t random values ... computes a public
+        // commitment ... and a proof of knowledge".
+        match dkg::part1(me.identifier(), net.n() as u16, net.t() as u16, &mut *rng) {
+            Ok((secret, package)) => {
+                machine.round1_secret = Some(secret);
+                let msg = DkgMessage::new(&net, identity, ceremony, me, None, DkgBody::Round1(Frost(package)));
+                machine.round1.insert(me, msg.clone());
+                out.push(DkgOutput::Broadcast(msg));
+            }
+            Err(_) => machine.abort(Vec::new(), &mut out),
+        }
+        (machine, out)
+    }
+
+    /// The ceremony number.
+    pub fn ceremony(&self) -> u32 {
+        self.ceremony
+    }
+
+    /// When the current phase times out, unless the ceremony is over.
+    pub fn deadline(&self) -> Option<Instant> {
+        matches!(self.phase, Phase::Round1 | Phase::Echo | Phase::Round2 | Phase::Confirm).then_some(self.deadline)
+    }
+
+    /// Whether the ceremony is over (complete or aborted).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Done | Phase::Aborted)
+    }
+
+    /// A short name of the current phase, for status.
+    pub fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Round1 => "round1",
+            Phase::Echo => "echo",
+            Phase::Round2 => "round2",
+            Phase::Confirm => "confirm",
+            Phase::Done => "done",
+            Phase::Aborted => "aborted",
+        }
+    }
+
+    /// Handles a message from the authenticated member `from`.
+    pub fn handle(&mut self, from: MemberIndex, msg: DkgMessage, now: Instant, identity: &SecretKey) -> Vec<DkgOutput> {
+        let mut out = Vec::new();
+        if self.is_finished() || msg.ceremony != self.ceremony {
+            return out;
+        }
+        if !msg.verify(&self.net) {
+            // Blame follows the connection: `from` delivered a message that is not validly signed.
+            if from == msg.sender {
+                self.abort(vec![(from, DkgOffence::Malformed)], &mut out);
+            }
+            return out;
+        }
+        // Only round-1 packages may be relayed (as proof); everything else comes from its author.
+        if from != msg.sender && !matches!(msg.body, DkgBody::Round1(_)) {
+            return out;
+        }
+        if msg.recipient.is_some_and(|r| r != self.me) {
+            return out;
+        }
+        match msg.body.clone() {
+            DkgBody::Round1(package) => self.on_round1(msg, &package, identity, now, &mut out),
+            DkgBody::Echo(digests) => {
+                if digests.len() == self.net.n() {
+                    self.echoes.entry(msg.sender).or_insert(digests);
+                } else {
+                    self.abort(vec![(msg.sender, DkgOffence::Malformed)], &mut out);
+                }
+                self.progress(identity, now, &mut out);
+            }
+            DkgBody::Round2(_) => {
+                if msg.recipient == Some(self.me) {
+                    self.round2.entry(msg.sender).or_insert(msg);
+                }
+                self.progress(identity, now, &mut out);
+            }
+            DkgBody::Complaint(inner) => self.on_complaint(msg.sender, &inner, &mut out),
+            DkgBody::Confirm { group_key, public_package } => {
+                self.confirms.entry(msg.sender).or_insert((group_key, public_package));
+                self.progress(identity, now, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Aborts the ceremony if its phase deadline has passed.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<DkgOutput> {
+        let mut out = Vec::new();
+        if self.is_finished() || now < self.deadline {
+            return out;
+        }
+        let missing = |have: &dyn Fn(MemberIndex) -> bool| -> Vec<(MemberIndex, DkgOffence)> {
+            self.net.members().filter(|m| !have(*m)).map(|m| (m, DkgOffence::Timeout)).collect()
+        };
+        let culprits = match self.phase {
+            Phase::Round1 => missing(&|m| self.round1.contains_key(&m)),
+            Phase::Echo if !self.disputes.is_empty() => self.disputes.iter().map(|m| (*m, DkgOffence::UnbackedEcho)).collect(),
+            Phase::Echo => missing(&|m| self.echoes.contains_key(&m)),
+            Phase::Round2 => missing(&|m| m == self.me || self.round2.contains_key(&m)),
+            Phase::Confirm => missing(&|m| self.confirms.contains_key(&m)),
+            Phase::Done | Phase::Aborted => Vec::new(),
+        };
+        self.abort(culprits, &mut out);
+        out
+    }
+
+    fn on_round1(&mut self, msg: DkgMessage, package: &Frost<dkg::round1::Package>, identity: &SecretKey, now: Instant, out: &mut Vec<DkgOutput>) {
+        let sender = msg.sender;
+        if let Some(existing) = self.round1.get(&sender) {
+            if existing.digest() != msg.digest() {
+                // Two packages signed by the same member: undeniable equivocation. Pass the other
+                // one on so every member sees the proof.
+                out.push(DkgOutput::Broadcast(existing.clone()));
+                out.push(DkgOutput::Broadcast(msg));
+                self.abort(vec![(sender, DkgOffence::Equivocation)], out);
+            }
+            return;
+        }
+        let coefficients = package.0.commitment().serialize().map(|c| c.len()).unwrap_or(0);
+        if coefficients != self.net.t() {
+            self.abort(vec![(sender, DkgOffence::WrongCommitmentLength)], out);
+            return;
+        }
+        self.round1.insert(sender, msg);
+        self.progress(identity, now, out);
+    }
+
+    fn on_complaint(&mut self, complainer: MemberIndex, inner: &DkgMessage, out: &mut Vec<DkgOutput>) {
+        let accused = inner.sender;
+        let DkgBody::Round2(share) = &inner.body else {
+            self.abort(vec![(complainer, DkgOffence::Malformed)], out);
+            return;
+        };
+        if !inner.verify(&self.net) || inner.recipient != Some(complainer) || inner.ceremony != self.ceremony {
+            self.abort(vec![(complainer, DkgOffence::FalseComplaint)], out);
+            return;
+        }
+        let Some(DkgBody::Round1(commitment)) = self.round1.get(&accused).map(|m| &m.body) else {
+            // We cannot judge without the accused's commitment; the ceremony cannot succeed anyway.
+            self.abort(Vec::new(), out);
+            return;
+        };
+        let check = SecretShare::new(complainer.identifier(), *share.0.signing_share(), commitment.0.commitment().clone()).verify();
+        let culprit = if check.is_err() { (accused, DkgOffence::InvalidShare) } else { (complainer, DkgOffence::FalseComplaint) };
+        self.abort(vec![culprit], out);
+    }
+
+    fn progress(&mut self, identity: &SecretKey, now: Instant, out: &mut Vec<DkgOutput>) {
+        let n = self.net.n();
+        let timeout = core::time::Duration::from_millis(self.net.schedule().dkg_phase_timeout_ms);
+        if self.phase == Phase::Round1 && self.round1.len() == n {
+            self.my_echo = self.net.members().map(|m| self.round1[&m].digest()).collect();
+            let echo = DkgMessage::new(&self.net, identity, self.ceremony, self.me, None, DkgBody::Echo(self.my_echo.clone()));
+            self.echoes.insert(self.me, self.my_echo.clone());
+            out.push(DkgOutput::Broadcast(echo));
+            self.phase = Phase::Echo;
+            self.deadline = now.saturating_add(timeout);
+        }
+        if self.phase == Phase::Echo {
+            // Answer every mismatching echo with our copy of the disputed package.
+            for (echoer, digests) in &self.echoes {
+                for (i, (theirs, ours)) in digests.iter().zip(&self.my_echo).enumerate() {
+                    let sender = MemberIndex(i as u16);
+                    if theirs != ours {
+                        self.disputes.insert(*echoer);
+                        if self.relayed.insert((*echoer, sender)) {
+                            out.push(DkgOutput::Send(*echoer, self.round1[&sender].clone()));
+                        }
+                    }
+                }
+            }
+            if self.echoes.len() == n && self.disputes.is_empty() {
+                self.start_round2(identity, now, out);
+            }
+        }
+        if self.phase == Phase::Round2 && self.round2.len() == n - 1 {
+            self.finish_round2(identity, now, out);
+        }
+        if self.phase == Phase::Confirm && self.confirms.len() == n {
+            let mine = self.confirms[&self.me];
+            let differ: Vec<_> = self.confirms.iter().filter(|(_, c)| **c != mine).map(|(m, _)| (*m, DkgOffence::ConfirmMismatch)).collect();
+            if differ.is_empty() {
+                self.phase = Phase::Done;
+                out.push(DkgOutput::Complete(mine.0));
+            } else {
+                self.abort(differ, out);
+            }
+        }
+    }
+
+    fn others_round1(&self) -> BTreeMap<frost_ed25519::Identifier, dkg::round1::Package> {
+        self.round1
+            .iter()
+            .filter(|(m, _)| **m != self.me)
+            .filter_map(|(m, msg)| match &msg.body {
+                DkgBody::Round1(p) => Some((m.identifier(), p.0.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn start_round2(&mut self, identity: &SecretKey, now: Instant, out: &mut Vec<DkgOutput>) {
+        let Some(secret) = self.round1_secret.take() else {
+            self.abort(Vec::new(), out);
+            return;
+        };
+        // Round 1, Step 5 (proofs of knowledge) and Round 2, Step 1 (shares for each member).
+        match dkg::part2(secret, &self.others_round1()) {
+            Ok((secret2, packages)) => {
+                self.round2_secret = Some(secret2);
+                for m in self.net.members().filter(|m| *m != self.me) {
+                    if let Some(p) = packages.get(&m.identifier()) {
+                        let msg = DkgMessage::new(&self.net, identity, self.ceremony, self.me, Some(m), DkgBody::Round2(Frost(p.clone())));
+                        out.push(DkgOutput::Send(m, msg));
+                    }
+                }
+                self.phase = Phase::Round2;
+                self.deadline = now.saturating_add(core::time::Duration::from_millis(self.net.schedule().dkg_phase_timeout_ms));
+            }
+            Err(frost_ed25519::Error::InvalidProofOfKnowledge { culprit }) => {
+                let culprits = MemberIndex::from_identifier(&culprit, self.net.n()).map(|m| (m, DkgOffence::InvalidProofOfKnowledge));
+                self.abort(culprits.into_iter().collect(), out);
+            }
+            Err(_) => self.abort(Vec::new(), out),
+        }
+    }
+
+    fn finish_round2(&mut self, identity: &SecretKey, now: Instant, out: &mut Vec<DkgOutput>) {
+        let Some(secret2) = self.round2_secret.take() else {
+            self.abort(Vec::new(), out);
+            return;
+        };
+        let received: BTreeMap<_, _> = self
+            .round2
+            .iter()
+            .filter_map(|(m, msg)| match &msg.body {
+                DkgBody::Round2(p) => Some((m.identifier(), p.0.clone())),
+                _ => None,
+            })
+            .collect();
+        // Round 2, Step 2: "Each P_i verifies their shares ... aborting if the check fails."
+        match dkg::part3(&secret2, &self.others_round1(), &received) {
+            Ok((key_package, public)) => {
+                let material = KeyMaterial { key_package, public };
+                let confirm = (material.group_key(), material.public_digest());
+                out.push(DkgOutput::Key(Box::new(material.clone())));
+                self.result = Some(material);
+                self.confirms.insert(self.me, confirm);
+                let msg = DkgMessage::new(
+                    &self.net,
+                    identity,
+                    self.ceremony,
+                    self.me,
+                    None,
+                    DkgBody::Confirm { group_key: confirm.0, public_package: confirm.1 },
+                );
+                out.push(DkgOutput::Broadcast(msg));
+                self.phase = Phase::Confirm;
+                self.deadline = now.saturating_add(core::time::Duration::from_millis(self.net.schedule().dkg_phase_timeout_ms));
+                self.progress(identity, now, out);
+            }
+            Err(frost_ed25519::Error::InvalidSecretShare { culprit: Some(culprit) }) => {
+                if let Some(accused) = MemberIndex::from_identifier(&culprit, self.net.n()) {
+                    if let Some(evidence) = self.round2.get(&accused) {
+                        let complaint = DkgMessage::new(
+                            &self.net,
+                            identity,
+                            self.ceremony,
+                            self.me,
+                            None,
+                            DkgBody::Complaint(Box::new(evidence.clone())),
+                        );
+                        out.push(DkgOutput::Broadcast(complaint));
+                    }
+                    self.abort(vec![(accused, DkgOffence::InvalidShare)], out);
+                } else {
+                    self.abort(Vec::new(), out);
+                }
+            }
+            Err(_) => self.abort(Vec::new(), out),
+        }
+    }
+
+    fn abort(&mut self, mut culprits: Vec<(MemberIndex, DkgOffence)>, out: &mut Vec<DkgOutput>) {
+        if self.is_finished() {
+            return;
+        }
+        culprits.sort_by_key(|(m, _)| *m);
+        culprits.dedup_by_key(|(m, _)| *m);
+        self.phase = Phase::Aborted;
+        self.round1_secret = None;
+        self.round2_secret = None;
+        self.round2.clear();
+        self.result = None;
+        out.push(DkgOutput::Aborted(DkgFailure { ceremony: self.ceremony, culprits }));
+    }
+}

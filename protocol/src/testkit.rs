@@ -1,0 +1,679 @@
+//! A virtual-time harness that runs whole networks of engines in memory (feature `testkit`).
+//!
+//! Like quinn's `Pair` or str0m's `progress`: one event queue ordered by (time, sequence), a
+//! fixed link latency, members that may crash and restart from their persisted records only,
+//! and Byzantine behaviours applied to what a member sends. After every step the [`Observer`]
+//! checks the safety invariants of the design brief; [`Cluster::assert_live`] checks liveness.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use frost_ed25519 as frost;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::crypto::{Digest, Frost, PublicKey, SecretKey};
+use crate::dkg::{DkgBody, KeyMaterial, deal};
+use crate::engine::{Engine, EngineConfig, Event, Output, Record};
+use crate::evidence::{Evidence, EvidenceError};
+use crate::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
+use crate::message::{Message, Observation, SignedObservation};
+use crate::policy;
+use crate::roster::{MemberIndex, Network, Period};
+use crate::statement::{CoSigned, Unit};
+use crate::time::Instant;
+
+/// How a member behaves. Byzantine behaviours rewrite what an otherwise honest engine sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Follows the protocol.
+    Honest,
+    /// Sends nothing.
+    Silent,
+    /// Sends random signature shares.
+    GarbageShares,
+    /// Accepts with commitments that do not match its nonces.
+    WrongCommitments,
+    /// Sends different observations to different members.
+    EquivocatingObservations,
+    /// As coordinator, sends a proposal to half the members and a conflicting one (an item
+    /// dropped) to the other half.
+    EquivocatingProposals,
+    /// As coordinator, sends signers signing packages over different messages (split view).
+    SplitViewPackages,
+    /// Vouches for evidence it received after the close (late injection with a lab).
+    LateInjector,
+}
+
+impl Behaviour {
+    /// Whether the behaviour is the protocol's.
+    pub fn is_honest(self) -> bool {
+        self == Behaviour::Honest
+    }
+}
+
+/// How to build a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// Network shape.
+    pub testnet: TestnetSpec,
+    /// Behaviour of each member (missing entries are honest).
+    pub behaviours: Vec<Behaviour>,
+    /// Link latency.
+    pub latency_ms: u64,
+    /// Master seed.
+    pub seed: u64,
+    /// Run a DKG instead of dealing keys.
+    pub dkg: bool,
+}
+
+impl ClusterSpec {
+    /// n members, t default, `labs` labs, dealt keys, 5 ms links.
+    pub fn new(n: usize, labs: usize) -> Self {
+        Self { testnet: TestnetSpec::new(n, labs, 1_000_000), behaviours: Vec::new(), latency_ms: 5, seed: 7, dkg: false }
+    }
+}
+
+/// One member in the harness.
+pub struct Node {
+    /// The running engine; `None` while crashed.
+    pub engine: Option<Engine>,
+    /// Everything it persisted (what survives a crash).
+    pub records: Vec<Record>,
+    /// Its key file.
+    pub key: Option<KeyMaterial>,
+    /// Its behaviour.
+    pub behaviour: Behaviour,
+    /// Digests acknowledged to submitters (must survive crashes).
+    pub acknowledged: BTreeSet<Digest>,
+    incarnation: u64,
+    rng: ChaCha20Rng,
+    timer: Option<Instant>,
+}
+
+enum Pending {
+    Deliver { from: MemberIndex, to: MemberIndex, message: Message },
+    Timer(MemberIndex),
+}
+
+/// A network of engines in virtual time.
+pub struct Cluster {
+    /// The network.
+    pub net: Arc<Network>,
+    /// Current virtual time.
+    pub now: Instant,
+    /// The members.
+    pub nodes: Vec<Node>,
+    /// Member identity keys (the harness plays every member).
+    pub identities: Vec<SecretKey>,
+    /// Lab keys.
+    pub lab_keys: Vec<SecretKey>,
+    /// The invariant checker.
+    pub observer: Observer,
+    /// Members cut off from the network (messages to and from them are dropped).
+    pub partitioned: BTreeSet<MemberIndex>,
+    queue: BTreeMap<(Instant, u64), Pending>,
+    seq: u64,
+    latency_ms: u64,
+    seed: u64,
+    rng: ChaCha20Rng,
+    /// Steps taken.
+    pub steps: u64,
+}
+
+/// Checks the safety invariants after every step, from what it sees on the wire and in outputs.
+#[derive(Default)]
+pub struct Observer {
+    /// Every valid co-signed unit seen, by message.
+    pub cosigned: BTreeMap<Vec<u8>, Arc<CoSigned>>,
+    /// Evidence bodies seen anywhere.
+    pub bodies: BTreeMap<Digest, Arc<Evidence>>,
+    /// Items honest members admitted before the close.
+    pub honest_admitted: BTreeSet<Digest>,
+    /// Commitment digest → package digest, over shares honest members released.
+    pub bindings: BTreeMap<Digest, Digest>,
+    /// Every commitment honest members issued.
+    pub commitments: BTreeSet<Digest>,
+    /// Culprits named by honest members.
+    pub culprits: Vec<(MemberIndex, MemberIndex, String)>,
+    /// DKG outcomes per honest member.
+    pub dkg_complete: BTreeMap<MemberIndex, PublicKey>,
+    /// DKG aborts per honest member, with the culprits named.
+    pub dkg_aborted: BTreeMap<MemberIndex, Vec<MemberIndex>>,
+    /// First time each unit was decided at an honest member.
+    pub decided_at: BTreeMap<Unit, Instant>,
+    /// Late items a colluding lab handed to late injectors.
+    pub late_items: BTreeSet<Digest>,
+    issuers: BTreeMap<Digest, MemberIndex>,
+}
+
+impl Cluster {
+    /// Builds the cluster (keys dealt unless `spec.dkg`).
+    pub fn new(spec: ClusterSpec) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(spec.seed);
+        let testnet = Testnet::generate(&spec.testnet, &mut rng, |k| format!("peer-{}", &k.to_hex()[..16]));
+        let net = Network::new(testnet.roster).expect("generated rosters are valid");
+        let keys: Vec<Option<KeyMaterial>> = if spec.dkg {
+            vec![None; net.n()]
+        } else {
+            deal(&net, &mut rng).expect("dealer works for valid rosters").into_iter().map(Some).collect()
+        };
+        let nodes = (0..net.n())
+            .map(|i| {
+                let m = MemberIndex(i as u16);
+                let identity = SecretKey::from_seed(&testnet.members[i].seed());
+                let key = keys[i].clone();
+                Node {
+                    engine: Some(Engine::new(net.clone(), m, identity, key.clone(), EngineConfig::default())),
+                    records: Vec::new(),
+                    key,
+                    behaviour: spec.behaviours.get(i).copied().unwrap_or(Behaviour::Honest),
+                    acknowledged: BTreeSet::new(),
+                    incarnation: 0,
+                    rng: child_rng(spec.seed, "member", i as u64, 0),
+                    timer: None,
+                }
+            })
+            .collect();
+        let mut cluster = Self {
+            now: Instant::from_millis(net.schedule().genesis_ms),
+            net,
+            nodes,
+            identities: testnet.members,
+            lab_keys: testnet.labs,
+            observer: Observer::default(),
+            partitioned: BTreeSet::new(),
+            queue: BTreeMap::new(),
+            seq: 0,
+            latency_ms: spec.latency_ms,
+            seed: spec.seed,
+            rng: child_rng(spec.seed, "network", 0, 0),
+            steps: 0,
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.schedule_timer(MemberIndex(i as u16));
+        }
+        cluster
+    }
+
+    /// Member `m`'s engine (panics if crashed).
+    pub fn engine(&self, m: MemberIndex) -> &Engine {
+        self.nodes[usize::from(m.0)].engine.as_ref().expect("member is running")
+    }
+
+    /// Honest members.
+    pub fn honest(&self) -> Vec<MemberIndex> {
+        self.net.members().filter(|m| self.nodes[usize::from(m.0)].behaviour.is_honest()).collect()
+    }
+
+    /// Starts DKG ceremony `ceremony` at every running member.
+    pub fn start_dkg(&mut self, ceremony: u32) {
+        for i in 0..self.nodes.len() {
+            let m = MemberIndex(i as u16);
+            let now = self.now;
+            let node = &mut self.nodes[i];
+            if let Some(engine) = node.engine.as_mut() {
+                let _ = engine.start_dkg(now, ceremony, &mut node.rng);
+            }
+            self.drain(m);
+        }
+    }
+
+    /// Submits `evidence` to member `to` as a lab or operator would.
+    ///
+    /// # Errors
+    /// The engine's refusal.
+    pub fn submit(&mut self, to: MemberIndex, evidence: Evidence) -> Result<Digest, EvidenceError> {
+        let now = self.now;
+        let evidence_arc = Arc::new(evidence.clone());
+        let node = &mut self.nodes[usize::from(to.0)];
+        let Some(engine) = node.engine.as_mut() else { return Err(EvidenceError::BadField("member is down")) };
+        let result = engine.submit(now, evidence);
+        if let Ok(d) = &result {
+            self.observer.bodies.insert(*d, evidence_arc);
+        }
+        self.drain(to);
+        // The acknowledgement goes out only now, after the outputs (and so the Persist) ran.
+        if let Ok(d) = &result {
+            self.nodes[usize::from(to.0)].acknowledged.insert(*d);
+        }
+        result
+    }
+
+    /// Every lab submits for `period` according to `conduct(lab)`, each item to one member
+    /// (round robin); gossip spreads it.
+    pub fn submit_period(&mut self, period: Period, conduct: impl Fn(usize) -> LabConduct) {
+        let mut wrng = child_rng(self.seed, "workload", period.0, 0);
+        let issued = self.now;
+        for i in 0..self.lab_keys.len() {
+            let lab = self.net.lab_id(crate::roster::LabIndex(i as u16)).to_string();
+            let items =
+                lab_submissions(self.net.id(), &lab, &self.lab_keys[i], period, &self.net.roster().policy, conduct(i), issued, &mut wrng);
+            for (j, ev) in items.into_iter().enumerate() {
+                let to = MemberIndex(((i + j) % self.net.n()) as u16);
+                let to = if self.nodes[usize::from(to.0)].engine.is_some() { to } else { self.honest()[0] };
+                let _ = self.submit(to, ev);
+            }
+        }
+    }
+
+    /// Crashes member `m` (like SIGKILL): memory is lost, persisted records stay.
+    pub fn crash(&mut self, m: MemberIndex) {
+        let node = &mut self.nodes[usize::from(m.0)];
+        node.engine = None;
+        node.timer = None;
+    }
+
+    /// Restarts member `m` from its records and key file only.
+    pub fn restart(&mut self, m: MemberIndex) {
+        let i = usize::from(m.0);
+        let identity = SecretKey::from_seed(&self.identities[i].seed());
+        let node = &mut self.nodes[i];
+        node.incarnation += 1;
+        node.rng = child_rng(self.seed, "member", i as u64, node.incarnation);
+        let config = EngineConfig { first_period: Period(0), ..EngineConfig::default() };
+        node.engine = Some(Engine::restore(self.net.clone(), m, identity, node.key.clone(), config, node.records.clone()));
+        let engine = node.engine.as_ref().expect("just set");
+        for d in &node.acknowledged {
+            let within = self.observer.bodies.get(d).is_some_and(|e| e.period().0 + 4 >= engine.status().next_close.0);
+            assert!(!within || engine.evidence(d).is_some(), "invariant 7: acknowledged item {d:?} lost by {m} across a restart");
+        }
+        for other in self.net.members() {
+            if other != m && self.nodes[usize::from(other.0)].engine.is_some() {
+                if let Some(engine) = self.nodes[i].engine.as_mut() {
+                    engine.peer_connected(other);
+                }
+                if let Some(engine) = self.nodes[usize::from(other.0)].engine.as_mut() {
+                    engine.peer_connected(m);
+                }
+                self.drain(other);
+            }
+        }
+        self.drain(m);
+        self.schedule_timer(m);
+    }
+
+    /// Runs until virtual time `until` (or the queue empties).
+    pub fn run_until(&mut self, until: Instant) {
+        while let Some((&(at, _), _)) = self.queue.first_key_value() {
+            if at > until {
+                break;
+            }
+            self.step();
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Runs until `done(self)` or virtual time `limit`; returns whether `done` held.
+    pub fn run_until_condition(&mut self, limit: Instant, done: impl Fn(&Cluster) -> bool) -> bool {
+        while !done(self) {
+            match self.queue.first_key_value() {
+                Some((&(at, _), _)) if at <= limit => self.step(),
+                _ => return done(self),
+            }
+        }
+        true
+    }
+
+    /// Whether every unit of `periods` is decided at every running honest member.
+    pub fn all_decided(&self, periods: impl IntoIterator<Item = Period> + Clone) -> bool {
+        self.honest().iter().filter(|m| self.nodes[usize::from(m.0)].engine.is_some()).all(|m| {
+            let engine = self.engine(*m);
+            periods.clone().into_iter().all(|p| {
+                Unit::all_for(&self.net, p).iter().all(|u| engine.decided().any(|c| c.unit == *u))
+            })
+        })
+    }
+
+    /// Invariant 2 (no suppression): every unit of `periods` is decided at every running honest
+    /// member within `budget_ms` after the last slot closes.
+    pub fn assert_live(&mut self, periods: std::ops::Range<u64>, budget_ms: u64) {
+        let last = Period(periods.end.saturating_sub(1));
+        let deadline = self.net.schedule().close(last).saturating_add(core::time::Duration::from_millis(budget_ms));
+        let ps: Vec<Period> = periods.map(Period).collect();
+        let ok = self.run_until_condition(deadline, |c| c.all_decided(ps.clone()));
+        assert!(ok, "invariant 2: not every slot of {ps:?} was co-signed within {budget_ms} ms of the close (now {:?})", self.now);
+    }
+
+    fn step(&mut self) {
+        let Some(((at, _), pending)) = self.queue.pop_first() else { return };
+        self.now = self.now.max(at);
+        self.steps += 1;
+        match pending {
+            Pending::Timer(m) => {
+                let node = &mut self.nodes[usize::from(m.0)];
+                if node.timer != Some(at) {
+                    return;
+                }
+                node.timer = None;
+                if let Some(engine) = node.engine.as_mut() {
+                    engine.handle_timeout(self.now, &mut node.rng);
+                }
+                self.drain(m);
+                self.schedule_timer(m);
+            }
+            Pending::Deliver { from, to, message } => {
+                let now = self.now;
+                let node = &mut self.nodes[usize::from(to.0)];
+                if node.behaviour == Behaviour::Silent {
+                    return;
+                }
+                let Some(engine) = node.engine.as_mut() else { return };
+                let _ = engine.handle_message(now, from, message, &mut node.rng);
+                self.drain(to);
+                self.schedule_timer(to);
+            }
+        }
+        self.observer.check(&self.net);
+    }
+
+    fn schedule_timer(&mut self, m: MemberIndex) {
+        let node = &mut self.nodes[usize::from(m.0)];
+        let Some(engine) = node.engine.as_ref() else { return };
+        if let Some(at) = engine.poll_timeout() {
+            let at = at.max(self.now);
+            if node.timer.is_some_and(|t| t <= at) {
+                return;
+            }
+            node.timer = Some(at);
+            self.seq += 1;
+            self.queue.insert((at, self.seq), Pending::Timer(m));
+        }
+    }
+
+    /// Performs member `m`'s outputs in order.
+    fn drain(&mut self, m: MemberIndex) {
+        let honest = self.nodes[usize::from(m.0)].behaviour.is_honest();
+        loop {
+            let Some(output) = self.nodes[usize::from(m.0)].engine.as_mut().and_then(Engine::poll_output) else { break };
+            match output {
+                Output::Persist(record) => {
+                    if honest {
+                        self.observer.on_record(m, &record, &self.net);
+                    }
+                    self.nodes[usize::from(m.0)].records.push(record);
+                }
+                Output::StoreKey(key) => self.nodes[usize::from(m.0)].key = Some(*key),
+                Output::Send { to, message } => {
+                    if honest {
+                        self.observer.on_sent(m, &message);
+                    }
+                    for (to, message) in self.misbehave(m, vec![(to, message)]) {
+                        self.transmit(m, to, message);
+                    }
+                }
+                Output::Broadcast(message) => {
+                    if honest {
+                        self.observer.on_sent(m, &message);
+                    }
+                    let all: Vec<(MemberIndex, Message)> = self.net.members().filter(|o| *o != m).map(|o| (o, message.clone())).collect();
+                    for (to, message) in self.misbehave(m, all) {
+                        self.transmit(m, to, message);
+                    }
+                }
+                Output::Event(e) => {
+                    if honest {
+                        self.observer.on_event(m, &e, self.now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn transmit(&mut self, from: MemberIndex, to: MemberIndex, message: Message) {
+        if self.partitioned.contains(&from) || self.partitioned.contains(&to) {
+            return;
+        }
+        if let Message::CoSigned(c) = &message {
+            self.observer.on_cosigned(c.clone(), &self.net, &self.nodes);
+        }
+        if let Message::Evidence(e) = &message {
+            self.observer.bodies.entry(e.digest()).or_insert_with(|| e.clone());
+        }
+        if let Message::Proposal(p) = &message {
+            for e in &p.evidence {
+                self.observer.bodies.entry(e.digest()).or_insert_with(|| e.clone());
+            }
+        }
+        let jitter = self.rng.next_u64() % 3;
+        let at = self.now.saturating_add(core::time::Duration::from_millis(self.latency_ms + jitter));
+        self.seq += 1;
+        self.queue.insert((at, self.seq), Pending::Deliver { from, to, message });
+    }
+
+    /// Applies member `m`'s Byzantine behaviour to its outgoing messages.
+    fn misbehave(&mut self, m: MemberIndex, out: Vec<(MemberIndex, Message)>) -> Vec<(MemberIndex, Message)> {
+        let i = usize::from(m.0);
+        let behaviour = self.nodes[i].behaviour;
+        match behaviour {
+            Behaviour::Honest => out,
+            Behaviour::Silent => Vec::new(),
+            Behaviour::GarbageShares => out
+                .into_iter()
+                .map(|(to, msg)| match msg {
+                    Message::Share(mut s) => {
+                        let scalar = frost::SigningKey::new(&mut self.rng).serialize();
+                        s.share = Frost(frost::round2::SignatureShare::deserialize(&scalar).expect("a scalar is a share"));
+                        (to, Message::Share(s))
+                    }
+                    other => (to, other),
+                })
+                .collect(),
+            Behaviour::WrongCommitments => out
+                .into_iter()
+                .map(|(to, msg)| match (msg, &self.nodes[i].key) {
+                    (Message::Accept(mut a), Some(k)) => {
+                        let (_, c) = frost::round1::commit(k.key_package.signing_share(), &mut self.rng);
+                        a.commitments = Frost(c);
+                        (to, Message::Accept(a))
+                    }
+                    (other, _) => (to, other),
+                })
+                .collect(),
+            Behaviour::EquivocatingObservations => out
+                .into_iter()
+                .map(|(to, msg)| match msg {
+                    Message::Observation(o) if to.0 % 2 == 0 => {
+                        let mut items = o.observation.items.clone();
+                        items.push(Digest([0xEE; 32]));
+                        items.sort();
+                        let observation = Observation { items, ..o.observation.clone() };
+                        let signature = self.identities[i].sign(&observation.signing_bytes(self.net.id()));
+                        (to, Message::Observation(Arc::new(SignedObservation { observation, signature })))
+                    }
+                    other => (to, other),
+                })
+                .collect(),
+            Behaviour::EquivocatingProposals => out
+                .into_iter()
+                .map(|(to, msg)| match msg {
+                    Message::Proposal(p) if to.0 % 2 == 0 => {
+                        let mut q = (*p).clone();
+                        if let Some(s) = q.statements.iter_mut().find(|s| !s.evidence.is_empty()) {
+                            let dropped = s.evidence.remove(0);
+                            q.evidence.retain(|e| e.digest() != dropped);
+                            let items: Vec<(Digest, &Evidence)> = s
+                                .evidence
+                                .iter()
+                                .filter_map(|d| q.evidence.iter().find(|e| e.digest() == *d).map(|e| (*d, &**e)))
+                                .collect();
+                            s.verdict = policy::evaluate(&self.net.roster().policy, &items);
+                        }
+                        (to, Message::Proposal(Arc::new(q)))
+                    }
+                    other => (to, other),
+                })
+                .collect(),
+            Behaviour::SplitViewPackages => out
+                .into_iter()
+                .map(|(to, msg)| match msg {
+                    Message::SignRequest(mut r) if to.0 % 2 == 0 => {
+                        let commitments = r.package.0.signing_commitments().clone();
+                        let mut message = r.package.0.message().clone();
+                        message.push(0x01);
+                        r.package = Frost(frost::SigningPackage::new(commitments, &message));
+                        (to, Message::SignRequest(r))
+                    }
+                    other => (to, other),
+                })
+                .collect(),
+            Behaviour::LateInjector => out
+                .into_iter()
+                .map(|(to, msg)| match msg {
+                    Message::Proposal(p) => {
+                        // As coordinator, slip the late items into the statements.
+                        let mut q = (*p).clone();
+                        for d in &self.observer.late_items {
+                            let Some(body) = self.observer.bodies.get(d).cloned() else { continue };
+                            let Some(s) = q.statements.iter_mut().find(|s| s.slot.lab == body.lab() && s.slot.period == body.period()) else {
+                                continue;
+                            };
+                            if s.evidence.contains(d) {
+                                continue;
+                            }
+                            s.evidence.push(*d);
+                            s.evidence.sort();
+                            q.evidence.push(body);
+                            let items: Vec<(Digest, &Evidence)> = s
+                                .evidence
+                                .iter()
+                                .filter_map(|x| q.evidence.iter().find(|e| e.digest() == *x).map(|e| (*x, &**e)))
+                                .collect();
+                            s.verdict = policy::evaluate(&self.net.roster().policy, &items);
+                        }
+                        (to, Message::Proposal(Arc::new(q)))
+                    }
+                    Message::Observation(o) => {
+                        // Vouch for every late item the colluding lab handed us.
+                        let mut items = o.observation.items.clone();
+                        items.extend(self.observer.late_items.iter().filter(|d| !items.contains(d)).copied().collect::<Vec<_>>());
+                        items.sort();
+                        let observation = Observation { items, ..o.observation.clone() };
+                        let signature = self.identities[i].sign(&observation.signing_bytes(self.net.id()));
+                        (to, Message::Observation(Arc::new(SignedObservation { observation, signature })))
+                    }
+                    other => (to, other),
+                })
+                .collect(),
+        }
+    }
+
+    /// A colluding lab hands late evidence to the late injectors, who vouch for it in their
+    /// observations and slip it into their proposals; honest members never admitted it.
+    pub fn inject_late(&mut self, evidence: Evidence) {
+        let digest = evidence.digest();
+        self.observer.bodies.insert(digest, Arc::new(evidence));
+        self.observer.late_items.insert(digest);
+    }
+}
+
+impl Observer {
+    fn on_record(&mut self, _m: MemberIndex, record: &Record, _net: &Network) {
+        match record {
+            Record::Signed(s) => {
+                // Invariant 6: a commitment is bound to one package, forever.
+                if let Some(prev) = self.bindings.insert(s.commitment, s.package) {
+                    assert_eq!(prev, s.package, "invariant 6: an honest member signed two packages with one commitment");
+                }
+            }
+            Record::Evidence { evidence, admitted_at: Some(_) } => {
+                let d = evidence.digest();
+                self.honest_admitted.insert(d);
+                self.bodies.entry(d).or_insert_with(|| evidence.clone());
+            }
+            _ => {}
+        }
+    }
+
+    fn on_sent(&mut self, m: MemberIndex, message: &Message) {
+        let fresh = |c: &Frost<frost::round1::SigningCommitments>| c.digest("accord/commitment/v1");
+        let issued = match message {
+            Message::Accept(a) => Some(fresh(&a.commitments)),
+            Message::Share(s) => Some(fresh(&s.next)),
+            _ => None,
+        };
+        if let Some(d) = issued {
+            // Invariant 6: a commitment is never issued by two members (a member may repeat its
+            // current one when it answers a repeated request idempotently).
+            let first = *self.issuers.entry(d).or_insert(m);
+            assert_eq!(first, m, "invariant 6: two members issued the same nonce commitment");
+            self.commitments.insert(d);
+        }
+    }
+
+    fn on_event(&mut self, m: MemberIndex, e: &Event, now: Instant) {
+        match e {
+            Event::Culprit { member, offence } => self.culprits.push((m, *member, offence.to_string())),
+            Event::DkgComplete { group_key } => {
+                self.dkg_complete.insert(m, *group_key);
+            }
+            Event::DkgAborted(f) => {
+                self.dkg_aborted.insert(m, f.culprits.iter().map(|(c, _)| *c).collect());
+            }
+            Event::Decided(c) => {
+                self.decided_at.entry(c.unit).or_insert(now);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_cosigned(&mut self, c: Arc<CoSigned>, net: &Network, nodes: &[Node]) {
+        let Some(key) = nodes.iter().find_map(|n| n.key.as_ref()).map(KeyMaterial::group_key) else { return };
+        if c.verify(net.id(), &key).is_ok() {
+            self.cosigned.insert(c.message(net.id()), c);
+        }
+    }
+
+    /// The safety invariants (1, 3, 4, 5) over every valid co-signed statement seen so far.
+    pub fn check(&self, net: &Network) {
+        let mut by_slot: BTreeMap<(String, Period), Vec<&crate::statement::Statement>> = BTreeMap::new();
+        for c in self.cosigned.values() {
+            for s in &c.statements {
+                by_slot.entry((s.slot.lab.clone(), s.slot.period)).or_default().push(s);
+                // Invariant 4: verdict equals the policy on validly signed evidence of the slot.
+                let items: Vec<(Digest, &Evidence)> = s
+                    .evidence
+                    .iter()
+                    .map(|d| {
+                        let e = self.bodies.get(d).unwrap_or_else(|| panic!("invariant 4: co-signed item {d:?} has no known body"));
+                        let lab = e.validate(net).expect("invariant 4: co-signed item not validly signed");
+                        assert_eq!(net.lab_id(lab), s.slot.lab, "invariant 4: item of another lab");
+                        assert_eq!(e.period(), s.slot.period, "invariant 4: item of another period");
+                        (*d, &**e)
+                    })
+                    .collect();
+                assert_eq!(policy::evaluate(&net.roster().policy, &items), s.verdict, "invariant 4: verdict does not follow evidence");
+                // Invariant 5: only items some honest member admitted before the close.
+                for d in &s.evidence {
+                    assert!(self.honest_admitted.contains(d), "invariant 5: late or unvouched item {d:?} in a co-signed statement");
+                }
+            }
+        }
+        // Invariant 3: the statements of a slot form a chain under inclusion.
+        for (slot, statements) in by_slot {
+            for a in &statements {
+                for b in &statements {
+                    assert!(a.includes(b) || b.includes(a), "invariant 3: conflicting co-signed statements for {slot:?}");
+                }
+            }
+        }
+    }
+
+    /// Culprits named by honest members that are themselves honest (must stay empty).
+    pub fn honest_blamed(&self, honest: &[MemberIndex]) -> Vec<(MemberIndex, MemberIndex, String)> {
+        self.culprits.iter().filter(|(by, who, _)| honest.contains(by) && honest.contains(who)).cloned().collect()
+    }
+}
+
+/// A child RNG for (seed, label, index, incarnation), so each member, the network and the
+/// workload have independent reproducible streams, and a restarted member never replays the
+/// randomness (and so the nonces) of its previous life.
+pub fn child_rng(seed: u64, label: &str, index: u64, incarnation: u64) -> ChaCha20Rng {
+    let d = Digest::tagged("accord/testkit/rng", &[&seed.to_le_bytes(), label.as_bytes(), &index.to_le_bytes(), &incarnation.to_le_bytes()]);
+    ChaCha20Rng::from_seed(d.0)
+}
+
+/// Whether a DKG message is a round-1 package (for tests that tamper with ceremonies).
+pub fn is_round1(m: &Message) -> bool {
+    matches!(m, Message::Dkg(d) if matches!(d.body, DkgBody::Round1(_)))
+}
