@@ -74,16 +74,21 @@ pub enum CodecError {
 /// # Errors
 /// Only if the encoding would exceed [`MAX_MESSAGE_BYTES`].
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let bytes = bincode::serde::encode_to_vec(value, CONFIG).map_err(|e| CodecError::Encode(e.to_string()))?;
+    let bytes = bincode::serde::encode_to_vec(value, CONFIG)
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
     if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(CodecError::TooLarge { len: bytes.len(), limit: MAX_MESSAGE_BYTES });
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            limit: MAX_MESSAGE_BYTES,
+        });
     }
     Ok(bytes)
 }
 
 /// Encodes a value the protocol itself built, whose size is bounded by construction.
 pub(crate) fn encode_bounded<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, CONFIG).expect("values built by the protocol are bounded and serializable")
+    bincode::serde::encode_to_vec(value, CONFIG)
+        .expect("values built by the protocol are bounded and serializable")
 }
 
 /// Decodes exactly one `T` from `bytes`, which must be at most `limit` bytes long.
@@ -93,9 +98,13 @@ pub(crate) fn encode_bounded<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
     let limit = limit.min(MAX_MESSAGE_BYTES);
     if bytes.len() > limit {
-        return Err(CodecError::TooLarge { len: bytes.len(), limit });
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            limit,
+        });
     }
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, CONFIG).map_err(classify)?;
+    let (value, used) =
+        bincode::serde::decode_from_slice::<T, _>(bytes, CONFIG).map_err(classify)?;
     if used != bytes.len() {
         return Err(CodecError::TrailingBytes(bytes.len() - used));
     }
@@ -108,7 +117,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Code
 ///
 /// # Errors
 /// As [`decode`], plus [`CodecError::NonCanonical`].
-pub fn decode_canonical<T: DeserializeOwned + Serialize>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
+pub fn decode_canonical<T: DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<T, CodecError> {
     let value: T = decode(bytes, limit)?;
     if encode(&value)? != bytes {
         return Err(CodecError::NonCanonical);
@@ -138,7 +150,11 @@ mod tests {
 
     #[test]
     fn round_trip_and_layout() {
-        let s = Sample { n: 7, items: vec![1, 2], flag: true };
+        let s = Sample {
+            n: 7,
+            items: vec![1, 2],
+            flag: true,
+        };
         let bytes = encode(&s).unwrap();
         assert_eq!(bytes, [7, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 2, 1]);
         assert_eq!(decode_canonical::<Sample>(&bytes, 100).unwrap(), s);
@@ -150,28 +166,58 @@ mod tests {
         let mut bytes = vec![0u8; 4];
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
         assert_eq!(bytes.len(), 12);
-        assert!(matches!(decode::<Sample>(&bytes, 100), Err(CodecError::Truncated(_))));
+        assert!(matches!(
+            decode::<Sample>(&bytes, 100),
+            Err(CodecError::Truncated(_))
+        ));
     }
 
     #[test]
     fn over_limit_is_refused_before_decoding() {
         let bytes = vec![0u8; 101];
-        assert_eq!(decode::<Sample>(&bytes, 100), Err(CodecError::TooLarge { len: 101, limit: 100 }));
+        assert_eq!(
+            decode::<Sample>(&bytes, 100),
+            Err(CodecError::TooLarge {
+                len: 101,
+                limit: 100
+            })
+        );
     }
 
     #[test]
     fn trailing_bytes_and_bad_bool_are_rejected() {
-        let mut bytes = encode(&Sample { n: 1, items: vec![], flag: false }).unwrap();
+        let mut bytes = encode(&Sample {
+            n: 1,
+            items: vec![],
+            flag: false,
+        })
+        .unwrap();
         bytes.push(0);
-        assert_eq!(decode::<Sample>(&bytes, 100), Err(CodecError::TrailingBytes(1)));
-        let mut bad = encode(&Sample { n: 1, items: vec![], flag: false }).unwrap();
+        assert_eq!(
+            decode::<Sample>(&bytes, 100),
+            Err(CodecError::TrailingBytes(1))
+        );
+        let mut bad = encode(&Sample {
+            n: 1,
+            items: vec![],
+            flag: false,
+        })
+        .unwrap();
         *bad.last_mut().unwrap() = 2;
-        assert!(matches!(decode::<Sample>(&bad, 100), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            decode::<Sample>(&bad, 100),
+            Err(CodecError::Malformed(_))
+        ));
     }
 
     #[test]
     fn every_truncation_fails_cleanly() {
-        let bytes = encode(&Sample { n: 9, items: vec![5; 10], flag: true }).unwrap();
+        let bytes = encode(&Sample {
+            n: 9,
+            items: vec![5; 10],
+            flag: true,
+        })
+        .unwrap();
         for len in 0..bytes.len() {
             assert!(decode::<Sample>(&bytes[..len], 100).is_err());
         }

@@ -169,7 +169,8 @@ impl PublicKey {
     /// # Errors
     /// [`SignatureError::BadKey`].
     pub fn verifying_key(&self) -> Result<ed25519_dalek::VerifyingKey, SignatureError> {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| SignatureError::BadKey)?;
+        let key =
+            ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| SignatureError::BadKey)?;
         if key.is_weak() || key.to_bytes() != self.0 {
             return Err(SignatureError::BadKey);
         }
@@ -181,9 +182,14 @@ impl PublicKey {
 ///
 /// # Errors
 /// [`SignatureError::BadSignature`] when it does not verify.
-pub fn verify_strict(key: &ed25519_dalek::VerifyingKey, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
+pub fn verify_strict(
+    key: &ed25519_dalek::VerifyingKey,
+    message: &[u8],
+    signature: &Signature,
+) -> Result<(), SignatureError> {
     let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-    key.verify_strict(message, &sig).map_err(|_| SignatureError::BadSignature)
+    key.verify_strict(message, &sig)
+        .map_err(|_| SignatureError::BadSignature)
 }
 
 /// Verifies many signatures at once; on failure, finds which ones are bad.
@@ -196,8 +202,10 @@ pub fn verify_many(items: &[(&ed25519_dalek::VerifyingKey, &[u8], &Signature)]) 
         return Vec::new();
     }
     let messages: Vec<&[u8]> = items.iter().map(|(_, m, _)| *m).collect();
-    let signatures: Vec<ed25519_dalek::Signature> =
-        items.iter().map(|(_, _, s)| ed25519_dalek::Signature::from_bytes(&s.0)).collect();
+    let signatures: Vec<ed25519_dalek::Signature> = items
+        .iter()
+        .map(|(_, _, s)| ed25519_dalek::Signature::from_bytes(&s.0))
+        .collect();
     let keys: Vec<ed25519_dalek::VerifyingKey> = items.iter().map(|(k, _, _)| **k).collect();
     if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
         return Vec::new();
@@ -205,7 +213,11 @@ pub fn verify_many(items: &[(&ed25519_dalek::VerifyingKey, &[u8], &Signature)]) 
     items
         .iter()
         .enumerate()
-        .filter(|(_, (k, m, s))| k.verify(m, &ed25519_dalek::Signature::from_bytes(&s.0)).is_err() || verify_strict(k, m, s).is_err())
+        .filter(|(_, (k, m, s))| {
+            k.verify(m, &ed25519_dalek::Signature::from_bytes(&s.0))
+                .is_err()
+                || verify_strict(k, m, s).is_err()
+        })
         .map(|(i, _)| i)
         .collect()
 }
@@ -289,7 +301,9 @@ frost_bytes! {
 impl<T: FrostBytes> Frost<T> {
     /// The canonical bytes (frost's serialization).
     pub fn bytes(&self) -> Vec<u8> {
-        self.0.to_frost_bytes().expect("a decoded or locally built FROST value serializes")
+        self.0
+            .to_frost_bytes()
+            .expect("a decoded or locally built FROST value serializes")
     }
 
     /// Digest of the canonical bytes under `tag`.
@@ -300,7 +314,10 @@ impl<T: FrostBytes> Frost<T> {
 
 impl<T: FrostBytes> Serialize for Frost<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let bytes = self.0.to_frost_bytes().ok_or_else(|| serde::ser::Error::custom("unserializable FROST value"))?;
+        let bytes = self
+            .0
+            .to_frost_bytes()
+            .ok_or_else(|| serde::ser::Error::custom("unserializable FROST value"))?;
         s.serialize_bytes(&bytes)
     }
 }
@@ -308,7 +325,8 @@ impl<T: FrostBytes> Serialize for Frost<T> {
 impl<'de, T: FrostBytes> Deserialize<'de> for Frost<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let bytes: serde_bytes_compat::ByteBuf = Deserialize::deserialize(d)?;
-        let value = T::from_frost_bytes(&bytes.0).ok_or_else(|| serde::de::Error::custom("invalid FROST encoding"))?;
+        let value = T::from_frost_bytes(&bytes.0)
+            .ok_or_else(|| serde::de::Error::custom("invalid FROST encoding"))?;
         // Canonical: frost's own serialization must reproduce the bytes.
         if value.to_frost_bytes().as_deref() != Some(&bytes.0[..]) {
             return Err(serde::de::Error::custom("non-canonical FROST encoding"));
@@ -319,7 +337,14 @@ impl<'de, T: FrostBytes> Deserialize<'de> for Frost<T> {
 
 impl<T> fmt::Debug for Frost<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Frost<{}>", core::any::type_name::<T>().rsplit("::").next().unwrap_or("?"))
+        write!(
+            f,
+            "Frost<{}>",
+            core::any::type_name::<T>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("?")
+        )
     }
 }
 
@@ -343,7 +368,10 @@ mod serde_bytes_compat {
                 fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
                     Ok(v)
                 }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<Self::Value, A::Error> {
                     let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
                     while let Some(b) = seq.next_element()? {
                         out.push(b);
@@ -364,23 +392,38 @@ mod tests {
     #[test]
     fn tagged_hash_separates_domains_and_boundaries() {
         assert_ne!(Digest::tagged("a", &[b"x"]), Digest::tagged("b", &[b"x"]));
-        assert_ne!(Digest::tagged("a", &[b"xy", b""]), Digest::tagged("a", &[b"x", b"y"]));
+        assert_ne!(
+            Digest::tagged("a", &[b"xy", b""]),
+            Digest::tagged("a", &[b"x", b"y"])
+        );
     }
 
     #[test]
     fn sign_verify_and_batch_find_the_bad_one() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
         let keys: Vec<SecretKey> = (0..5).map(|_| SecretKey::generate(&mut rng)).collect();
-        let msgs: Vec<Vec<u8>> = (0..5u8).map(|i| signing_bytes("test", &Digest([i; 32]), &[i])).collect();
+        let msgs: Vec<Vec<u8>> = (0..5u8)
+            .map(|i| signing_bytes("test", &Digest([i; 32]), &[i]))
+            .collect();
         let mut sigs: Vec<Signature> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
-        let vks: Vec<_> = keys.iter().map(|k| k.public().verifying_key().unwrap()).collect();
-        let items: Vec<_> = (0..5).map(|i| (&vks[i], msgs[i].as_slice(), &sigs[i])).collect();
+        let vks: Vec<_> = keys
+            .iter()
+            .map(|k| k.public().verifying_key().unwrap())
+            .collect();
+        let items: Vec<_> = (0..5)
+            .map(|i| (&vks[i], msgs[i].as_slice(), &sigs[i]))
+            .collect();
         assert!(verify_many(&items).is_empty());
         sigs[3].0[5] ^= 1;
-        let items: Vec<_> = (0..5).map(|i| (&vks[i], msgs[i].as_slice(), &sigs[i])).collect();
+        let items: Vec<_> = (0..5)
+            .map(|i| (&vks[i], msgs[i].as_slice(), &sigs[i]))
+            .collect();
         assert_eq!(verify_many(&items), vec![3]);
         assert!(verify_strict(&vks[0], &msgs[0], &sigs[0]).is_ok());
-        assert_eq!(verify_strict(&vks[0], &msgs[1], &sigs[0]), Err(SignatureError::BadSignature));
+        assert_eq!(
+            verify_strict(&vks[0], &msgs[1], &sigs[0]),
+            Err(SignatureError::BadSignature)
+        );
     }
 
     #[test]
@@ -388,7 +431,10 @@ mod tests {
         // The identity point (a small-order point).
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(PublicKey(identity).verifying_key(), Err(SignatureError::BadKey));
+        assert_eq!(
+            PublicKey(identity).verifying_key(),
+            Err(SignatureError::BadKey)
+        );
     }
 
     #[test]

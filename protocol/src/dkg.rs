@@ -48,7 +48,11 @@ pub struct KeyMaterial {
 impl KeyMaterial {
     /// The group's Ed25519 public key.
     pub fn group_key(&self) -> PublicKey {
-        let bytes = self.public.verifying_key().serialize().expect("a valid group key serializes");
+        let bytes = self
+            .public
+            .verifying_key()
+            .serialize()
+            .expect("a valid group key serializes");
         PublicKey(bytes.try_into().expect("an Ed25519 key is 32 bytes"))
     }
 
@@ -60,7 +64,11 @@ impl KeyMaterial {
 
 impl fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyMaterial(group_key={}, secret share redacted)", self.group_key())
+        write!(
+            f,
+            "KeyMaterial(group_key={}, secret share redacted)",
+            self.group_key()
+        )
     }
 }
 
@@ -69,7 +77,10 @@ impl fmt::Debug for KeyMaterial {
 ///
 /// # Errors
 /// When frost rejects the parameters.
-pub fn deal(net: &Network, rng: &mut (impl RngCore + CryptoRng)) -> Result<Vec<KeyMaterial>, frost_ed25519::Error> {
+pub fn deal(
+    net: &Network,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<Vec<KeyMaterial>, frost_ed25519::Error> {
     let ids: Vec<_> = net.members().map(MemberIndex::identifier).collect();
     let (shares, public) = frost_ed25519::keys::generate_with_dealer(
         net.n() as u16,
@@ -79,8 +90,13 @@ pub fn deal(net: &Network, rng: &mut (impl RngCore + CryptoRng)) -> Result<Vec<K
     )?;
     net.members()
         .map(|m| {
-            let share = shares.get(&m.identifier()).ok_or(frost_ed25519::Error::UnknownIdentifier)?;
-            Ok(KeyMaterial { key_package: KeyPackage::try_from(share.clone())?, public: public.clone() })
+            let share = shares
+                .get(&m.identifier())
+                .ok_or(frost_ed25519::Error::UnknownIdentifier)?;
+            Ok(KeyMaterial {
+                key_package: KeyPackage::try_from(share.clone())?,
+                public: public.clone(),
+            })
         })
         .collect()
 }
@@ -129,23 +145,69 @@ impl fmt::Debug for DkgMessage {
             DkgBody::Complaint(_) => "complaint",
             DkgBody::Confirm { .. } => "confirm",
         };
-        write!(f, "DkgMessage(ceremony={}, sender={}, {kind})", self.ceremony, self.sender)
+        write!(
+            f,
+            "DkgMessage(ceremony={}, sender={}, {kind})",
+            self.ceremony, self.sender
+        )
     }
 }
 
 impl DkgMessage {
-    fn signed_bytes(net_id: &Digest, ceremony: u32, sender: MemberIndex, recipient: Option<MemberIndex>, body: &DkgBody) -> Vec<u8> {
-        signing_bytes(DKG_TAG, net_id, &codec::encode_bounded(&(ceremony, sender, recipient, body)))
+    fn signed_bytes(
+        net_id: &Digest,
+        ceremony: u32,
+        sender: MemberIndex,
+        recipient: Option<MemberIndex>,
+        body: &DkgBody,
+    ) -> Vec<u8> {
+        signing_bytes(
+            DKG_TAG,
+            net_id,
+            &codec::encode_bounded(&(ceremony, sender, recipient, body)),
+        )
     }
 
-    fn new(net: &Network, key: &SecretKey, ceremony: u32, sender: MemberIndex, recipient: Option<MemberIndex>, body: DkgBody) -> Self {
-        let signature = key.sign(&Self::signed_bytes(net.id(), ceremony, sender, recipient, &body));
-        Self { ceremony, sender, recipient, body, signature }
+    fn new(
+        net: &Network,
+        key: &SecretKey,
+        ceremony: u32,
+        sender: MemberIndex,
+        recipient: Option<MemberIndex>,
+        body: DkgBody,
+    ) -> Self {
+        let signature = key.sign(&Self::signed_bytes(
+            net.id(),
+            ceremony,
+            sender,
+            recipient,
+            &body,
+        ));
+        Self {
+            ceremony,
+            sender,
+            recipient,
+            body,
+            signature,
+        }
     }
 
     fn verify(&self, net: &Network) -> bool {
-        let Some(key) = net.member_key(self.sender) else { return false };
-        verify_strict(key, &Self::signed_bytes(net.id(), self.ceremony, self.sender, self.recipient, &self.body), &self.signature).is_ok()
+        let Some(key) = net.member_key(self.sender) else {
+            return false;
+        };
+        verify_strict(
+            key,
+            &Self::signed_bytes(
+                net.id(),
+                self.ceremony,
+                self.sender,
+                self.recipient,
+                &self.body,
+            ),
+            &self.signature,
+        )
+        .is_ok()
     }
 
     fn digest(&self) -> Digest {
@@ -240,7 +302,11 @@ pub struct DkgMachine {
 
 impl fmt::Debug for DkgMachine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DkgMachine(ceremony={}, me={}, phase={:?})", self.ceremony, self.me, self.phase)
+        write!(
+            f,
+            "DkgMachine(ceremony={}, me={}, phase={:?})",
+            self.ceremony, self.me, self.phase
+        )
     }
 }
 
@@ -254,7 +320,9 @@ impl DkgMachine {
         now: Instant,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> (Self, Vec<DkgOutput>) {
-        let deadline = now.saturating_add(core::time::Duration::from_millis(net.schedule().dkg_phase_timeout_ms));
+        let deadline = now.saturating_add(core::time::Duration::from_millis(
+            net.schedule().dkg_phase_timeout_ms,
+        ));
         let mut machine = Self {
             net: net.clone(),
             me,
@@ -278,7 +346,14 @@ impl DkgMachine {
         match dkg::part1(me.identifier(), net.n() as u16, net.t() as u16, &mut *rng) {
             Ok((secret, package)) => {
                 machine.round1_secret = Some(secret);
-                let msg = DkgMessage::new(&net, identity, ceremony, me, None, DkgBody::Round1(Frost(package)));
+                let msg = DkgMessage::new(
+                    &net,
+                    identity,
+                    ceremony,
+                    me,
+                    None,
+                    DkgBody::Round1(Frost(package)),
+                );
                 machine.round1.insert(me, msg.clone());
                 out.push(DkgOutput::Broadcast(msg));
             }
@@ -294,7 +369,11 @@ impl DkgMachine {
 
     /// When the current phase times out, unless the ceremony is over.
     pub fn deadline(&self) -> Option<Instant> {
-        matches!(self.phase, Phase::Round1 | Phase::Echo | Phase::Round2 | Phase::Confirm).then_some(self.deadline)
+        matches!(
+            self.phase,
+            Phase::Round1 | Phase::Echo | Phase::Round2 | Phase::Confirm
+        )
+        .then_some(self.deadline)
     }
 
     /// Whether the ceremony is over (complete or aborted).
@@ -315,7 +394,13 @@ impl DkgMachine {
     }
 
     /// Handles a message from the authenticated member `from`.
-    pub fn handle(&mut self, from: MemberIndex, msg: DkgMessage, now: Instant, identity: &SecretKey) -> Vec<DkgOutput> {
+    pub fn handle(
+        &mut self,
+        from: MemberIndex,
+        msg: DkgMessage,
+        now: Instant,
+        identity: &SecretKey,
+    ) -> Vec<DkgOutput> {
         let mut out = Vec::new();
         if self.is_finished() || msg.ceremony != self.ceremony {
             return out;
@@ -351,8 +436,13 @@ impl DkgMachine {
                 self.progress(identity, now, &mut out);
             }
             DkgBody::Complaint(inner) => self.on_complaint(msg.sender, &inner, &mut out),
-            DkgBody::Confirm { group_key, public_package } => {
-                self.confirms.entry(msg.sender).or_insert((group_key, public_package));
+            DkgBody::Confirm {
+                group_key,
+                public_package,
+            } => {
+                self.confirms
+                    .entry(msg.sender)
+                    .or_insert((group_key, public_package));
                 self.progress(identity, now, &mut out);
             }
         }
@@ -366,11 +456,19 @@ impl DkgMachine {
             return out;
         }
         let missing = |have: &dyn Fn(MemberIndex) -> bool| -> Vec<(MemberIndex, DkgOffence)> {
-            self.net.members().filter(|m| !have(*m)).map(|m| (m, DkgOffence::Timeout)).collect()
+            self.net
+                .members()
+                .filter(|m| !have(*m))
+                .map(|m| (m, DkgOffence::Timeout))
+                .collect()
         };
         let culprits = match self.phase {
             Phase::Round1 => missing(&|m| self.round1.contains_key(&m)),
-            Phase::Echo if !self.disputes.is_empty() => self.disputes.iter().map(|m| (*m, DkgOffence::UnbackedEcho)).collect(),
+            Phase::Echo if !self.disputes.is_empty() => self
+                .disputes
+                .iter()
+                .map(|m| (*m, DkgOffence::UnbackedEcho))
+                .collect(),
             Phase::Echo => missing(&|m| self.echoes.contains_key(&m)),
             Phase::Round2 => missing(&|m| m == self.me || self.round2.contains_key(&m)),
             Phase::Confirm => missing(&|m| self.confirms.contains_key(&m)),
@@ -380,7 +478,14 @@ impl DkgMachine {
         out
     }
 
-    fn on_round1(&mut self, msg: DkgMessage, package: &Frost<dkg::round1::Package>, identity: &SecretKey, now: Instant, out: &mut Vec<DkgOutput>) {
+    fn on_round1(
+        &mut self,
+        msg: DkgMessage,
+        package: &Frost<dkg::round1::Package>,
+        identity: &SecretKey,
+        now: Instant,
+        out: &mut Vec<DkgOutput>,
+    ) {
         let sender = msg.sender;
         if let Some(existing) = self.round1.get(&sender) {
             if existing.digest() != msg.digest() {
@@ -392,7 +497,12 @@ impl DkgMachine {
             }
             return;
         }
-        let coefficients = package.0.commitment().serialize().map(|c| c.len()).unwrap_or(0);
+        let coefficients = package
+            .0
+            .commitment()
+            .serialize()
+            .map(|c| c.len())
+            .unwrap_or(0);
         if coefficients != self.net.t() {
             self.abort(vec![(sender, DkgOffence::WrongCommitmentLength)], out);
             return;
@@ -401,13 +511,21 @@ impl DkgMachine {
         self.progress(identity, now, out);
     }
 
-    fn on_complaint(&mut self, complainer: MemberIndex, inner: &DkgMessage, out: &mut Vec<DkgOutput>) {
+    fn on_complaint(
+        &mut self,
+        complainer: MemberIndex,
+        inner: &DkgMessage,
+        out: &mut Vec<DkgOutput>,
+    ) {
         let accused = inner.sender;
         let DkgBody::Round2(share) = &inner.body else {
             self.abort(vec![(complainer, DkgOffence::Malformed)], out);
             return;
         };
-        if !inner.verify(&self.net) || inner.recipient != Some(complainer) || inner.ceremony != self.ceremony {
+        if !inner.verify(&self.net)
+            || inner.recipient != Some(complainer)
+            || inner.ceremony != self.ceremony
+        {
             self.abort(vec![(complainer, DkgOffence::FalseComplaint)], out);
             return;
         }
@@ -416,8 +534,17 @@ impl DkgMachine {
             self.abort(Vec::new(), out);
             return;
         };
-        let check = SecretShare::new(complainer.identifier(), *share.0.signing_share(), commitment.0.commitment().clone()).verify();
-        let culprit = if check.is_err() { (accused, DkgOffence::InvalidShare) } else { (complainer, DkgOffence::FalseComplaint) };
+        let check = SecretShare::new(
+            complainer.identifier(),
+            *share.0.signing_share(),
+            commitment.0.commitment().clone(),
+        )
+        .verify();
+        let culprit = if check.is_err() {
+            (accused, DkgOffence::InvalidShare)
+        } else {
+            (complainer, DkgOffence::FalseComplaint)
+        };
         self.abort(vec![culprit], out);
     }
 
@@ -425,8 +552,19 @@ impl DkgMachine {
         let n = self.net.n();
         let timeout = core::time::Duration::from_millis(self.net.schedule().dkg_phase_timeout_ms);
         if self.phase == Phase::Round1 && self.round1.len() == n {
-            self.my_echo = self.net.members().map(|m| self.round1[&m].digest()).collect();
-            let echo = DkgMessage::new(&self.net, identity, self.ceremony, self.me, None, DkgBody::Echo(self.my_echo.clone()));
+            self.my_echo = self
+                .net
+                .members()
+                .map(|m| self.round1[&m].digest())
+                .collect();
+            let echo = DkgMessage::new(
+                &self.net,
+                identity,
+                self.ceremony,
+                self.me,
+                None,
+                DkgBody::Echo(self.my_echo.clone()),
+            );
             self.echoes.insert(self.me, self.my_echo.clone());
             out.push(DkgOutput::Broadcast(echo));
             self.phase = Phase::Echo;
@@ -454,7 +592,12 @@ impl DkgMachine {
         }
         if self.phase == Phase::Confirm && self.confirms.len() == n {
             let mine = self.confirms[&self.me];
-            let differ: Vec<_> = self.confirms.iter().filter(|(_, c)| **c != mine).map(|(m, _)| (*m, DkgOffence::ConfirmMismatch)).collect();
+            let differ: Vec<_> = self
+                .confirms
+                .iter()
+                .filter(|(_, c)| **c != mine)
+                .map(|(m, _)| (*m, DkgOffence::ConfirmMismatch))
+                .collect();
             if differ.is_empty() {
                 self.phase = Phase::Done;
                 out.push(DkgOutput::Complete(mine.0));
@@ -486,15 +629,25 @@ impl DkgMachine {
                 self.round2_secret = Some(secret2);
                 for m in self.net.members().filter(|m| *m != self.me) {
                     if let Some(p) = packages.get(&m.identifier()) {
-                        let msg = DkgMessage::new(&self.net, identity, self.ceremony, self.me, Some(m), DkgBody::Round2(Frost(p.clone())));
+                        let msg = DkgMessage::new(
+                            &self.net,
+                            identity,
+                            self.ceremony,
+                            self.me,
+                            Some(m),
+                            DkgBody::Round2(Frost(p.clone())),
+                        );
                         out.push(DkgOutput::Send(m, msg));
                     }
                 }
                 self.phase = Phase::Round2;
-                self.deadline = now.saturating_add(core::time::Duration::from_millis(self.net.schedule().dkg_phase_timeout_ms));
+                self.deadline = now.saturating_add(core::time::Duration::from_millis(
+                    self.net.schedule().dkg_phase_timeout_ms,
+                ));
             }
             Err(frost_ed25519::Error::InvalidProofOfKnowledge { culprit }) => {
-                let culprits = MemberIndex::from_identifier(&culprit, self.net.n()).map(|m| (m, DkgOffence::InvalidProofOfKnowledge));
+                let culprits = MemberIndex::from_identifier(&culprit, self.net.n())
+                    .map(|m| (m, DkgOffence::InvalidProofOfKnowledge));
                 self.abort(culprits.into_iter().collect(), out);
             }
             Err(_) => self.abort(Vec::new(), out),
@@ -517,7 +670,10 @@ impl DkgMachine {
         // Round 2, Step 2: "Each P_i verifies their shares ... aborting if the check fails."
         match dkg::part3(&secret2, &self.others_round1(), &received) {
             Ok((key_package, public)) => {
-                let material = KeyMaterial { key_package, public };
+                let material = KeyMaterial {
+                    key_package,
+                    public,
+                };
                 let confirm = (material.group_key(), material.public_digest());
                 out.push(DkgOutput::Key(Box::new(material.clone())));
                 self.result = Some(material);
@@ -528,14 +684,21 @@ impl DkgMachine {
                     self.ceremony,
                     self.me,
                     None,
-                    DkgBody::Confirm { group_key: confirm.0, public_package: confirm.1 },
+                    DkgBody::Confirm {
+                        group_key: confirm.0,
+                        public_package: confirm.1,
+                    },
                 );
                 out.push(DkgOutput::Broadcast(msg));
                 self.phase = Phase::Confirm;
-                self.deadline = now.saturating_add(core::time::Duration::from_millis(self.net.schedule().dkg_phase_timeout_ms));
+                self.deadline = now.saturating_add(core::time::Duration::from_millis(
+                    self.net.schedule().dkg_phase_timeout_ms,
+                ));
                 self.progress(identity, now, out);
             }
-            Err(frost_ed25519::Error::InvalidSecretShare { culprit: Some(culprit) }) => {
+            Err(frost_ed25519::Error::InvalidSecretShare {
+                culprit: Some(culprit),
+            }) => {
                 if let Some(accused) = MemberIndex::from_identifier(&culprit, self.net.n()) {
                     if let Some(evidence) = self.round2.get(&accused) {
                         let complaint = DkgMessage::new(
@@ -568,6 +731,9 @@ impl DkgMachine {
         self.round2_secret = None;
         self.round2.clear();
         self.result = None;
-        out.push(DkgOutput::Aborted(DkgFailure { ceremony: self.ceremony, culprits }));
+        out.push(DkgOutput::Aborted(DkgFailure {
+            ceremony: self.ceremony,
+            culprits,
+        }));
     }
 }

@@ -25,7 +25,10 @@ use thiserror::Error;
 use crate::crypto::{Digest, Frost, PublicKey, SecretKey, verify_many, verify_strict};
 use crate::dkg::{DkgFailure, DkgMachine, DkgMessage, DkgOffence, DkgOutput, KeyMaterial};
 use crate::evidence::{Evidence, EvidenceError};
-use crate::message::{Accept, Message, Missing, Observation, Proposal, ProposalId, Share, SignRequest, SignedObservation, SyncRequest};
+use crate::message::{
+    Accept, Message, Missing, Observation, Proposal, ProposalId, Share, SignRequest,
+    SignedObservation, SyncRequest,
+};
 use crate::policy;
 use crate::roster::{LabIndex, MemberIndex, Network, Period};
 use crate::statement::{CoSigned, Statement, Unit, signing_message};
@@ -51,7 +54,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { first_period: Period(0), max_revisions: 8, retain_periods: 4 }
+        Self {
+            first_period: Period(0),
+            max_revisions: 8,
+            retain_periods: 4,
+        }
     }
 }
 
@@ -288,7 +295,11 @@ pub struct Status {
 struct SingleUseNonces(frost::round1::SigningNonces);
 
 impl SingleUseNonces {
-    fn sign(self, package: &frost::SigningPackage, key: &frost::keys::KeyPackage) -> Result<frost::round2::SignatureShare, frost::Error> {
+    fn sign(
+        self,
+        package: &frost::SigningPackage,
+        key: &frost::keys::KeyPackage,
+    ) -> Result<frost::round2::SignatureShare, frost::Error> {
         frost::round2::sign(package, &self.0, key)
         // `self` drops here; frost's nonces zeroize on drop.
     }
@@ -374,8 +385,17 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// A fresh engine for member `me`. `keys` are its FROST key material if it already has them
     /// (from a completed ceremony or a dealer).
-    pub fn new(net: Arc<Network>, me: MemberIndex, identity: SecretKey, keys: Option<KeyMaterial>, config: EngineConfig) -> Self {
-        assert!(net.is_member(me), "the engine's member must be in the roster");
+    pub fn new(
+        net: Arc<Network>,
+        me: MemberIndex,
+        identity: SecretKey,
+        keys: Option<KeyMaterial>,
+        config: EngineConfig,
+    ) -> Self {
+        assert!(
+            net.is_member(me),
+            "the engine's member must be in the roster"
+        );
         let next_close = config.first_period;
         Self {
             net,
@@ -414,7 +434,10 @@ impl Engine {
         let mut confirmed: Option<PublicKey> = None;
         for record in records {
             match record {
-                Record::Evidence { evidence, admitted_at } => {
+                Record::Evidence {
+                    evidence,
+                    admitted_at,
+                } => {
                     let digest = evidence.digest();
                     if let Some(lab) = engine.net.lab_by_id(evidence.lab()) {
                         engine.store_evidence(digest, evidence, lab, admitted_at.is_some());
@@ -434,17 +457,24 @@ impl Engine {
                     }
                     let state = engine.units.entry(rec.id.unit).or_default();
                     state.seen.insert(rec.id, rec.proposal);
-                    state.locked.extend(rec.statements.iter().flat_map(|s| s.evidence.iter().copied()));
+                    state.locked.extend(
+                        rec.statements
+                            .iter()
+                            .flat_map(|s| s.evidence.iter().copied()),
+                    );
                 }
                 Record::Signed(rec) => {
-                    engine.protection.insert(rec.commitment, (rec.package, rec.share));
+                    engine
+                        .protection
+                        .insert(rec.commitment, (rec.package, rec.share));
                 }
                 Record::CoSigned(c) => {
                     engine.record_decided(c);
                 }
                 Record::DkgStarted { ceremony } => {
                     dkg_started = true;
-                    engine.last_ceremony = Some(engine.last_ceremony.map_or(ceremony, |c| c.max(ceremony)));
+                    engine.last_ceremony =
+                        Some(engine.last_ceremony.map_or(ceremony, |c| c.max(ceremony)));
                 }
                 Record::DkgComplete { group_key, .. } => confirmed = Some(group_key),
             }
@@ -493,7 +523,11 @@ impl Engine {
             group_key: self.group_key(),
             dkg_phase: self.dkg.as_ref().map(|d| d.phase_name().to_string()),
             next_close: self.next_close,
-            pending_units: self.units.keys().filter(|u| !self.decided.contains_key(u) && self.is_closed(u.period())).count(),
+            pending_units: self
+                .units
+                .keys()
+                .filter(|u| !self.decided.contains_key(u) && self.is_closed(u.period()))
+                .count(),
             decided_units: self.decided.len(),
             evidence_items: self.evidence.len(),
         }
@@ -533,13 +567,20 @@ impl Engine {
         let evidence = Arc::new(evidence);
         let (digest, new) = self.admit(now, evidence.clone())?;
         if new {
-            self.outputs.push_back(Output::Broadcast(Message::Evidence(evidence)));
+            self.outputs
+                .push_back(Output::Broadcast(Message::Evidence(evidence)));
         }
         Ok(digest)
     }
 
     /// A message from member `from`, as authenticated by the transport.
-    pub fn handle_message(&mut self, now: Instant, from: MemberIndex, message: Message, rng: &mut (impl RngCore + CryptoRng)) -> Delivery {
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        from: MemberIndex,
+        message: Message,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Delivery {
         if !self.net.is_member(from) {
             return Delivery::Rejected(MessageError::NotAMember);
         }
@@ -548,8 +589,14 @@ impl Engine {
         }
         let delivery = self.dispatch(now, from, message, rng);
         if let Delivery::Rejected(reason) = &delivery {
-            if matches!(reason, MessageError::SigningRefused(_) | MessageError::Proposal(_)) {
-                self.event(Event::Refused { from, reason: reason.clone() });
+            if matches!(
+                reason,
+                MessageError::SigningRefused(_) | MessageError::Proposal(_)
+            ) {
+                self.event(Event::Refused {
+                    from,
+                    reason: reason.clone(),
+                });
             }
         }
         self.drain_loopback(now, rng);
@@ -569,7 +616,12 @@ impl Engine {
             self.next_close = Period(period.0 + 1);
         }
         if self.keys.is_some() {
-            let units: Vec<Unit> = self.units.keys().copied().filter(|u| !self.decided.contains_key(u) && self.is_closed(u.period())).collect();
+            let units: Vec<Unit> = self
+                .units
+                .keys()
+                .copied()
+                .filter(|u| !self.decided.contains_key(u) && self.is_closed(u.period()))
+                .collect();
             for unit in units {
                 if now < schedule.attempt_start(unit.period(), 0) {
                     continue;
@@ -582,7 +634,9 @@ impl Engine {
                 }
                 state.attempt = Some(attempt);
                 // Drop nonces of proposals from attempts long gone.
-                state.signer.retain(|id, _| id.attempt.saturating_add(2) >= attempt);
+                state
+                    .signer
+                    .retain(|id, _| id.attempt.saturating_add(2) >= attempt);
                 state.coordinator = None;
                 if coordinating {
                     state.coordinator = Some(Coordinator::new(attempt));
@@ -607,7 +661,10 @@ impl Engine {
             .min()
             .unwrap_or(self.next_close)
             .min(self.next_close);
-        self.outputs.push_back(Output::Send { to: member, message: Message::SyncRequest(SyncRequest { from }) });
+        self.outputs.push_back(Output::Send {
+            to: member,
+            message: Message::SyncRequest(SyncRequest { from }),
+        });
     }
 
     /// Starts DKG ceremony `ceremony` (every member must start the same number; members that
@@ -615,17 +672,33 @@ impl Engine {
     ///
     /// # Errors
     /// When this member already has a key, or already took part in that ceremony.
-    pub fn start_dkg(&mut self, now: Instant, ceremony: u32, rng: &mut (impl RngCore + CryptoRng)) -> Result<(), DkgStartError> {
+    pub fn start_dkg(
+        &mut self,
+        now: Instant,
+        ceremony: u32,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<(), DkgStartError> {
         if self.keys.is_some() {
             return Err(DkgStartError::HaveKey);
         }
         if self.last_ceremony.is_some_and(|c| c >= ceremony) {
-            return Err(DkgStartError::CeremonyUsed { ceremony, last: self.last_ceremony.unwrap_or(0) });
+            return Err(DkgStartError::CeremonyUsed {
+                ceremony,
+                last: self.last_ceremony.unwrap_or(0),
+            });
         }
         self.last_ceremony = Some(ceremony);
-        self.outputs.push_back(Output::Persist(Record::DkgStarted { ceremony }));
+        self.outputs
+            .push_back(Output::Persist(Record::DkgStarted { ceremony }));
         self.event(Event::DkgStarted { ceremony });
-        let (machine, out) = DkgMachine::start(self.net.clone(), self.me, &self.identity, ceremony, now, rng);
+        let (machine, out) = DkgMachine::start(
+            self.net.clone(),
+            self.me,
+            &self.identity,
+            ceremony,
+            now,
+            rng,
+        );
         self.dkg = Some(machine);
         self.apply_dkg(out);
         Ok(())
@@ -634,12 +707,22 @@ impl Engine {
     // ---------------------------------------------------------------------------------------
     // Dispatch
 
-    fn dispatch(&mut self, now: Instant, from: MemberIndex, message: Message, rng: &mut (impl RngCore + CryptoRng)) -> Delivery {
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        from: MemberIndex,
+        message: Message,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Delivery {
         match message {
             Message::Evidence(ev) => match self.admit(now, ev) {
                 Ok((_, true)) => Delivery::Accepted,
                 Ok((_, false)) => Delivery::Duplicate,
-                Err(EvidenceError::Closed { .. } | EvidenceError::Future { .. } | EvidenceError::SlotFull(_)) => Delivery::Ignored,
+                Err(
+                    EvidenceError::Closed { .. }
+                    | EvidenceError::Future { .. }
+                    | EvidenceError::SlotFull(_),
+                ) => Delivery::Ignored,
                 Err(e) => Delivery::Rejected(e.into()),
             },
             Message::Observation(obs) => self.on_observation(now, from, obs),
@@ -684,7 +767,11 @@ impl Engine {
     // Evidence and observations
 
     /// Validates and stores an item received before its slot closed. Returns (digest, is new).
-    fn admit(&mut self, now: Instant, evidence: Arc<Evidence>) -> Result<(Digest, bool), EvidenceError> {
+    fn admit(
+        &mut self,
+        now: Instant,
+        evidence: Arc<Evidence>,
+    ) -> Result<(Digest, bool), EvidenceError> {
         let digest = evidence.digest();
         if self.evidence.contains_key(&digest) {
             return Ok((digest, false));
@@ -694,14 +781,22 @@ impl Engine {
         let skew = core::time::Duration::from_millis(schedule.max_clock_skew_ms);
         let close = schedule.close(period);
         if now >= close || self.is_closed(period) {
-            return Err(EvidenceError::Closed { period, closed_at: close });
+            return Err(EvidenceError::Closed {
+                period,
+                closed_at: close,
+            });
         }
         let start = schedule.start(period);
         if now.saturating_add(skew) < start {
-            return Err(EvidenceError::Future { period, starts_at: start });
+            return Err(EvidenceError::Future {
+                period,
+                starts_at: start,
+            });
         }
         if evidence.issued_at() > now.saturating_add(skew) {
-            return Err(EvidenceError::IssuedInFuture { issued_at: evidence.issued_at() });
+            return Err(EvidenceError::IssuedInFuture {
+                issued_at: evidence.issued_at(),
+            });
         }
         if codec_len(&*evidence) > crate::evidence::MAX_EVIDENCE_BYTES {
             return Err(EvidenceError::TooLarge);
@@ -709,7 +804,11 @@ impl Engine {
         let lab = evidence.validate(&self.net)?;
         let slot = self.slots.get(&(period, lab));
         let in_slot = |pred: &dyn Fn(&Evidence) -> bool| {
-            slot.map_or(0, |s| s.iter().filter(|d| self.evidence.get(*d).is_some_and(|e| pred(&e.evidence))).count())
+            slot.map_or(0, |s| {
+                s.iter()
+                    .filter(|d| self.evidence.get(*d).is_some_and(|e| pred(&e.evidence)))
+                    .count()
+            })
         };
         match &*evidence {
             Evidence::Attestation { .. } => {
@@ -720,21 +819,42 @@ impl Engine {
             }
             Evidence::Report { report, .. } => {
                 let inspector = report.inspector;
-                if in_slot(&|e| matches!(e, Evidence::Report { report: r, .. } if r.inspector == inspector)) > 0 {
+                if in_slot(
+                    &|e| matches!(e, Evidence::Report { report: r, .. } if r.inspector == inspector),
+                ) > 0
+                {
                     return Err(EvidenceError::SlotFull(1));
                 }
             }
         }
         self.store_evidence(digest, evidence.clone(), lab, true);
-        self.outputs.push_back(Output::Persist(Record::Evidence { evidence, admitted_at: Some(now) }));
-        self.event(Event::Admitted { digest, period, lab });
+        self.outputs.push_back(Output::Persist(Record::Evidence {
+            evidence,
+            admitted_at: Some(now),
+        }));
+        self.event(Event::Admitted {
+            digest,
+            period,
+            lab,
+        });
         Ok((digest, true))
     }
 
-    fn store_evidence(&mut self, digest: Digest, evidence: Arc<Evidence>, lab: LabIndex, admitted_before_close: bool) {
+    fn store_evidence(
+        &mut self,
+        digest: Digest,
+        evidence: Arc<Evidence>,
+        lab: LabIndex,
+        admitted_before_close: bool,
+    ) {
         let period = evidence.period();
         self.slots.entry((period, lab)).or_default().insert(digest);
-        self.evidence.entry(digest).or_insert(StoredEvidence { evidence, lab, period, admitted_before_close });
+        self.evidence.entry(digest).or_insert(StoredEvidence {
+            evidence,
+            lab,
+            period,
+            admitted_before_close,
+        });
     }
 
     /// Stores an item learned from a proposal or a missing-items reply (already validated).
@@ -742,7 +862,10 @@ impl Engine {
         let digest = evidence.digest();
         if !self.evidence.contains_key(&digest) {
             self.store_evidence(digest, evidence.clone(), lab, false);
-            self.outputs.push_back(Output::Persist(Record::Evidence { evidence: evidence.clone(), admitted_at: None }));
+            self.outputs.push_back(Output::Persist(Record::Evidence {
+                evidence: evidence.clone(),
+                admitted_at: None,
+            }));
         }
     }
 
@@ -762,19 +885,37 @@ impl Engine {
             .labs()
             .filter_map(|lab| self.slots.get(&(period, lab)))
             .flatten()
-            .filter(|d| self.evidence.get(*d).is_some_and(|e| e.admitted_before_close))
+            .filter(|d| {
+                self.evidence
+                    .get(*d)
+                    .is_some_and(|e| e.admitted_before_close)
+            })
             .copied()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let observation = Observation { member: self.me, period, items };
-        let signature = self.identity.sign(&observation.signing_bytes(self.net.id()));
-        let signed = Arc::new(SignedObservation { observation, signature });
+        let observation = Observation {
+            member: self.me,
+            period,
+            items,
+        };
+        let signature = self
+            .identity
+            .sign(&observation.signing_bytes(self.net.id()));
+        let signed = Arc::new(SignedObservation {
+            observation,
+            signature,
+        });
         let count = signed.observation.items.len();
         self.insert_observation(signed.clone(), true);
-        self.outputs.push_back(Output::Persist(Record::Observation(signed.clone())));
-        self.outputs.push_back(Output::Broadcast(Message::Observation(signed)));
-        self.event(Event::Observed { period, items: count });
+        self.outputs
+            .push_back(Output::Persist(Record::Observation(signed.clone())));
+        self.outputs
+            .push_back(Output::Broadcast(Message::Observation(signed)));
+        self.event(Event::Observed {
+            period,
+            items: count,
+        });
         for unit in Unit::all_for(&self.net, period) {
             if !self.decided.contains_key(&unit) {
                 self.units.entry(unit).or_default();
@@ -787,7 +928,13 @@ impl Engine {
     fn insert_observation(&mut self, signed: Arc<SignedObservation>, verified: bool) -> bool {
         let period = signed.observation.period;
         let member = signed.observation.member;
-        let entries = self.periods.entry(period).or_default().observations.entry(member).or_default();
+        let entries = self
+            .periods
+            .entry(period)
+            .or_default()
+            .observations
+            .entry(member)
+            .or_default();
         if let Some(e) = entries.iter_mut().find(|e| e.signed == signed) {
             e.verified |= verified;
             return false;
@@ -799,6 +946,29 @@ impl Engine {
         true
     }
 
+    /// Stores a verified observation relayed by others (in a proposal or reply); if it differs
+    /// from one already held for that member and period, and that one verifies too, the member
+    /// equivocated.
+    fn note_observation(&mut self, signed: Arc<SignedObservation>) {
+        let member = signed.observation.member;
+        let period = signed.observation.period;
+        let others: Vec<Arc<SignedObservation>> = self
+            .periods
+            .get(&period)
+            .and_then(|p| p.observations.get(&member))
+            .map(|v| {
+                v.iter()
+                    .filter(|e| e.signed != signed)
+                    .map(|e| e.signed.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let fresh = self.insert_observation(signed, true);
+        if fresh && others.iter().any(|o| self.verify_observation(o)) {
+            self.culprit(member, Offence::EquivocatingObservation);
+        }
+    }
+
     fn observation_is_well_formed(&self, obs: &Observation) -> bool {
         self.net.is_member(obs.member)
             && obs.items.windows(2).all(|w| w[0] < w[1])
@@ -808,10 +978,22 @@ impl Engine {
     fn verify_observation(&self, signed: &SignedObservation) -> bool {
         self.net
             .member_key(signed.observation.member)
-            .is_some_and(|k| verify_strict(k, &signed.observation.signing_bytes(self.net.id()), &signed.signature).is_ok())
+            .is_some_and(|k| {
+                verify_strict(
+                    k,
+                    &signed.observation.signing_bytes(self.net.id()),
+                    &signed.signature,
+                )
+                .is_ok()
+            })
     }
 
-    fn on_observation(&mut self, now: Instant, from: MemberIndex, signed: Arc<SignedObservation>) -> Delivery {
+    fn on_observation(
+        &mut self,
+        now: Instant,
+        from: MemberIndex,
+        signed: Arc<SignedObservation>,
+    ) -> Delivery {
         let _ = now;
         if signed.observation.member != from {
             return Delivery::Rejected(MessageError::WrongSender);
@@ -847,7 +1029,9 @@ impl Engine {
         let units: Vec<Unit> = self
             .units
             .iter()
-            .filter(|(u, s)| u.period() == period && s.coordinator.as_ref().is_some_and(|c| c.proposal.is_none()))
+            .filter(|(u, s)| {
+                u.period() == period && s.coordinator.as_ref().is_some_and(|c| c.proposal.is_none())
+            })
             .map(|(u, _)| *u)
             .collect();
         for unit in units {
@@ -859,7 +1043,9 @@ impl Engine {
     /// Verifies (strictly) every unverified stored observation of `period` from the given members,
     /// dropping and blaming bad ones.
     fn verify_stored(&mut self, period: Period, filter: impl Fn(&SignedObservation) -> bool) {
-        let Some(state) = self.periods.get(&period) else { return };
+        let Some(state) = self.periods.get(&period) else {
+            return;
+        };
         let mut bad = Vec::new();
         let mut good = Vec::new();
         for (member, entries) in &state.observations {
@@ -878,7 +1064,11 @@ impl Engine {
             }
         }
         for signed in good {
-            if let Some(e) = state.observations.get_mut(&signed.observation.member).and_then(|v| v.iter_mut().find(|e| e.signed == signed)) {
+            if let Some(e) = state
+                .observations
+                .get_mut(&signed.observation.member)
+                .and_then(|v| v.iter_mut().find(|e| e.signed == signed))
+            {
                 e.verified = true;
             }
         }
@@ -915,38 +1105,66 @@ impl Engine {
 
     /// Builds (or rebuilds) this coordinator's proposal for `unit` and sends it if it changed.
     fn try_propose(&mut self, unit: Unit) {
-        let Some(coord) = self.units.get(&unit).and_then(|s| s.coordinator.as_ref()) else { return };
+        let Some(coord) = self.units.get(&unit).and_then(|s| s.coordinator.as_ref()) else {
+            return;
+        };
         let (attempt, revision, had) = (coord.attempt, coord.revision, coord.proposal.clone());
         if had.is_some() && revision >= self.config.max_revisions {
             return;
         }
-        let Some((statements, evidence, observations)) = self.build_proposal(unit) else { return };
+        let Some((statements, evidence, observations)) = self.build_proposal(unit) else {
+            return;
+        };
         if let Some((old, _, _)) = &had {
             if old.statements == statements {
                 return;
             }
         }
         let revision = if had.is_some() { revision + 1 } else { 0 };
-        let proposal = Arc::new(Proposal { id: ProposalId { unit, attempt, revision }, statements, evidence, observations });
+        let proposal = Arc::new(Proposal {
+            id: ProposalId {
+                unit,
+                attempt,
+                revision,
+            },
+            statements,
+            evidence,
+            observations,
+        });
         let digest = proposal.digest();
         let message = Arc::new(signing_message(self.net.id(), &unit, &proposal.statements));
-        let coord = self.units.get_mut(&unit).and_then(|s| s.coordinator.as_mut()).expect("checked above");
+        let coord = self
+            .units
+            .get_mut(&unit)
+            .and_then(|s| s.coordinator.as_mut())
+            .expect("checked above");
         coord.revision = revision;
         coord.proposal = Some((proposal.clone(), digest, message));
         coord.ready.clear();
         coord.busy.clear();
         coord.sessions.clear();
         self.event(Event::Proposed { id: proposal.id });
-        self.outputs.push_back(Output::Broadcast(Message::Proposal(proposal.clone())));
+        self.outputs
+            .push_back(Output::Broadcast(Message::Proposal(proposal.clone())));
         self.loopback.push_back(Message::Proposal(proposal));
     }
 
     /// The statements for `unit` over every item vouched f + 1 times, with the bodies and a set
     /// of observations that proves the vouching. `None` until observations from t members are in.
     #[allow(clippy::type_complexity)]
-    fn build_proposal(&mut self, unit: Unit) -> Option<(Vec<Statement>, Vec<Arc<Evidence>>, Vec<Arc<SignedObservation>>)> {
+    fn build_proposal(
+        &mut self,
+        unit: Unit,
+    ) -> Option<(
+        Vec<Statement>,
+        Vec<Arc<Evidence>>,
+        Vec<Arc<SignedObservation>>,
+    )> {
         let period = unit.period();
-        let have = self.periods.get(&period).map_or(0, |p| p.observations.len());
+        let have = self
+            .periods
+            .get(&period)
+            .map_or(0, |p| p.observations.len());
         if have < self.net.t() {
             return None;
         }
@@ -954,7 +1172,8 @@ impl Engine {
         let quorum = self.net.vouch_quorum();
         loop {
             let vouchers = self.vouchers(period);
-            let mut chosen: BTreeMap<LabIndex, Vec<Digest>> = labs.iter().map(|l| (*l, Vec::new())).collect();
+            let mut chosen: BTreeMap<LabIndex, Vec<Digest>> =
+                labs.iter().map(|l| (*l, Vec::new())).collect();
             for (d, members) in &vouchers {
                 if members.len() < quorum {
                     continue;
@@ -968,12 +1187,18 @@ impl Engine {
                 }
             }
             // Pick observations, in member order, until every chosen item has f + 1 vouchers.
-            let mut need: BTreeMap<Digest, usize> = chosen.values().flatten().map(|d| (*d, quorum)).collect();
+            let mut need: BTreeMap<Digest, usize> =
+                chosen.values().flatten().map(|d| (*d, quorum)).collect();
             let mut observations: Vec<Arc<SignedObservation>> = Vec::new();
             let state = self.periods.get(&period)?;
             for entries in state.observations.values() {
                 for e in entries {
-                    let helps = e.signed.observation.items.iter().any(|d| need.get(d).is_some_and(|n| *n > 0));
+                    let helps = e
+                        .signed
+                        .observation
+                        .items
+                        .iter()
+                        .any(|d| need.get(d).is_some_and(|n| *n > 0));
                     if helps {
                         for d in &e.signed.observation.items {
                             if let Some(n) = need.get_mut(d) {
@@ -988,7 +1213,8 @@ impl Engine {
             // Check the chosen observations as one batch, exactly as every member will.
             let bad = self.batch_check(&observations);
             if !bad.is_empty() {
-                let bad_set: Vec<Arc<SignedObservation>> = bad.iter().map(|i| observations[*i].clone()).collect();
+                let bad_set: Vec<Arc<SignedObservation>> =
+                    bad.iter().map(|i| observations[*i].clone()).collect();
                 let state = self.periods.get_mut(&period).expect("exists");
                 for b in &bad_set {
                     if let Some(v) = state.observations.get_mut(&b.observation.member) {
@@ -1005,7 +1231,10 @@ impl Engine {
             for lab in &labs {
                 let mut digests = chosen.remove(lab).unwrap_or_default();
                 digests.sort();
-                let items: Vec<(Digest, &Evidence)> = digests.iter().map(|d| (*d, &*self.evidence[d].evidence)).collect();
+                let items: Vec<(Digest, &Evidence)> = digests
+                    .iter()
+                    .map(|d| (*d, &*self.evidence[d].evidence))
+                    .collect();
                 let verdict = policy::evaluate(&self.net.roster().policy, &items);
                 bodies.extend(digests.iter().map(|d| self.evidence[d].evidence.clone()));
                 statements.push(self.statement(*lab, period, digests, verdict));
@@ -1014,11 +1243,20 @@ impl Engine {
         }
     }
 
-    fn statement(&self, lab: LabIndex, period: Period, evidence: Vec<Digest>, verdict: policy::Verdict) -> Statement {
+    fn statement(
+        &self,
+        lab: LabIndex,
+        period: Period,
+        evidence: Vec<Digest>,
+        verdict: policy::Verdict,
+    ) -> Statement {
         Statement {
             network_id: *self.net.id(),
             policy_hash: *self.net.policy_hash(),
-            slot: crate::statement::Slot { lab: self.net.lab_id(lab).to_string(), period },
+            slot: crate::statement::Slot {
+                lab: self.net.lab_id(lab).to_string(),
+                period,
+            },
             evidence,
             verdict,
         }
@@ -1026,7 +1264,10 @@ impl Engine {
 
     /// Batch-verifies observations; returns the indexes of bad ones.
     fn batch_check(&self, observations: &[Arc<SignedObservation>]) -> Vec<usize> {
-        let messages: Vec<Vec<u8>> = observations.iter().map(|o| o.observation.signing_bytes(self.net.id())).collect();
+        let messages: Vec<Vec<u8>> = observations
+            .iter()
+            .map(|o| o.observation.signing_bytes(self.net.id()))
+            .collect();
         let mut items = Vec::with_capacity(observations.len());
         let mut unknown = Vec::new();
         for (i, o) in observations.iter().enumerate() {
@@ -1044,8 +1285,16 @@ impl Engine {
     fn on_accept(&mut self, from: MemberIndex, accept: Accept) -> Delivery {
         let unit = accept.id.unit;
         let t = self.net.t();
-        let Some(coord) = self.units.get_mut(&unit).and_then(|s| s.coordinator.as_mut()) else { return Delivery::Ignored };
-        let Some((proposal, digest, _)) = &coord.proposal else { return Delivery::Ignored };
+        let Some(coord) = self
+            .units
+            .get_mut(&unit)
+            .and_then(|s| s.coordinator.as_mut())
+        else {
+            return Delivery::Ignored;
+        };
+        let Some((proposal, digest, _)) = &coord.proposal else {
+            return Delivery::Ignored;
+        };
         if proposal.id != accept.id || *digest != accept.proposal {
             return Delivery::Ignored;
         }
@@ -1065,8 +1314,16 @@ impl Engine {
         let mut requests = Vec::new();
         let mut started = Vec::new();
         {
-            let Some(coord) = self.units.get_mut(&unit).and_then(|s| s.coordinator.as_mut()) else { return };
-            let Some((proposal, _, message)) = coord.proposal.clone() else { return };
+            let Some(coord) = self
+                .units
+                .get_mut(&unit)
+                .and_then(|s| s.coordinator.as_mut())
+            else {
+                return;
+            };
+            let Some((proposal, _, message)) = coord.proposal.clone() else {
+                return;
+            };
             while coord.ready.len() >= t {
                 let signers: Vec<MemberIndex> = coord.ready.keys().take(t).copied().collect();
                 let mut commitments = BTreeMap::new();
@@ -1079,10 +1336,28 @@ impl Engine {
                 let session = coord.next_session;
                 coord.next_session += 1;
                 for s in &signers {
-                    requests.push((*s, SignRequest { id: proposal.id, session, package: Frost(package.clone()) }));
+                    requests.push((
+                        *s,
+                        SignRequest {
+                            id: proposal.id,
+                            session,
+                            package: Frost(package.clone()),
+                        },
+                    ));
                 }
-                coord.sessions.insert(session, Session { package, signers: signers.iter().copied().collect(), shares: BTreeMap::new() });
-                started.push(Event::SessionStarted { id: proposal.id, session, signers });
+                coord.sessions.insert(
+                    session,
+                    Session {
+                        package,
+                        signers: signers.iter().copied().collect(),
+                        shares: BTreeMap::new(),
+                    },
+                );
+                started.push(Event::SessionStarted {
+                    id: proposal.id,
+                    session,
+                    signers,
+                });
             }
         }
         for e in started {
@@ -1095,14 +1370,26 @@ impl Engine {
 
     fn on_share(&mut self, from: MemberIndex, share: Share) -> Delivery {
         let unit = share.id.unit;
-        let Some(keys) = self.keys.clone() else { return Delivery::Ignored };
-        let Some(coord) = self.units.get_mut(&unit).and_then(|s| s.coordinator.as_mut()) else { return Delivery::Ignored };
-        let Some((proposal, _, _)) = &coord.proposal else { return Delivery::Ignored };
+        let Some(keys) = self.keys.clone() else {
+            return Delivery::Ignored;
+        };
+        let Some(coord) = self
+            .units
+            .get_mut(&unit)
+            .and_then(|s| s.coordinator.as_mut())
+        else {
+            return Delivery::Ignored;
+        };
+        let Some((proposal, _, _)) = &coord.proposal else {
+            return Delivery::Ignored;
+        };
         if proposal.id != share.id {
             return Delivery::Ignored;
         }
         let proposal = proposal.clone();
-        let Some(session) = coord.sessions.get_mut(&share.session) else { return Delivery::Ignored };
+        let Some(session) = coord.sessions.get_mut(&share.session) else {
+            return Delivery::Ignored;
+        };
         // Blame follows the authenticated connection: the share is `from`'s, whatever it claims.
         if !session.signers.contains(&from) || session.shares.contains_key(&from.identifier()) {
             return Delivery::Ignored;
@@ -1116,18 +1403,39 @@ impl Engine {
             return Delivery::Accepted;
         }
         let session = coord.sessions.remove(&share.session).expect("present");
-        match frost::aggregate_custom(&session.package, &session.shares, &keys.public, frost::CheaterDetection::AllCheaters) {
+        match frost::aggregate_custom(
+            &session.package,
+            &session.shares,
+            &keys.public,
+            frost::CheaterDetection::AllCheaters,
+        ) {
             Ok(signature) => {
-                let bytes = signature.serialize().expect("an aggregated signature serializes");
-                let signature = crate::crypto::Signature(bytes.try_into().expect("an Ed25519 signature is 64 bytes"));
-                let cosigned = Arc::new(CoSigned { unit, statements: proposal.statements.clone(), signature });
-                self.outputs.push_back(Output::Broadcast(Message::CoSigned(cosigned.clone())));
+                let bytes = signature
+                    .serialize()
+                    .expect("an aggregated signature serializes");
+                let signature = crate::crypto::Signature(
+                    bytes.try_into().expect("an Ed25519 signature is 64 bytes"),
+                );
+                let cosigned = Arc::new(CoSigned {
+                    unit,
+                    statements: proposal.statements.clone(),
+                    signature,
+                });
+                self.outputs
+                    .push_back(Output::Broadcast(Message::CoSigned(cosigned.clone())));
                 self.accept_cosigned(cosigned);
             }
             Err(frost::Error::InvalidSignatureShare { culprits }) => {
                 let n = self.net.n();
-                let culprits: Vec<MemberIndex> = culprits.iter().filter_map(|id| MemberIndex::from_identifier(id, n)).collect();
-                if let Some(coord) = self.units.get_mut(&unit).and_then(|s| s.coordinator.as_mut()) {
+                let culprits: Vec<MemberIndex> = culprits
+                    .iter()
+                    .filter_map(|id| MemberIndex::from_identifier(id, n))
+                    .collect();
+                if let Some(coord) = self
+                    .units
+                    .get_mut(&unit)
+                    .and_then(|s| s.coordinator.as_mut())
+                {
                     for c in &culprits {
                         coord.excluded.insert(*c);
                         coord.ready.remove(c);
@@ -1145,13 +1453,17 @@ impl Engine {
 
     fn on_missing(&mut self, from: MemberIndex, missing: &Missing) -> Delivery {
         let unit = missing.id.unit;
-        let Some(coord) = self.units.get(&unit).and_then(|s| s.coordinator.as_ref()) else { return Delivery::Ignored };
+        let Some(coord) = self.units.get(&unit).and_then(|s| s.coordinator.as_ref()) else {
+            return Delivery::Ignored;
+        };
         if coord.attempt != missing.id.attempt {
             return Delivery::Ignored;
         }
         let period = unit.period();
         let labs = unit.labs(&self.net);
-        if missing.evidence.len() > 4 * crate::roster::MAX_LABS || missing.observations.len() > 2 * self.net.n() {
+        if missing.evidence.len() > 4 * crate::roster::MAX_LABS
+            || missing.observations.len() > 2 * self.net.n()
+        {
             return Delivery::Rejected(MessageError::Malformed("oversized missing-items reply"));
         }
         for ev in &missing.evidence {
@@ -1164,15 +1476,20 @@ impl Engine {
             }
             match ev.validate(&self.net) {
                 Ok(lab) if labs.contains(&lab) => self.learn_evidence(ev, lab),
-                Ok(_) => return Delivery::Rejected(MessageError::Malformed("evidence for another slot")),
+                Ok(_) => {
+                    return Delivery::Rejected(MessageError::Malformed("evidence for another slot"));
+                }
                 Err(e) => return Delivery::Rejected(e.into()),
             }
         }
         for o in &missing.observations {
-            if o.observation.period != period || !self.observation_is_well_formed(&o.observation) || !self.verify_observation(o) {
+            if o.observation.period != period
+                || !self.observation_is_well_formed(&o.observation)
+                || !self.verify_observation(o)
+            {
                 return Delivery::Rejected(MessageError::BadSignature);
             }
-            self.insert_observation(o.clone(), true);
+            self.note_observation(o.clone());
         }
         let _ = from;
         self.try_propose(unit);
@@ -1182,16 +1499,26 @@ impl Engine {
     // ---------------------------------------------------------------------------------------
     // Member (signer)
 
-    fn on_proposal(&mut self, now: Instant, from: MemberIndex, proposal: Arc<Proposal>, rng: &mut (impl RngCore + CryptoRng)) -> Delivery {
+    fn on_proposal(
+        &mut self,
+        now: Instant,
+        from: MemberIndex,
+        proposal: Arc<Proposal>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Delivery {
         let id = proposal.id;
         let unit = id.unit;
         if !unit.is_valid_for(&self.net) {
-            return Delivery::Rejected(MessageError::Malformed("unit does not fit the network's signing mode"));
+            return Delivery::Rejected(MessageError::Malformed(
+                "unit does not fit the network's signing mode",
+            ));
         }
         if from != self.coordinator_of(&unit, id.attempt) {
             return Delivery::Rejected(MessageError::NotCoordinator);
         }
-        let Some(keys) = self.keys.clone() else { return Delivery::Ignored };
+        let Some(keys) = self.keys.clone() else {
+            return Delivery::Ignored;
+        };
         if self.decided.contains_key(&unit) {
             return Delivery::Ignored;
         }
@@ -1222,32 +1549,68 @@ impl Engine {
                 return Delivery::Rejected(MessageError::Proposal(reason));
             }
             Err(ProposalCheck::Missing(evidence, observations)) => {
-                self.send(from, Message::Missing(Arc::new(Missing { id, evidence, observations })));
+                self.send(
+                    from,
+                    Message::Missing(Arc::new(Missing {
+                        id,
+                        evidence,
+                        observations,
+                    })),
+                );
                 return Delivery::Accepted;
             }
         }
         // Accept: remember what we accepted (the superset rule must survive a restart), then
         // commit to a fresh nonce.
         let labs = unit.labs(&self.net);
-        for (ev, lab) in proposal.evidence.iter().zip(proposal_labs(&self.net, &proposal)) {
+        for (ev, lab) in proposal
+            .evidence
+            .iter()
+            .zip(proposal_labs(&self.net, &proposal))
+        {
             if labs.contains(&lab) {
                 self.learn_evidence(ev, lab);
             }
         }
         for o in &proposal.observations {
-            self.insert_observation(o.clone(), true);
+            self.note_observation(o.clone());
         }
-        let record = AcceptedRecord { id, proposal: digest, statements: proposal.statements.clone(), observations: proposal.observations.clone() };
-        self.outputs.push_back(Output::Persist(Record::Accepted(Arc::new(record))));
+        let record = AcceptedRecord {
+            id,
+            proposal: digest,
+            statements: proposal.statements.clone(),
+            observations: proposal.observations.clone(),
+        };
+        self.outputs
+            .push_back(Output::Persist(Record::Accepted(Arc::new(record))));
         let (nonces, commitments) = frost::round1::commit(keys.key_package.signing_share(), rng);
         let message = Arc::new(signing_message(self.net.id(), &unit, &proposal.statements));
         let state = self.units.entry(unit).or_default();
-        state.locked.extend(proposal.statements.iter().flat_map(|s| s.evidence.iter().copied()));
-        state.signer.insert(id, SignerSlot { message, nonces: Some(SingleUseNonces(nonces)), commitments });
+        state.locked.extend(
+            proposal
+                .statements
+                .iter()
+                .flat_map(|s| s.evidence.iter().copied()),
+        );
+        state.signer.insert(
+            id,
+            SignerSlot {
+                message,
+                nonces: Some(SingleUseNonces(nonces)),
+                commitments,
+            },
+        );
         while state.signer.len() > SIGNER_SLOTS_PER_UNIT {
             state.signer.pop_first();
         }
-        self.send(from, Message::Accept(Accept { id, proposal: digest, commitments: Frost(commitments) }));
+        self.send(
+            from,
+            Message::Accept(Accept {
+                id,
+                proposal: digest,
+                commitments: Frost(commitments),
+            }),
+        );
         Delivery::Accepted
     }
 
@@ -1310,7 +1673,9 @@ impl Engine {
         let quorum = self.net.vouch_quorum();
         let mut referenced = 0;
         for (statement, lab) in p.statements.iter().zip(&labs) {
-            if statement.network_id != *self.net.id() || statement.policy_hash != *self.net.policy_hash() {
+            if statement.network_id != *self.net.id()
+                || statement.policy_hash != *self.net.policy_hash()
+            {
                 return invalid("wrong network or policy");
             }
             if statement.slot.period != period || statement.slot.lab != self.net.lab_id(*lab) {
@@ -1321,7 +1686,9 @@ impl Engine {
             }
             let mut items = Vec::with_capacity(statement.evidence.len());
             for d in &statement.evidence {
-                let Some((ev, l)) = bodies.get(d) else { return invalid("statement names an item without its body") };
+                let Some((ev, l)) = bodies.get(d) else {
+                    return invalid("statement names an item without its body");
+                };
                 if l != lab {
                     return invalid("item of another slot");
                 }
@@ -1339,8 +1706,16 @@ impl Engine {
             return invalid("evidence body not named by any statement");
         }
         // Superset: everything we know is vouched, or already accepted, must be in.
-        let included: BTreeSet<Digest> = p.statements.iter().flat_map(|s| s.evidence.iter().copied()).collect();
-        let locked: BTreeSet<Digest> = self.units.get(&unit).map(|s| s.locked.clone()).unwrap_or_default();
+        let included: BTreeSet<Digest> = p
+            .statements
+            .iter()
+            .flat_map(|s| s.evidence.iter().copied())
+            .collect();
+        let locked: BTreeSet<Digest> = self
+            .units
+            .get(&unit)
+            .map(|s| s.locked.clone())
+            .unwrap_or_default();
         let in_unit = |e: &StoredEvidence| e.period == period && labs.contains(&e.lab);
         let candidates = |engine: &Self| -> Vec<Digest> {
             let mut all = engine.vouchers(period);
@@ -1359,12 +1734,17 @@ impl Engine {
         }
         // Before claiming items are missing, check the observations that vouch for them.
         let wanted: BTreeSet<Digest> = first.into_iter().collect();
-        self.verify_stored(period, |o| o.observation.items.iter().any(|d| wanted.contains(d)));
+        self.verify_stored(period, |o| {
+            o.observation.items.iter().any(|d| wanted.contains(d))
+        });
         let missing = candidates(self);
         if missing.is_empty() {
             return Ok(());
         }
-        let evidence: Vec<Arc<Evidence>> = missing.iter().filter_map(|d| self.evidence.get(d).map(|e| e.evidence.clone())).collect();
+        let evidence: Vec<Arc<Evidence>> = missing
+            .iter()
+            .filter_map(|d| self.evidence.get(d).map(|e| e.evidence.clone()))
+            .collect();
         let observations: Vec<Arc<SignedObservation>> = self
             .periods
             .get(&period)
@@ -1380,13 +1760,20 @@ impl Engine {
         Err(ProposalCheck::Missing(evidence, observations))
     }
 
-    fn on_sign_request(&mut self, from: MemberIndex, req: SignRequest, rng: &mut (impl RngCore + CryptoRng)) -> Delivery {
+    fn on_sign_request(
+        &mut self,
+        from: MemberIndex,
+        req: SignRequest,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Delivery {
         let refuse = |why: &'static str| Delivery::Rejected(MessageError::SigningRefused(why));
         let unit = req.id.unit;
         if from != self.coordinator_of(&unit, req.id.attempt) {
             return Delivery::Rejected(MessageError::NotCoordinator);
         }
-        let Some(keys) = self.keys.clone() else { return Delivery::Rejected(MessageError::NoKey) };
+        let Some(keys) = self.keys.clone() else {
+            return Delivery::Rejected(MessageError::NoKey);
+        };
         let package = &req.package.0;
         let t = self.net.t();
         let n = self.net.n();
@@ -1394,11 +1781,21 @@ impl Engine {
         if package.signing_commitments().len() < t {
             return refuse("fewer than t commitments");
         }
-        if package.signing_commitments().keys().any(|id| MemberIndex::from_identifier(id, n).is_none()) {
+        if package
+            .signing_commitments()
+            .keys()
+            .any(|id| MemberIndex::from_identifier(id, n).is_none())
+        {
             return refuse("commitment from a non-member");
         }
-        let Some(mine) = package.signing_commitment(&self.me.identifier()) else { return refuse("our commitment is not in the package") };
-        let Some(slot) = self.units.get_mut(&unit).and_then(|s| s.signer.get_mut(&req.id)) else {
+        let Some(mine) = package.signing_commitment(&self.me.identifier()) else {
+            return refuse("our commitment is not in the package");
+        };
+        let Some(slot) = self
+            .units
+            .get_mut(&unit)
+            .and_then(|s| s.signer.get_mut(&req.id))
+        else {
             return refuse("no accepted proposal for this id (nonces do not survive a restart)");
         };
         // FAULTS 10: the message must be the statement we validated; we are never an oracle.
@@ -1415,13 +1812,23 @@ impl Engine {
             }
             let share = share.clone();
             let next = Frost(slot.commitments);
-            self.send(from, Message::Share(Share { id: req.id, session: req.session, share, next }));
+            self.send(
+                from,
+                Message::Share(Share {
+                    id: req.id,
+                    session: req.session,
+                    share,
+                    next,
+                }),
+            );
             return Delivery::Duplicate;
         }
         if mine != slot.commitments {
             return refuse("package carries a commitment that is not our current one");
         }
-        let Some(nonces) = slot.nonces.take() else { return refuse("nonces already used") };
+        let Some(nonces) = slot.nonces.take() else {
+            return refuse("nonces already used");
+        };
         let share = match nonces.sign(package, &keys.key_package) {
             Ok(s) => Frost(s),
             Err(_) => return refuse("frost refused to sign"),
@@ -1429,15 +1836,25 @@ impl Engine {
         let (next_nonces, next) = frost::round1::commit(keys.key_package.signing_share(), rng);
         slot.nonces = Some(SingleUseNonces(next_nonces));
         slot.commitments = next;
-        self.protection.insert(commitment_digest, (package_digest, share.clone()));
+        self.protection
+            .insert(commitment_digest, (package_digest, share.clone()));
         // Protection record first: the share may leave only once it is durable.
-        self.outputs.push_back(Output::Persist(Record::Signed(SignedRecord {
-            id: req.id,
-            commitment: commitment_digest,
-            package: package_digest,
-            share: share.clone(),
-        })));
-        self.send(from, Message::Share(Share { id: req.id, session: req.session, share, next: Frost(next) }));
+        self.outputs
+            .push_back(Output::Persist(Record::Signed(SignedRecord {
+                id: req.id,
+                commitment: commitment_digest,
+                package: package_digest,
+                share: share.clone(),
+            })));
+        self.send(
+            from,
+            Message::Share(Share {
+                id: req.id,
+                session: req.session,
+                share,
+                next: Frost(next),
+            }),
+        );
         Delivery::Accepted
     }
 
@@ -1445,7 +1862,9 @@ impl Engine {
     // Results and catch-up
 
     fn on_cosigned(&mut self, cosigned: Arc<CoSigned>) -> Delivery {
-        let Some(keys) = &self.keys else { return Delivery::Ignored };
+        let Some(keys) = &self.keys else {
+            return Delivery::Ignored;
+        };
         if !cosigned.unit.is_valid_for(&self.net) {
             return Delivery::Rejected(MessageError::Malformed("unit does not fit the network"));
         }
@@ -1463,12 +1882,18 @@ impl Engine {
                     && s.slot.lab == self.net.lab_id(*l)
             });
         if !shaped {
-            return Delivery::Rejected(MessageError::Malformed("co-signed statements do not fit the unit"));
+            return Delivery::Rejected(MessageError::Malformed(
+                "co-signed statements do not fit the unit",
+            ));
         }
         if cosigned.verify(self.net.id(), &keys.group_key()).is_err() {
             return Delivery::Rejected(MessageError::BadSignature);
         }
-        if self.accept_cosigned(cosigned) { Delivery::Accepted } else { Delivery::Duplicate }
+        if self.accept_cosigned(cosigned) {
+            Delivery::Accepted
+        } else {
+            Delivery::Duplicate
+        }
     }
 
     /// Records a verified co-signed unit; returns whether it is new and at least as large as
@@ -1477,7 +1902,8 @@ impl Engine {
         if !self.record_decided(cosigned.clone()) {
             return false;
         }
-        self.outputs.push_back(Output::Persist(Record::CoSigned(cosigned.clone())));
+        self.outputs
+            .push_back(Output::Persist(Record::CoSigned(cosigned.clone())));
         self.event(Event::Decided(cosigned.clone()));
         if let Some(state) = self.units.get_mut(&cosigned.unit) {
             state.signer.clear();
@@ -1491,7 +1917,11 @@ impl Engine {
             Some(existing) if existing.statements == cosigned.statements => false,
             Some(existing) => {
                 // Keep the largest (invariant 3 makes co-signed statements a chain).
-                let larger = cosigned.statements.iter().zip(&existing.statements).all(|(new, old)| new.includes(old));
+                let larger = cosigned
+                    .statements
+                    .iter()
+                    .zip(&existing.statements)
+                    .all(|(new, old)| new.includes(old));
                 if larger {
                     self.decided.insert(cosigned.unit, cosigned);
                 }
@@ -1505,15 +1935,25 @@ impl Engine {
     }
 
     fn on_sync_request(&mut self, from: MemberIndex, req: &SyncRequest) -> Delivery {
-        let units: Vec<Arc<CoSigned>> =
-            self.decided.iter().filter(|(u, _)| u.period() >= req.from).take(MAX_SYNC_UNITS).map(|(_, c)| c.clone()).collect();
+        let units: Vec<Arc<CoSigned>> = self
+            .decided
+            .iter()
+            .filter(|(u, _)| u.period() >= req.from)
+            .take(MAX_SYNC_UNITS)
+            .map(|(_, c)| c.clone())
+            .collect();
         for c in units {
             self.send(from, Message::CoSigned(c));
         }
         let own: Vec<Arc<SignedObservation>> = self
             .periods
             .range(req.from..)
-            .filter_map(|(_, p)| p.observations.get(&self.me).and_then(|v| v.first()).map(|e| e.signed.clone()))
+            .filter_map(|(_, p)| {
+                p.observations
+                    .get(&self.me)
+                    .and_then(|v| v.first())
+                    .map(|e| e.signed.clone())
+            })
             .take(MAX_SYNC_UNITS)
             .collect();
         for o in own {
@@ -1524,13 +1964,28 @@ impl Engine {
 
     fn prune(&mut self) {
         let keep = self.config.retain_periods;
-        let Some(horizon) = self.next_close.0.checked_sub(keep) else { return };
-        let done = |engine: &Self, p: Period| Unit::all_for(&engine.net, p).iter().all(|u| engine.decided.contains_key(u));
-        let old: Vec<Period> = self.periods.range(..Period(horizon)).map(|(p, _)| *p).filter(|p| done(self, *p)).collect();
+        let Some(horizon) = self.next_close.0.checked_sub(keep) else {
+            return;
+        };
+        let done = |engine: &Self, p: Period| {
+            Unit::all_for(&engine.net, p)
+                .iter()
+                .all(|u| engine.decided.contains_key(u))
+        };
+        let old: Vec<Period> = self
+            .periods
+            .range(..Period(horizon))
+            .map(|(p, _)| *p)
+            .filter(|p| done(self, *p))
+            .collect();
         for p in old {
             self.periods.remove(&p);
             self.units.retain(|u, _| u.period() != p);
-            let digests: Vec<Digest> = self.slots.range((p, LabIndex(0))..=(p, LabIndex(u16::MAX))).flat_map(|(_, d)| d.iter().copied()).collect();
+            let digests: Vec<Digest> = self
+                .slots
+                .range((p, LabIndex(0))..=(p, LabIndex(u16::MAX)))
+                .flat_map(|(_, d)| d.iter().copied())
+                .collect();
             for d in digests {
                 self.evidence.remove(&d);
             }
@@ -1543,7 +1998,13 @@ impl Engine {
     // ---------------------------------------------------------------------------------------
     // Key generation
 
-    fn on_dkg(&mut self, now: Instant, from: MemberIndex, msg: DkgMessage, rng: &mut (impl RngCore + CryptoRng)) -> Delivery {
+    fn on_dkg(
+        &mut self,
+        now: Instant,
+        from: MemberIndex,
+        msg: DkgMessage,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Delivery {
         if self.keys.is_some() {
             return Delivery::Ignored;
         }
@@ -1558,7 +2019,9 @@ impl Engine {
                 return Delivery::Ignored;
             }
         }
-        let Some(dkg) = self.dkg.as_mut() else { return Delivery::Ignored };
+        let Some(dkg) = self.dkg.as_mut() else {
+            return Delivery::Ignored;
+        };
         let out = dkg.handle(from, msg, now, &self.identity);
         self.apply_dkg(out);
         Delivery::Accepted
@@ -1567,7 +2030,9 @@ impl Engine {
     fn apply_dkg(&mut self, out: Vec<DkgOutput>) {
         for o in out {
             match o {
-                DkgOutput::Broadcast(m) => self.outputs.push_back(Output::Broadcast(Message::Dkg(m))),
+                DkgOutput::Broadcast(m) => {
+                    self.outputs.push_back(Output::Broadcast(Message::Dkg(m)))
+                }
                 DkgOutput::Send(to, m) => self.send(to, Message::Dkg(m)),
                 DkgOutput::Key(k) => {
                     self.unconfirmed_keys = Some(Arc::new((*k).clone()));
@@ -1578,7 +2043,10 @@ impl Engine {
                     if let Some(k) = self.unconfirmed_keys.take() {
                         self.keys = Some(k);
                     }
-                    self.outputs.push_back(Output::Persist(Record::DkgComplete { ceremony, group_key }));
+                    self.outputs.push_back(Output::Persist(Record::DkgComplete {
+                        ceremony,
+                        group_key,
+                    }));
                     self.event(Event::DkgComplete { group_key });
                 }
                 DkgOutput::Aborted(failure) => {
@@ -1600,7 +2068,9 @@ pub enum DkgStartError {
     #[error("this member already has a group key")]
     HaveKey,
     /// The ceremony number was used before.
-    #[error("ceremony {ceremony} is not newer than the last one here ({last}); use a higher number")]
+    #[error(
+        "ceremony {ceremony} is not newer than the last one here ({last}); use a higher number"
+    )]
     CeremonyUsed {
         /// Asked for.
         ceremony: u32,
@@ -1615,7 +2085,10 @@ enum ProposalCheck {
 }
 
 fn proposal_labs(net: &Network, p: &Proposal) -> Vec<LabIndex> {
-    p.evidence.iter().map(|e| net.lab_by_id(e.lab()).unwrap_or(LabIndex(u16::MAX))).collect()
+    p.evidence
+        .iter()
+        .map(|e| net.lab_by_id(e.lab()).unwrap_or(LabIndex(u16::MAX)))
+        .collect()
 }
 
 fn codec_len<T: Serialize>(v: &T) -> usize {

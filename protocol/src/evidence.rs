@@ -142,7 +142,10 @@ impl Attestation {
     /// Signs with the lab's key.
     pub fn sign(self, network_id: &Digest, key: &SecretKey) -> Evidence {
         let signature = key.sign(&self.signing_bytes(network_id));
-        Evidence::Attestation { attestation: self, signature }
+        Evidence::Attestation {
+            attestation: self,
+            signature,
+        }
     }
 }
 
@@ -155,7 +158,10 @@ impl InspectionReport {
     /// Signs with the inspector's member key.
     pub fn sign(self, network_id: &Digest, key: &SecretKey) -> Evidence {
         let signature = key.sign(&self.signing_bytes(network_id));
-        Evidence::Report { report: self, signature }
+        Evidence::Report {
+            report: self,
+            signature,
+        }
     }
 }
 
@@ -199,9 +205,14 @@ impl Evidence {
     /// # Errors
     /// The first problem found.
     pub fn validate(&self, net: &Network) -> Result<LabIndex, EvidenceError> {
-        let lab = net.lab_by_id(self.lab()).ok_or_else(|| EvidenceError::UnknownLab(self.lab().chars().take(64).collect()))?;
+        let lab = net
+            .lab_by_id(self.lab())
+            .ok_or_else(|| EvidenceError::UnknownLab(self.lab().chars().take(64).collect()))?;
         match self {
-            Evidence::Attestation { attestation: a, signature } => {
+            Evidence::Attestation {
+                attestation: a,
+                signature,
+            } => {
                 check_text("site_id", &a.site_id, MAX_NAME_BYTES)?;
                 check_text("declared_purpose", &a.declared_purpose, MAX_TEXT_BYTES)?;
                 if a.run_ids.len() > MAX_RUN_IDS {
@@ -210,15 +221,23 @@ impl Evidence {
                 for r in &a.run_ids {
                     check_text("run_ids", r, MAX_NAME_BYTES)?;
                 }
-                let key = net.lab_key(lab).ok_or_else(|| EvidenceError::UnknownLab(a.lab.clone()))?;
-                verify_strict(key, &a.signing_bytes(net.id()), signature).map_err(|_| EvidenceError::BadSignature(a.lab.clone()))?;
+                let key = net
+                    .lab_key(lab)
+                    .ok_or_else(|| EvidenceError::UnknownLab(a.lab.clone()))?;
+                verify_strict(key, &a.signing_bytes(net.id()), signature)
+                    .map_err(|_| EvidenceError::BadSignature(a.lab.clone()))?;
             }
-            Evidence::Report { report: r, signature } => {
+            Evidence::Report {
+                report: r,
+                signature,
+            } => {
                 check_text("site_id", &r.site_id, MAX_NAME_BYTES)?;
                 if r.findings.len() > MAX_TEXT_BYTES {
                     return Err(EvidenceError::BadField("findings"));
                 }
-                let key = net.member_key(r.inspector).ok_or(EvidenceError::UnknownInspector(r.inspector))?;
+                let key = net
+                    .member_key(r.inspector)
+                    .ok_or(EvidenceError::UnknownInspector(r.inspector))?;
                 verify_strict(key, &r.signing_bytes(net.id()), signature)
                     .map_err(|_| EvidenceError::BadSignature(format!("{}", r.inspector)))?;
             }

@@ -8,12 +8,32 @@ use rand_core::{CryptoRng, RngCore};
 use crate::crypto::{Digest, SecretKey};
 use crate::evidence::{Attestation, Evidence, InspectionReport};
 use crate::policy::PolicyParams;
-use crate::roster::{Lab, Member, MemberIndex, Period, Roster, Schedule, SigningMode, default_threshold};
+use crate::roster::{
+    Lab, Member, MemberIndex, Period, Roster, Schedule, SigningMode, default_threshold,
+};
 use crate::time::Instant;
 
 const NAMES: &[&str] = &[
-    "aurelia", "borealis", "caldera", "dunmore", "estuary", "fjordland", "galena", "halcyon", "isthmia", "juniper",
-    "kestrel", "lumen", "meridian", "nordhavn", "obsidia", "pelagia", "quarry", "riverine", "solace", "tundra",
+    "aurelia",
+    "borealis",
+    "caldera",
+    "dunmore",
+    "estuary",
+    "fjordland",
+    "galena",
+    "halcyon",
+    "isthmia",
+    "juniper",
+    "kestrel",
+    "lumen",
+    "meridian",
+    "nordhavn",
+    "obsidia",
+    "pelagia",
+    "quarry",
+    "riverine",
+    "solace",
+    "tundra",
 ];
 
 /// What kind of network to generate.
@@ -86,23 +106,47 @@ pub fn lab_id(i: usize) -> String {
 impl Testnet {
     /// Generates keys and a roster. `peer_id` maps a member's public key to its libp2p peer id
     /// (the node passes the real derivation; tests may use any unique string).
-    pub fn generate(spec: &TestnetSpec, rng: &mut (impl RngCore + CryptoRng), peer_id: impl Fn(&crate::crypto::PublicKey) -> String) -> Self {
-        let members: Vec<SecretKey> = (0..spec.members).map(|_| SecretKey::generate(rng)).collect();
+    pub fn generate(
+        spec: &TestnetSpec,
+        rng: &mut (impl RngCore + CryptoRng),
+        peer_id: impl Fn(&crate::crypto::PublicKey) -> String,
+    ) -> Self {
+        let members: Vec<SecretKey> = (0..spec.members)
+            .map(|_| SecretKey::generate(rng))
+            .collect();
         let labs: Vec<SecretKey> = (0..spec.labs).map(|_| SecretKey::generate(rng)).collect();
         let roster = Roster {
             name: spec.name.clone(),
             members: members
                 .iter()
                 .enumerate()
-                .map(|(i, k)| Member { name: member_name(i), peer_id: peer_id(&k.public()), key: k.public(), addresses: Vec::new() })
+                .map(|(i, k)| Member {
+                    name: member_name(i),
+                    peer_id: peer_id(&k.public()),
+                    key: k.public(),
+                    addresses: Vec::new(),
+                })
                 .collect(),
-            labs: labs.iter().enumerate().map(|(i, k)| Lab { id: lab_id(i), key: k.public() }).collect(),
-            threshold: spec.threshold.unwrap_or_else(|| default_threshold(spec.members)),
+            labs: labs
+                .iter()
+                .enumerate()
+                .map(|(i, k)| Lab {
+                    id: lab_id(i),
+                    key: k.public(),
+                })
+                .collect(),
+            threshold: spec
+                .threshold
+                .unwrap_or_else(|| default_threshold(spec.members)),
             policy: spec.policy.clone(),
             schedule: spec.schedule.clone(),
             signing_mode: spec.mode,
         };
-        Self { roster, members, labs }
+        Self {
+            roster,
+            members,
+            labs,
+        }
     }
 }
 
@@ -150,7 +194,10 @@ pub fn attestation(
         lab: lab.to_string(),
         period,
         site_id: format!("{lab}-site-1"),
-        run_ids: vec![format!("{lab}-run-{}", period.0), format!("{lab}-eval-{}", period.0)],
+        run_ids: vec![
+            format!("{lab}-run-{}", period.0),
+            format!("{lab}-eval-{}", period.0),
+        ],
         accelerator_count: accelerators,
         chip_hours: hours,
         training_flop: flop,
@@ -182,7 +229,9 @@ pub fn lab_submissions(
             b.training_flop = a.training_flop / 2;
             vec![a.sign(network_id, key), b.sign(network_id, key)]
         }
-        other => vec![attestation(lab, period, policy, other, issued_at, rng).sign(network_id, key)],
+        other => {
+            vec![attestation(lab, period, policy, other, issued_at, rng).sign(network_id, key)]
+        }
     }
 }
 

@@ -18,6 +18,8 @@
 //! Entry points: [`engine::Engine`] for members, [`statement::verify_statement`] for observers,
 //! [`dkg::deal`] for test and demo keys.
 
+#[cfg(feature = "testkit")]
+pub mod adversary;
 pub mod codec;
 pub mod crypto;
 pub mod dkg;
@@ -28,9 +30,9 @@ pub mod message;
 pub mod policy;
 pub mod roster;
 pub mod statement;
-pub mod time;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod time;
 
 pub use engine::{Delivery, Engine, EngineConfig, Event, Output, Record};
 pub use roster::{MemberIndex, Network, Period, Roster};

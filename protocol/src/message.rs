@@ -49,7 +49,10 @@ pub struct SignedObservation {
 impl SignedObservation {
     /// Content hash (distinguishes two different observations by one member).
     pub fn digest(&self) -> Digest {
-        Digest::tagged("accord/observation-digest/v1", &[&codec::encode_bounded(self)])
+        Digest::tagged(
+            "accord/observation-digest/v1",
+            &[&codec::encode_bounded(self)],
+        )
     }
 
     /// Whether the observation lists `item`.
@@ -203,11 +206,19 @@ impl Message {
     /// A typed [`CodecError`].
     pub fn decode(bytes: &[u8], limit: usize) -> Result<Self, CodecError> {
         if bytes.len() > limit {
-            return Err(CodecError::TooLarge { len: bytes.len(), limit });
+            return Err(CodecError::TooLarge {
+                len: bytes.len(),
+                limit,
+            });
         }
-        let (&version, body) = bytes.split_first().ok_or_else(|| CodecError::Truncated("empty message".into()))?;
+        let (&version, body) = bytes
+            .split_first()
+            .ok_or_else(|| CodecError::Truncated("empty message".into()))?;
         if version != WIRE_VERSION {
-            return Err(CodecError::UnsupportedVersion { found: version, supported: WIRE_VERSION });
+            return Err(CodecError::UnsupportedVersion {
+                found: version,
+                supported: WIRE_VERSION,
+            });
         }
         codec::decode_canonical(body, limit)
     }

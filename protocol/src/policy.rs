@@ -30,7 +30,12 @@ pub struct PolicyParams {
 impl PolicyParams {
     /// A reasonable default: 10^25 FLOP per period, 4 096 accelerators, 5 % tolerance.
     pub fn treaty_default() -> Self {
-        Self { version: POLICY_VERSION, max_training_flop: 10u128.pow(25), max_accelerators: 4096, inspection_tolerance_bp: 500 }
+        Self {
+            version: POLICY_VERSION,
+            max_training_flop: 10u128.pow(25),
+            max_accelerators: 4096,
+            inspection_tolerance_bp: 500,
+        }
     }
 
     /// The hash bound into every statement.
@@ -156,18 +161,31 @@ pub fn evaluate(params: &PolicyParams, items: &[(Digest, &Evidence)]) -> Verdict
     }
     let mut reasons = Vec::new();
     for pair in attestations.windows(2) {
-        reasons.push(Reason::ConflictingAttestations { first: pair[0].0, second: pair[1].0 });
+        reasons.push(Reason::ConflictingAttestations {
+            first: pair[0].0,
+            second: pair[1].0,
+        });
     }
     for (d, a) in &attestations {
         if a.training_flop > params.max_training_flop {
-            reasons.push(Reason::TrainingFlopOverLimit { attestation: *d, declared: a.training_flop, limit: params.max_training_flop });
+            reasons.push(Reason::TrainingFlopOverLimit {
+                attestation: *d,
+                declared: a.training_flop,
+                limit: params.max_training_flop,
+            });
         }
         if a.accelerator_count > params.max_accelerators {
-            reasons.push(Reason::ClusterOverLimit { attestation: *d, declared: a.accelerator_count, limit: params.max_accelerators });
+            reasons.push(Reason::ClusterOverLimit {
+                attestation: *d,
+                declared: a.accelerator_count,
+                limit: params.max_accelerators,
+            });
         }
     }
     for (rd, e) in items {
-        let Evidence::Report { report, .. } = e else { continue };
+        let Evidence::Report { report, .. } = e else {
+            continue;
+        };
         if report.observed_accelerators > params.max_accelerators {
             reasons.push(Reason::InspectedClusterOverLimit {
                 report: *rd,
@@ -180,18 +198,32 @@ pub fn evaluate(params: &PolicyParams, items: &[(Digest, &Evidence)]) -> Verdict
                 continue;
             }
             for (measure, declared, observed) in [
-                (Measure::Accelerators, a.accelerator_count, report.observed_accelerators),
+                (
+                    Measure::Accelerators,
+                    a.accelerator_count,
+                    report.observed_accelerators,
+                ),
                 (Measure::ChipHours, a.chip_hours, report.observed_chip_hours),
             ] {
                 if beyond_tolerance(declared, observed, params.inspection_tolerance_bp) {
-                    reasons.push(Reason::InspectionDiscrepancy { report: *rd, attestation: *ad, measure, declared, observed });
+                    reasons.push(Reason::InspectionDiscrepancy {
+                        report: *rd,
+                        attestation: *ad,
+                        measure,
+                        declared,
+                        observed,
+                    });
                 }
             }
         }
     }
     reasons.sort();
     reasons.dedup();
-    if reasons.is_empty() { Verdict::Compliant } else { Verdict::Violation { reasons } }
+    if reasons.is_empty() {
+        Verdict::Compliant
+    } else {
+        Verdict::Violation { reasons }
+    }
 }
 
 /// `|observed − declared| > tolerance × max(declared, 1)`, in exact integer arithmetic.

@@ -27,12 +27,15 @@ pub struct MemberIndex(pub u16);
 impl MemberIndex {
     /// The member's FROST identifier (`index + 1`, never zero).
     pub fn identifier(self) -> frost_ed25519::Identifier {
-        frost_ed25519::Identifier::try_from(self.0 + 1).expect("index + 1 is a non-zero u16 for rosters of at most 256")
+        frost_ed25519::Identifier::try_from(self.0 + 1)
+            .expect("index + 1 is a non-zero u16 for rosters of at most 256")
     }
 
     /// The member whose FROST identifier is `id`, if it is in `1..=n`.
     pub fn from_identifier(id: &frost_ed25519::Identifier, n: usize) -> Option<Self> {
-        (0..n as u16).map(MemberIndex).find(|m| m.identifier() == *id)
+        (0..n as u16)
+            .map(MemberIndex)
+            .find(|m| m.identifier() == *id)
     }
 }
 
@@ -110,7 +113,10 @@ pub struct Schedule {
 impl Schedule {
     /// Start of `period`.
     pub fn start(&self, period: Period) -> Instant {
-        Instant::from_millis(self.genesis_ms.saturating_add(period.0.saturating_mul(self.period_ms)))
+        Instant::from_millis(
+            self.genesis_ms
+                .saturating_add(period.0.saturating_mul(self.period_ms)),
+        )
     }
 
     /// End of `period` (the start of the next).
@@ -176,7 +182,9 @@ pub enum RosterError {
     #[error("a network has at most {MAX_LABS} labs, this roster has {0}")]
     LabCount(usize),
     /// The threshold does not give the invariants of the protocol.
-    #[error("threshold {t} of {n} is not allowed: it needs 3t > 2n (so t > (n + f) / 2 with f = n - t) and t <= n; the default is {default}")]
+    #[error(
+        "threshold {t} of {n} is not allowed: it needs 3t > 2n (so t > (n + f) / 2 with f = n - t) and t <= n; the default is {default}"
+    )]
     Threshold {
         /// The threshold asked for.
         t: u16,
@@ -246,7 +254,11 @@ impl Network {
         }
         let t = roster.threshold;
         if usize::from(t) > n || 3 * usize::from(t) <= 2 * n {
-            return Err(RosterError::Threshold { t, n, default: default_threshold(n) });
+            return Err(RosterError::Threshold {
+                t,
+                n,
+                default: default_threshold(n),
+            });
         }
         check_name("network name", &roster.name)?;
         let mut seen = BTreeMap::new();
@@ -257,38 +269,62 @@ impl Network {
             for a in &m.addresses {
                 check_name("address", a)?;
             }
-            for (what, value) in [("member name", m.name.clone()), ("peer id", m.peer_id.clone()), ("key", m.key.to_hex())] {
+            for (what, value) in [
+                ("member name", m.name.clone()),
+                ("peer id", m.peer_id.clone()),
+                ("key", m.key.to_hex()),
+            ] {
                 if seen.insert((what, value.clone()), ()).is_some() {
                     return Err(RosterError::Duplicate { what, value });
                 }
             }
-            member_keys.push(m.key.verifying_key().map_err(|_| RosterError::BadKey { who: m.name.clone() })?);
+            member_keys.push(m.key.verifying_key().map_err(|_| RosterError::BadKey {
+                who: m.name.clone(),
+            })?);
         }
         let mut labs_by_id = BTreeMap::new();
         let mut lab_keys = Vec::with_capacity(roster.labs.len());
         for (i, lab) in roster.labs.iter().enumerate() {
             check_name("lab id", &lab.id)?;
-            let index = LabIndex(u16::try_from(i).map_err(|_| RosterError::LabCount(roster.labs.len()))?);
+            let index =
+                LabIndex(u16::try_from(i).map_err(|_| RosterError::LabCount(roster.labs.len()))?);
             if labs_by_id.insert(lab.id.clone(), index).is_some() {
-                return Err(RosterError::Duplicate { what: "lab id", value: lab.id.clone() });
+                return Err(RosterError::Duplicate {
+                    what: "lab id",
+                    value: lab.id.clone(),
+                });
             }
-            lab_keys.push(lab.key.verifying_key().map_err(|_| RosterError::BadKey { who: lab.id.clone() })?);
+            lab_keys.push(lab.key.verifying_key().map_err(|_| RosterError::BadKey {
+                who: lab.id.clone(),
+            })?);
         }
         let s = &roster.schedule;
         if s.period_ms == 0 || s.attempt_timeout_ms == 0 || s.dkg_phase_timeout_ms == 0 {
-            return Err(RosterError::Schedule("period, attempt timeout and DKG phase timeout must be positive"));
+            return Err(RosterError::Schedule(
+                "period, attempt timeout and DKG phase timeout must be positive",
+            ));
         }
         if s.max_clock_skew_ms >= s.observation_wait_ms.max(1) {
-            return Err(RosterError::Schedule("the observation wait must exceed the maximum clock skew"));
+            return Err(RosterError::Schedule(
+                "the observation wait must exceed the maximum clock skew",
+            ));
         }
         roster.policy.validate().map_err(RosterError::Policy)?;
-        let bytes = codec::encode(&roster).map_err(|_| RosterError::Schedule("roster too large"))?;
+        let bytes =
+            codec::encode(&roster).map_err(|_| RosterError::Schedule("roster too large"))?;
         if bytes.len() > MAX_ROSTER_BYTES {
             return Err(RosterError::Schedule("roster too large"));
         }
         let id = Digest::tagged("accord/network-id/v1", &[&bytes]);
         let policy_hash = roster.policy.hash();
-        Ok(Arc::new(Self { roster, id, policy_hash, member_keys, lab_keys, labs_by_id }))
+        Ok(Arc::new(Self {
+            roster,
+            id,
+            policy_hash,
+            member_keys,
+            lab_keys,
+            labs_by_id,
+        }))
     }
 
     /// The roster this network was built from.
@@ -358,17 +394,28 @@ impl Network {
 
     /// The id of lab `l`.
     pub fn lab_id(&self, l: LabIndex) -> &str {
-        self.roster.labs.get(usize::from(l.0)).map_or("", |lab| lab.id.as_str())
+        self.roster
+            .labs
+            .get(usize::from(l.0))
+            .map_or("", |lab| lab.id.as_str())
     }
 
     /// The member whose roster key is `key`.
     pub fn member_by_key(&self, key: &PublicKey) -> Option<MemberIndex> {
-        self.roster.members.iter().position(|m| &m.key == key).map(|i| MemberIndex(i as u16))
+        self.roster
+            .members
+            .iter()
+            .position(|m| &m.key == key)
+            .map(|i| MemberIndex(i as u16))
     }
 
     /// The member with libp2p peer id `peer_id`.
     pub fn member_by_peer_id(&self, peer_id: &str) -> Option<MemberIndex> {
-        self.roster.members.iter().position(|m| m.peer_id == peer_id).map(|i| MemberIndex(i as u16))
+        self.roster
+            .members
+            .iter()
+            .position(|m| m.peer_id == peer_id)
+            .map(|i| MemberIndex(i as u16))
     }
 
     /// The schedule.
@@ -379,7 +426,10 @@ impl Network {
 
 fn check_name(what: &'static str, value: &str) -> Result<(), RosterError> {
     if value.is_empty() || value.len() > MAX_NAME_BYTES || value.chars().any(char::is_control) {
-        return Err(RosterError::BadName { what, value: value.chars().take(40).collect() });
+        return Err(RosterError::BadName {
+            what,
+            value: value.chars().take(40).collect(),
+        });
     }
     Ok(())
 }

@@ -46,12 +46,19 @@ pub struct Statement {
 impl Statement {
     /// The canonical signed bytes: `"accord/statement" ‖ 0 ‖ version ‖ network_id ‖ bincode(self)`.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        signing_bytes(STATEMENT_TAG, &self.network_id, &codec::encode_bounded(self))
+        signing_bytes(
+            STATEMENT_TAG,
+            &self.network_id,
+            &codec::encode_bounded(self),
+        )
     }
 
     /// Whether every item of `other` is in `self` (the chain order of invariant 3).
     pub fn includes(&self, other: &Statement) -> bool {
-        other.evidence.iter().all(|d| self.evidence.binary_search(d).is_ok())
+        other
+            .evidence
+            .iter()
+            .all(|d| self.evidence.binary_search(d).is_ok())
     }
 
     /// Whether the evidence list is sorted and has no duplicates.
@@ -101,7 +108,9 @@ impl Unit {
     /// Whether the unit fits the network's signing mode and roster.
     pub fn is_valid_for(&self, net: &Network) -> bool {
         match (self, net.roster().signing_mode) {
-            (Unit::Slot { lab, .. }, SigningMode::PerSlot) => usize::from(lab.0) < net.roster().labs.len(),
+            (Unit::Slot { lab, .. }, SigningMode::PerSlot) => {
+                usize::from(lab.0) < net.roster().labs.len()
+            }
             (Unit::Period(_), SigningMode::PerPeriod) => true,
             _ => false,
         }
@@ -116,7 +125,10 @@ pub fn checkpoint_origin(network_id: &Digest, period: Period) -> String {
 /// The message the group signs for `statements` of `unit` (in roster lab order).
 pub fn signing_message(network_id: &Digest, unit: &Unit, statements: &[Statement]) -> Vec<u8> {
     match unit {
-        Unit::Slot { .. } => statements.first().map(Statement::signing_bytes).unwrap_or_default(),
+        Unit::Slot { .. } => statements
+            .first()
+            .map(Statement::signing_bytes)
+            .unwrap_or_default(),
         Unit::Period(period) => {
             let tree = MerkleTree::new(statements.iter().map(Statement::signing_bytes));
             checkpoint_body(network_id, *period, tree.len(), tree.root())
@@ -141,7 +153,13 @@ impl HashReader for MerkleTree {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
         indexes
             .iter()
-            .map(|i| usize::try_from(*i).ok().and_then(|i| self.stored.get(i)).copied().ok_or(tlog_tiles::Error::IndexesNotInTree))
+            .map(|i| {
+                usize::try_from(*i)
+                    .ok()
+                    .and_then(|i| self.stored.get(i))
+                    .copied()
+                    .ok_or(tlog_tiles::Error::IndexesNotInTree)
+            })
             .collect()
     }
 }
@@ -158,7 +176,8 @@ impl MerkleTree {
 
     /// Appends one leaf.
     pub fn push(&mut self, leaf: &[u8]) {
-        let hashes = tlog_tiles::stored_hashes(self.size, leaf, self).expect("every earlier hash is stored");
+        let hashes =
+            tlog_tiles::stored_hashes(self.size, leaf, self).expect("every earlier hash is stored");
         self.stored.extend(hashes);
         self.size += 1;
     }
@@ -207,8 +226,11 @@ impl CoSigned {
     /// # Errors
     /// When the signature does not verify under `group_key`.
     pub fn verify(&self, network_id: &Digest, group_key: &PublicKey) -> Result<(), VerifyError> {
-        let key = group_key.verifying_key().map_err(|_| VerifyError::BadGroupKey)?;
-        crate::crypto::verify_strict(&key, &self.message(network_id), &self.signature).map_err(|_| VerifyError::BadSignature)
+        let key = group_key
+            .verifying_key()
+            .map_err(|_| VerifyError::BadGroupKey)?;
+        crate::crypto::verify_strict(&key, &self.message(network_id), &self.signature)
+            .map_err(|_| VerifyError::BadSignature)
     }
 
     /// One exported statement per slot, with inclusion proofs for a period batch.
@@ -217,12 +239,17 @@ impl CoSigned {
             Unit::Slot { .. } => self
                 .statements
                 .iter()
-                .map(|s| SignedStatement { statement: s.clone(), signature: self.signature, batch: None })
+                .map(|s| SignedStatement {
+                    statement: s.clone(),
+                    signature: self.signature,
+                    batch: None,
+                })
                 .collect(),
             Unit::Period(period) => {
                 let tree = MerkleTree::new(self.statements.iter().map(Statement::signing_bytes));
-                let checkpoint = String::from_utf8(checkpoint_body(network_id, period, tree.len(), tree.root()))
-                    .expect("a checkpoint body is ASCII");
+                let checkpoint =
+                    String::from_utf8(checkpoint_body(network_id, period, tree.len(), tree.root()))
+                        .expect("a checkpoint body is ASCII");
                 self.statements
                     .iter()
                     .enumerate()
@@ -367,45 +394,88 @@ pub struct Verified {
 ///
 /// # Errors
 /// The first check that fails, as a [`VerifyError`].
-pub fn verify_statement(signed: &SignedStatement, bundle: &TrustBundle) -> Result<Verified, VerifyError> {
+pub fn verify_statement(
+    signed: &SignedStatement,
+    bundle: &TrustBundle,
+) -> Result<Verified, VerifyError> {
     let message = check_statement_except_signature(signed, bundle)?;
-    let key = bundle.group_key.verifying_key().map_err(|_| VerifyError::BadGroupKey)?;
-    crate::crypto::verify_strict(&key, &message, &signed.signature).map_err(|_| VerifyError::BadSignature)?;
+    let key = bundle
+        .group_key
+        .verifying_key()
+        .map_err(|_| VerifyError::BadGroupKey)?;
+    crate::crypto::verify_strict(&key, &message, &signed.signature)
+        .map_err(|_| VerifyError::BadSignature)?;
     Ok(summary(signed))
 }
 
 /// Checks many statements under one bundle with batch Ed25519 verification; returns each result in
 /// order.
-pub fn verify_statements(signed: &[SignedStatement], bundle: &TrustBundle) -> Vec<Result<Verified, VerifyError>> {
+pub fn verify_statements(
+    signed: &[SignedStatement],
+    bundle: &TrustBundle,
+) -> Vec<Result<Verified, VerifyError>> {
     let Ok(key) = bundle.group_key.verifying_key() else {
-        return signed.iter().map(|_| Err(VerifyError::BadGroupKey)).collect();
+        return signed
+            .iter()
+            .map(|_| Err(VerifyError::BadGroupKey))
+            .collect();
     };
-    let mut results: Vec<Result<Vec<u8>, VerifyError>> =
-        signed.iter().map(|s| check_statement_except_signature(s, bundle)).collect();
-    let pending: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
+    let mut results: Vec<Result<Vec<u8>, VerifyError>> = signed
+        .iter()
+        .map(|s| check_statement_except_signature(s, bundle))
+        .collect();
+    let pending: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| i)
+        .collect();
     let items: Vec<(&ed25519_dalek::VerifyingKey, &[u8], &Signature)> = pending
         .iter()
-        .map(|&i| (&key, results[i].as_ref().map(Vec::as_slice).unwrap_or_default(), &signed[i].signature))
+        .map(|&i| {
+            (
+                &key,
+                results[i].as_ref().map(Vec::as_slice).unwrap_or_default(),
+                &signed[i].signature,
+            )
+        })
         .collect();
     let bad = crate::crypto::verify_many(&items);
     for b in bad {
         results[pending[b]] = Err(VerifyError::BadSignature);
     }
-    results.into_iter().zip(signed).map(|(r, s)| r.map(|_| summary(s))).collect()
+    results
+        .into_iter()
+        .zip(signed)
+        .map(|(r, s)| r.map(|_| summary(s)))
+        .collect()
 }
 
 fn summary(signed: &SignedStatement) -> Verified {
-    Verified { slot: signed.statement.slot.clone(), verdict: signed.statement.verdict.clone(), evidence: signed.statement.evidence.len() }
+    Verified {
+        slot: signed.statement.slot.clone(),
+        verdict: signed.statement.verdict.clone(),
+        evidence: signed.statement.evidence.len(),
+    }
 }
 
 /// Everything but the signature; returns the signed message.
-fn check_statement_except_signature(signed: &SignedStatement, bundle: &TrustBundle) -> Result<Vec<u8>, VerifyError> {
+fn check_statement_except_signature(
+    signed: &SignedStatement,
+    bundle: &TrustBundle,
+) -> Result<Vec<u8>, VerifyError> {
     let s = &signed.statement;
     if s.network_id != bundle.network_id {
-        return Err(VerifyError::WrongNetwork { expected: bundle.network_id, found: s.network_id });
+        return Err(VerifyError::WrongNetwork {
+            expected: bundle.network_id,
+            found: s.network_id,
+        });
     }
     if s.policy_hash != bundle.policy_hash {
-        return Err(VerifyError::PolicyMismatch { expected: bundle.policy_hash, found: s.policy_hash });
+        return Err(VerifyError::PolicyMismatch {
+            expected: bundle.policy_hash,
+            found: s.policy_hash,
+        });
     }
     if !s.evidence_is_canonical() {
         return Err(VerifyError::NonCanonicalEvidence);
@@ -413,23 +483,42 @@ fn check_statement_except_signature(signed: &SignedStatement, bundle: &TrustBund
     match (&signed.batch, bundle.signing_mode) {
         (None, SigningMode::PerSlot) => Ok(s.signing_bytes()),
         (Some(batch), SigningMode::PerPeriod) => {
-            let cp = Checkpoint::from_bytes(batch.checkpoint.as_bytes()).map_err(|_| VerifyError::BadCheckpoint("malformed"))?;
+            let cp = Checkpoint::from_bytes(batch.checkpoint.as_bytes())
+                .map_err(|_| VerifyError::BadCheckpoint("malformed"))?;
             if cp.origin() != checkpoint_origin(&bundle.network_id, s.slot.period) {
-                return Err(VerifyError::BadCheckpoint("origin names another network or period"));
+                return Err(VerifyError::BadCheckpoint(
+                    "origin names another network or period",
+                ));
             }
             if !cp.extension().is_empty() {
                 return Err(VerifyError::BadCheckpoint("unexpected extension lines"));
             }
-            if cp.size() == 0 || cp.size() > MAX_BATCH || batch.index >= cp.size() || batch.proof.len() > 64 {
+            if cp.size() == 0
+                || cp.size() > MAX_BATCH
+                || batch.index >= cp.size()
+                || batch.proof.len() > 64
+            {
                 return Err(VerifyError::BadInclusionProof);
             }
             let proof: Vec<Hash> = batch.proof.iter().map(|d| Hash(d.0)).collect();
-            tlog_tiles::check_record(&proof, cp.size(), *cp.hash(), batch.index, tlog_tiles::record_hash(&s.signing_bytes()))
-                .map_err(|_| VerifyError::BadInclusionProof)?;
+            tlog_tiles::check_record(
+                &proof,
+                cp.size(),
+                *cp.hash(),
+                batch.index,
+                tlog_tiles::record_hash(&s.signing_bytes()),
+            )
+            .map_err(|_| VerifyError::BadInclusionProof)?;
             Ok(batch.checkpoint.as_bytes().to_vec())
         }
-        (None, expected) => Err(VerifyError::WrongMode { expected, detail: "has no batch inclusion proof" }),
-        (Some(_), expected) => Err(VerifyError::WrongMode { expected, detail: "carries a batch proof" }),
+        (None, expected) => Err(VerifyError::WrongMode {
+            expected,
+            detail: "has no batch inclusion proof",
+        }),
+        (Some(_), expected) => Err(VerifyError::WrongMode {
+            expected,
+            detail: "carries a batch proof",
+        }),
     }
 }
 
@@ -447,11 +536,20 @@ mod tests {
         fn mth(leaves: &[Vec<u8>]) -> [u8; 32] {
             match leaves.len() {
                 0 => Sha256::digest([]).into(),
-                1 => Sha256::new().chain_update([0u8]).chain_update(&leaves[0]).finalize().into(),
+                1 => Sha256::new()
+                    .chain_update([0u8])
+                    .chain_update(&leaves[0])
+                    .finalize()
+                    .into(),
                 n => {
                     let k = n.next_power_of_two() / 2;
                     let (l, r) = (mth(&leaves[..k]), mth(&leaves[k..]));
-                    Sha256::new().chain_update([1u8]).chain_update(l).chain_update(r).finalize().into()
+                    Sha256::new()
+                        .chain_update([1u8])
+                        .chain_update(l)
+                        .chain_update(r)
+                        .finalize()
+                        .into()
                 }
             }
         }
@@ -465,10 +563,29 @@ mod tests {
             let tree = MerkleTree::new(leaves.clone());
             assert_eq!(tree.root().0, reference_root(&leaves), "n={n}");
             for i in 0..u64::from(n) {
-                let proof: Vec<Hash> = tree.prove(i).unwrap().into_iter().map(|d| Hash(d.0)).collect();
-                tlog_tiles::check_record(&proof, u64::from(n), tree.root(), i, tlog_tiles::record_hash(&leaves[i as usize])).unwrap();
+                let proof: Vec<Hash> = tree
+                    .prove(i)
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| Hash(d.0))
+                    .collect();
+                tlog_tiles::check_record(
+                    &proof,
+                    u64::from(n),
+                    tree.root(),
+                    i,
+                    tlog_tiles::record_hash(&leaves[i as usize]),
+                )
+                .unwrap();
                 assert!(
-                    tlog_tiles::check_record(&proof, u64::from(n), tree.root(), i, tlog_tiles::record_hash(b"other")).is_err()
+                    tlog_tiles::check_record(
+                        &proof,
+                        u64::from(n),
+                        tree.root(),
+                        i,
+                        tlog_tiles::record_hash(b"other")
+                    )
+                    .is_err()
                 );
             }
         }
@@ -477,7 +594,13 @@ mod tests {
     #[test]
     fn checkpoint_body_is_c2sp_shaped() {
         let tree = MerkleTree::new((0..3).map(leaf));
-        let body = String::from_utf8(checkpoint_body(&Digest([7; 32]), Period(4), tree.len(), tree.root())).unwrap();
+        let body = String::from_utf8(checkpoint_body(
+            &Digest([7; 32]),
+            Period(4),
+            tree.len(),
+            tree.root(),
+        ))
+        .unwrap();
         let lines: Vec<&str> = body.split_terminator('\n').collect();
         assert_eq!(lines[0], format!("accord/{}/period/4", "07".repeat(32)));
         assert_eq!(lines[1], "3");

@@ -12,45 +12,18 @@ use frost_ed25519 as frost;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use crate::adversary::Adversary;
+pub use crate::adversary::Behaviour;
 use crate::crypto::{Digest, Frost, PublicKey, SecretKey};
 use crate::dkg::{DkgBody, KeyMaterial, deal};
 use crate::engine::{Engine, EngineConfig, Event, Output, Record};
 use crate::evidence::{Evidence, EvidenceError};
 use crate::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
-use crate::message::{Message, Observation, SignedObservation};
+use crate::message::Message;
 use crate::policy;
 use crate::roster::{MemberIndex, Network, Period};
 use crate::statement::{CoSigned, Unit};
 use crate::time::Instant;
-
-/// How a member behaves. Byzantine behaviours rewrite what an otherwise honest engine sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Behaviour {
-    /// Follows the protocol.
-    Honest,
-    /// Sends nothing.
-    Silent,
-    /// Sends random signature shares.
-    GarbageShares,
-    /// Accepts with commitments that do not match its nonces.
-    WrongCommitments,
-    /// Sends different observations to different members.
-    EquivocatingObservations,
-    /// As coordinator, sends a proposal to half the members and a conflicting one (an item
-    /// dropped) to the other half.
-    EquivocatingProposals,
-    /// As coordinator, sends signers signing packages over different messages (split view).
-    SplitViewPackages,
-    /// Vouches for evidence it received after the close (late injection with a lab).
-    LateInjector,
-}
-
-impl Behaviour {
-    /// Whether the behaviour is the protocol's.
-    pub fn is_honest(self) -> bool {
-        self == Behaviour::Honest
-    }
-}
 
 /// How to build a cluster.
 #[derive(Clone, Debug)]
@@ -70,7 +43,13 @@ pub struct ClusterSpec {
 impl ClusterSpec {
     /// n members, t default, `labs` labs, dealt keys, 5 ms links.
     pub fn new(n: usize, labs: usize) -> Self {
-        Self { testnet: TestnetSpec::new(n, labs, 1_000_000), behaviours: Vec::new(), latency_ms: 5, seed: 7, dkg: false }
+        Self {
+            testnet: TestnetSpec::new(n, labs, 1_000_000),
+            behaviours: Vec::new(),
+            latency_ms: 5,
+            seed: 7,
+            dkg: false,
+        }
     }
 }
 
@@ -92,7 +71,11 @@ pub struct Node {
 }
 
 enum Pending {
-    Deliver { from: MemberIndex, to: MemberIndex, message: Message },
+    Deliver {
+        from: MemberIndex,
+        to: MemberIndex,
+        message: Message,
+    },
     Timer(MemberIndex),
 }
 
@@ -151,12 +134,18 @@ impl Cluster {
     /// Builds the cluster (keys dealt unless `spec.dkg`).
     pub fn new(spec: ClusterSpec) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(spec.seed);
-        let testnet = Testnet::generate(&spec.testnet, &mut rng, |k| format!("peer-{}", &k.to_hex()[..16]));
+        let testnet = Testnet::generate(&spec.testnet, &mut rng, |k| {
+            format!("peer-{}", &k.to_hex()[..16])
+        });
         let net = Network::new(testnet.roster).expect("generated rosters are valid");
         let keys: Vec<Option<KeyMaterial>> = if spec.dkg {
             vec![None; net.n()]
         } else {
-            deal(&net, &mut rng).expect("dealer works for valid rosters").into_iter().map(Some).collect()
+            deal(&net, &mut rng)
+                .expect("dealer works for valid rosters")
+                .into_iter()
+                .map(Some)
+                .collect()
         };
         let nodes = (0..net.n())
             .map(|i| {
@@ -164,7 +153,13 @@ impl Cluster {
                 let identity = SecretKey::from_seed(&testnet.members[i].seed());
                 let key = keys[i].clone();
                 Node {
-                    engine: Some(Engine::new(net.clone(), m, identity, key.clone(), EngineConfig::default())),
+                    engine: Some(Engine::new(
+                        net.clone(),
+                        m,
+                        identity,
+                        key.clone(),
+                        EngineConfig::default(),
+                    )),
                     records: Vec::new(),
                     key,
                     behaviour: spec.behaviours.get(i).copied().unwrap_or(Behaviour::Honest),
@@ -198,12 +193,18 @@ impl Cluster {
 
     /// Member `m`'s engine (panics if crashed).
     pub fn engine(&self, m: MemberIndex) -> &Engine {
-        self.nodes[usize::from(m.0)].engine.as_ref().expect("member is running")
+        self.nodes[usize::from(m.0)]
+            .engine
+            .as_ref()
+            .expect("member is running")
     }
 
     /// Honest members.
     pub fn honest(&self) -> Vec<MemberIndex> {
-        self.net.members().filter(|m| self.nodes[usize::from(m.0)].behaviour.is_honest()).collect()
+        self.net
+            .members()
+            .filter(|m| self.nodes[usize::from(m.0)].behaviour.is_honest())
+            .collect()
     }
 
     /// Starts DKG ceremony `ceremony` at every running member.
@@ -227,7 +228,9 @@ impl Cluster {
         let now = self.now;
         let evidence_arc = Arc::new(evidence.clone());
         let node = &mut self.nodes[usize::from(to.0)];
-        let Some(engine) = node.engine.as_mut() else { return Err(EvidenceError::BadField("member is down")) };
+        let Some(engine) = node.engine.as_mut() else {
+            return Err(EvidenceError::BadField("member is down"));
+        };
         let result = engine.submit(now, evidence);
         if let Ok(d) = &result {
             self.observer.bodies.insert(*d, evidence_arc);
@@ -246,12 +249,27 @@ impl Cluster {
         let mut wrng = child_rng(self.seed, "workload", period.0, 0);
         let issued = self.now;
         for i in 0..self.lab_keys.len() {
-            let lab = self.net.lab_id(crate::roster::LabIndex(i as u16)).to_string();
-            let items =
-                lab_submissions(self.net.id(), &lab, &self.lab_keys[i], period, &self.net.roster().policy, conduct(i), issued, &mut wrng);
+            let lab = self
+                .net
+                .lab_id(crate::roster::LabIndex(i as u16))
+                .to_string();
+            let items = lab_submissions(
+                self.net.id(),
+                &lab,
+                &self.lab_keys[i],
+                period,
+                &self.net.roster().policy,
+                conduct(i),
+                issued,
+                &mut wrng,
+            );
             for (j, ev) in items.into_iter().enumerate() {
                 let to = MemberIndex(((i + j) % self.net.n()) as u16);
-                let to = if self.nodes[usize::from(to.0)].engine.is_some() { to } else { self.honest()[0] };
+                let to = if self.nodes[usize::from(to.0)].engine.is_some() {
+                    to
+                } else {
+                    self.honest()[0]
+                };
                 let _ = self.submit(to, ev);
             }
         }
@@ -271,12 +289,29 @@ impl Cluster {
         let node = &mut self.nodes[i];
         node.incarnation += 1;
         node.rng = child_rng(self.seed, "member", i as u64, node.incarnation);
-        let config = EngineConfig { first_period: Period(0), ..EngineConfig::default() };
-        node.engine = Some(Engine::restore(self.net.clone(), m, identity, node.key.clone(), config, node.records.clone()));
+        let config = EngineConfig {
+            first_period: Period(0),
+            ..EngineConfig::default()
+        };
+        node.engine = Some(Engine::restore(
+            self.net.clone(),
+            m,
+            identity,
+            node.key.clone(),
+            config,
+            node.records.clone(),
+        ));
         let engine = node.engine.as_ref().expect("just set");
         for d in &node.acknowledged {
-            let within = self.observer.bodies.get(d).is_some_and(|e| e.period().0 + 4 >= engine.status().next_close.0);
-            assert!(!within || engine.evidence(d).is_some(), "invariant 7: acknowledged item {d:?} lost by {m} across a restart");
+            let within = self
+                .observer
+                .bodies
+                .get(d)
+                .is_some_and(|e| e.period().0 + 4 >= engine.status().next_close.0);
+            assert!(
+                !within || engine.evidence(d).is_some(),
+                "invariant 7: acknowledged item {d:?} lost by {m} across a restart"
+            );
         }
         for other in self.net.members() {
             if other != m && self.nodes[usize::from(other.0)].engine.is_some() {
@@ -317,26 +352,41 @@ impl Cluster {
 
     /// Whether every unit of `periods` is decided at every running honest member.
     pub fn all_decided(&self, periods: impl IntoIterator<Item = Period> + Clone) -> bool {
-        self.honest().iter().filter(|m| self.nodes[usize::from(m.0)].engine.is_some()).all(|m| {
-            let engine = self.engine(*m);
-            periods.clone().into_iter().all(|p| {
-                Unit::all_for(&self.net, p).iter().all(|u| engine.decided().any(|c| c.unit == *u))
+        self.honest()
+            .iter()
+            .filter(|m| self.nodes[usize::from(m.0)].engine.is_some())
+            .all(|m| {
+                let engine = self.engine(*m);
+                periods.clone().into_iter().all(|p| {
+                    Unit::all_for(&self.net, p)
+                        .iter()
+                        .all(|u| engine.decided().any(|c| c.unit == *u))
+                })
             })
-        })
     }
 
     /// Invariant 2 (no suppression): every unit of `periods` is decided at every running honest
     /// member within `budget_ms` after the last slot closes.
     pub fn assert_live(&mut self, periods: std::ops::Range<u64>, budget_ms: u64) {
         let last = Period(periods.end.saturating_sub(1));
-        let deadline = self.net.schedule().close(last).saturating_add(core::time::Duration::from_millis(budget_ms));
+        let deadline = self
+            .net
+            .schedule()
+            .close(last)
+            .saturating_add(core::time::Duration::from_millis(budget_ms));
         let ps: Vec<Period> = periods.map(Period).collect();
         let ok = self.run_until_condition(deadline, |c| c.all_decided(ps.clone()));
-        assert!(ok, "invariant 2: not every slot of {ps:?} was co-signed within {budget_ms} ms of the close (now {:?})", self.now);
+        assert!(
+            ok,
+            "invariant 2: not every slot of {ps:?} was co-signed within {budget_ms} ms of the close (now {:?})",
+            self.now
+        );
     }
 
     fn step(&mut self) {
-        let Some(((at, _), pending)) = self.queue.pop_first() else { return };
+        let Some(((at, _), pending)) = self.queue.pop_first() else {
+            return;
+        };
         self.now = self.now.max(at);
         self.steps += 1;
         match pending {
@@ -358,10 +408,28 @@ impl Cluster {
                 if node.behaviour == Behaviour::Silent {
                     return;
                 }
-                let Some(engine) = node.engine.as_mut() else { return };
-                let _ = engine.handle_message(now, from, message, &mut node.rng);
+                let Some(engine) = node.engine.as_mut() else {
+                    return;
+                };
+                let gossip = is_gossip(&message);
+                let relay = gossip.then(|| message.clone());
+                let delivery = engine.handle_message(now, from, message, &mut node.rng);
                 self.drain(to);
                 self.schedule_timer(to);
+                // Gossip: an honest member forwards what it accepted, keeping the original author
+                // (gossipsub's signed source), so every member eventually sees every version.
+                if let (Some(message), crate::engine::Delivery::Accepted, true) =
+                    (relay, delivery, node_is_honest(&self.nodes, to))
+                {
+                    let others: Vec<MemberIndex> = self
+                        .net
+                        .members()
+                        .filter(|o| *o != to && *o != from)
+                        .collect();
+                    for o in others {
+                        self.transmit(from, o, message.clone());
+                    }
+                }
             }
         }
         self.observer.check(&self.net);
@@ -369,7 +437,9 @@ impl Cluster {
 
     fn schedule_timer(&mut self, m: MemberIndex) {
         let node = &mut self.nodes[usize::from(m.0)];
-        let Some(engine) = node.engine.as_ref() else { return };
+        let Some(engine) = node.engine.as_ref() else {
+            return;
+        };
         if let Some(at) = engine.poll_timeout() {
             let at = at.max(self.now);
             if node.timer.is_some_and(|t| t <= at) {
@@ -385,7 +455,13 @@ impl Cluster {
     fn drain(&mut self, m: MemberIndex) {
         let honest = self.nodes[usize::from(m.0)].behaviour.is_honest();
         loop {
-            let Some(output) = self.nodes[usize::from(m.0)].engine.as_mut().and_then(Engine::poll_output) else { break };
+            let Some(output) = self.nodes[usize::from(m.0)]
+                .engine
+                .as_mut()
+                .and_then(Engine::poll_output)
+            else {
+                break;
+            };
             match output {
                 Output::Persist(record) => {
                     if honest {
@@ -406,7 +482,12 @@ impl Cluster {
                     if honest {
                         self.observer.on_sent(m, &message);
                     }
-                    let all: Vec<(MemberIndex, Message)> = self.net.members().filter(|o| *o != m).map(|o| (o, message.clone())).collect();
+                    let all: Vec<(MemberIndex, Message)> = self
+                        .net
+                        .members()
+                        .filter(|o| *o != m)
+                        .map(|o| (o, message.clone()))
+                        .collect();
                     for (to, message) in self.misbehave(m, all) {
                         self.transmit(m, to, message);
                     }
@@ -428,134 +509,52 @@ impl Cluster {
             self.observer.on_cosigned(c.clone(), &self.net, &self.nodes);
         }
         if let Message::Evidence(e) = &message {
-            self.observer.bodies.entry(e.digest()).or_insert_with(|| e.clone());
+            self.observer
+                .bodies
+                .entry(e.digest())
+                .or_insert_with(|| e.clone());
         }
         if let Message::Proposal(p) = &message {
             for e in &p.evidence {
-                self.observer.bodies.entry(e.digest()).or_insert_with(|| e.clone());
+                self.observer
+                    .bodies
+                    .entry(e.digest())
+                    .or_insert_with(|| e.clone());
             }
         }
         let jitter = self.rng.next_u64() % 3;
-        let at = self.now.saturating_add(core::time::Duration::from_millis(self.latency_ms + jitter));
+        let at = self
+            .now
+            .saturating_add(core::time::Duration::from_millis(self.latency_ms + jitter));
         self.seq += 1;
-        self.queue.insert((at, self.seq), Pending::Deliver { from, to, message });
+        self.queue
+            .insert((at, self.seq), Pending::Deliver { from, to, message });
     }
 
     /// Applies member `m`'s Byzantine behaviour to its outgoing messages.
-    fn misbehave(&mut self, m: MemberIndex, out: Vec<(MemberIndex, Message)>) -> Vec<(MemberIndex, Message)> {
-        let i = usize::from(m.0);
-        let behaviour = self.nodes[i].behaviour;
-        match behaviour {
-            Behaviour::Honest => out,
-            Behaviour::Silent => Vec::new(),
-            Behaviour::GarbageShares => out
-                .into_iter()
-                .map(|(to, msg)| match msg {
-                    Message::Share(mut s) => {
-                        let scalar = frost::SigningKey::new(&mut self.rng).serialize();
-                        s.share = Frost(frost::round2::SignatureShare::deserialize(&scalar).expect("a scalar is a share"));
-                        (to, Message::Share(s))
-                    }
-                    other => (to, other),
-                })
-                .collect(),
-            Behaviour::WrongCommitments => out
-                .into_iter()
-                .map(|(to, msg)| match (msg, &self.nodes[i].key) {
-                    (Message::Accept(mut a), Some(k)) => {
-                        let (_, c) = frost::round1::commit(k.key_package.signing_share(), &mut self.rng);
-                        a.commitments = Frost(c);
-                        (to, Message::Accept(a))
-                    }
-                    (other, _) => (to, other),
-                })
-                .collect(),
-            Behaviour::EquivocatingObservations => out
-                .into_iter()
-                .map(|(to, msg)| match msg {
-                    Message::Observation(o) if to.0 % 2 == 0 => {
-                        let mut items = o.observation.items.clone();
-                        items.push(Digest([0xEE; 32]));
-                        items.sort();
-                        let observation = Observation { items, ..o.observation.clone() };
-                        let signature = self.identities[i].sign(&observation.signing_bytes(self.net.id()));
-                        (to, Message::Observation(Arc::new(SignedObservation { observation, signature })))
-                    }
-                    other => (to, other),
-                })
-                .collect(),
-            Behaviour::EquivocatingProposals => out
-                .into_iter()
-                .map(|(to, msg)| match msg {
-                    Message::Proposal(p) if to.0 % 2 == 0 => {
-                        let mut q = (*p).clone();
-                        if let Some(s) = q.statements.iter_mut().find(|s| !s.evidence.is_empty()) {
-                            let dropped = s.evidence.remove(0);
-                            q.evidence.retain(|e| e.digest() != dropped);
-                            let items: Vec<(Digest, &Evidence)> = s
-                                .evidence
-                                .iter()
-                                .filter_map(|d| q.evidence.iter().find(|e| e.digest() == *d).map(|e| (*d, &**e)))
-                                .collect();
-                            s.verdict = policy::evaluate(&self.net.roster().policy, &items);
-                        }
-                        (to, Message::Proposal(Arc::new(q)))
-                    }
-                    other => (to, other),
-                })
-                .collect(),
-            Behaviour::SplitViewPackages => out
-                .into_iter()
-                .map(|(to, msg)| match msg {
-                    Message::SignRequest(mut r) if to.0 % 2 == 0 => {
-                        let commitments = r.package.0.signing_commitments().clone();
-                        let mut message = r.package.0.message().clone();
-                        message.push(0x01);
-                        r.package = Frost(frost::SigningPackage::new(commitments, &message));
-                        (to, Message::SignRequest(r))
-                    }
-                    other => (to, other),
-                })
-                .collect(),
-            Behaviour::LateInjector => out
-                .into_iter()
-                .map(|(to, msg)| match msg {
-                    Message::Proposal(p) => {
-                        // As coordinator, slip the late items into the statements.
-                        let mut q = (*p).clone();
-                        for d in &self.observer.late_items {
-                            let Some(body) = self.observer.bodies.get(d).cloned() else { continue };
-                            let Some(s) = q.statements.iter_mut().find(|s| s.slot.lab == body.lab() && s.slot.period == body.period()) else {
-                                continue;
-                            };
-                            if s.evidence.contains(d) {
-                                continue;
-                            }
-                            s.evidence.push(*d);
-                            s.evidence.sort();
-                            q.evidence.push(body);
-                            let items: Vec<(Digest, &Evidence)> = s
-                                .evidence
-                                .iter()
-                                .filter_map(|x| q.evidence.iter().find(|e| e.digest() == *x).map(|e| (*x, &**e)))
-                                .collect();
-                            s.verdict = policy::evaluate(&self.net.roster().policy, &items);
-                        }
-                        (to, Message::Proposal(Arc::new(q)))
-                    }
-                    Message::Observation(o) => {
-                        // Vouch for every late item the colluding lab handed us.
-                        let mut items = o.observation.items.clone();
-                        items.extend(self.observer.late_items.iter().filter(|d| !items.contains(d)).copied().collect::<Vec<_>>());
-                        items.sort();
-                        let observation = Observation { items, ..o.observation.clone() };
-                        let signature = self.identities[i].sign(&observation.signing_bytes(self.net.id()));
-                        (to, Message::Observation(Arc::new(SignedObservation { observation, signature })))
-                    }
-                    other => (to, other),
-                })
-                .collect(),
+    fn misbehave(
+        &mut self,
+        m: MemberIndex,
+        out: Vec<(MemberIndex, Message)>,
+    ) -> Vec<(MemberIndex, Message)> {
+        let behaviour = self.nodes[usize::from(m.0)].behaviour;
+        if behaviour.is_honest() {
+            return out;
         }
+        let colluders: Vec<MemberIndex> = self
+            .net
+            .members()
+            .filter(|j| self.nodes[usize::from(j.0)].behaviour == Behaviour::LateInjector)
+            .collect();
+        let adversary = Adversary {
+            net: &self.net,
+            identities: &self.identities,
+            key: self.nodes[usize::from(m.0)].key.as_ref(),
+            late: &self.observer.late_items,
+            bodies: &self.observer.bodies,
+            colluders: &colluders,
+        };
+        adversary.rewrite(behaviour, m, out, &mut self.rng)
     }
 
     /// A colluding lab hands late evidence to the late injectors, who vouch for it in their
@@ -573,10 +572,16 @@ impl Observer {
             Record::Signed(s) => {
                 // Invariant 6: a commitment is bound to one package, forever.
                 if let Some(prev) = self.bindings.insert(s.commitment, s.package) {
-                    assert_eq!(prev, s.package, "invariant 6: an honest member signed two packages with one commitment");
+                    assert_eq!(
+                        prev, s.package,
+                        "invariant 6: an honest member signed two packages with one commitment"
+                    );
                 }
             }
-            Record::Evidence { evidence, admitted_at: Some(_) } => {
+            Record::Evidence {
+                evidence,
+                admitted_at: Some(_),
+            } => {
                 let d = evidence.digest();
                 self.honest_admitted.insert(d);
                 self.bodies.entry(d).or_insert_with(|| evidence.clone());
@@ -596,19 +601,25 @@ impl Observer {
             // Invariant 6: a commitment is never issued by two members (a member may repeat its
             // current one when it answers a repeated request idempotently).
             let first = *self.issuers.entry(d).or_insert(m);
-            assert_eq!(first, m, "invariant 6: two members issued the same nonce commitment");
+            assert_eq!(
+                first, m,
+                "invariant 6: two members issued the same nonce commitment"
+            );
             self.commitments.insert(d);
         }
     }
 
     fn on_event(&mut self, m: MemberIndex, e: &Event, now: Instant) {
         match e {
-            Event::Culprit { member, offence } => self.culprits.push((m, *member, offence.to_string())),
+            Event::Culprit { member, offence } => {
+                self.culprits.push((m, *member, offence.to_string()))
+            }
             Event::DkgComplete { group_key } => {
                 self.dkg_complete.insert(m, *group_key);
             }
             Event::DkgAborted(f) => {
-                self.dkg_aborted.insert(m, f.culprits.iter().map(|(c, _)| *c).collect());
+                self.dkg_aborted
+                    .insert(m, f.culprits.iter().map(|(c, _)| *c).collect());
             }
             Event::Decided(c) => {
                 self.decided_at.entry(c.unit).or_insert(now);
@@ -618,7 +629,13 @@ impl Observer {
     }
 
     fn on_cosigned(&mut self, c: Arc<CoSigned>, net: &Network, nodes: &[Node]) {
-        let Some(key) = nodes.iter().find_map(|n| n.key.as_ref()).map(KeyMaterial::group_key) else { return };
+        let Some(key) = nodes
+            .iter()
+            .find_map(|n| n.key.as_ref())
+            .map(KeyMaterial::group_key)
+        else {
+            return;
+        };
         if c.verify(net.id(), &key).is_ok() {
             self.cosigned.insert(c.message(net.id()), c);
         }
@@ -626,26 +643,49 @@ impl Observer {
 
     /// The safety invariants (1, 3, 4, 5) over every valid co-signed statement seen so far.
     pub fn check(&self, net: &Network) {
-        let mut by_slot: BTreeMap<(String, Period), Vec<&crate::statement::Statement>> = BTreeMap::new();
+        let mut by_slot: BTreeMap<(String, Period), Vec<&crate::statement::Statement>> =
+            BTreeMap::new();
         for c in self.cosigned.values() {
             for s in &c.statements {
-                by_slot.entry((s.slot.lab.clone(), s.slot.period)).or_default().push(s);
+                by_slot
+                    .entry((s.slot.lab.clone(), s.slot.period))
+                    .or_default()
+                    .push(s);
                 // Invariant 4: verdict equals the policy on validly signed evidence of the slot.
                 let items: Vec<(Digest, &Evidence)> = s
                     .evidence
                     .iter()
                     .map(|d| {
-                        let e = self.bodies.get(d).unwrap_or_else(|| panic!("invariant 4: co-signed item {d:?} has no known body"));
-                        let lab = e.validate(net).expect("invariant 4: co-signed item not validly signed");
-                        assert_eq!(net.lab_id(lab), s.slot.lab, "invariant 4: item of another lab");
-                        assert_eq!(e.period(), s.slot.period, "invariant 4: item of another period");
+                        let e = self.bodies.get(d).unwrap_or_else(|| {
+                            panic!("invariant 4: co-signed item {d:?} has no known body")
+                        });
+                        let lab = e
+                            .validate(net)
+                            .expect("invariant 4: co-signed item not validly signed");
+                        assert_eq!(
+                            net.lab_id(lab),
+                            s.slot.lab,
+                            "invariant 4: item of another lab"
+                        );
+                        assert_eq!(
+                            e.period(),
+                            s.slot.period,
+                            "invariant 4: item of another period"
+                        );
                         (*d, &**e)
                     })
                     .collect();
-                assert_eq!(policy::evaluate(&net.roster().policy, &items), s.verdict, "invariant 4: verdict does not follow evidence");
+                assert_eq!(
+                    policy::evaluate(&net.roster().policy, &items),
+                    s.verdict,
+                    "invariant 4: verdict does not follow evidence"
+                );
                 // Invariant 5: only items some honest member admitted before the close.
                 for d in &s.evidence {
-                    assert!(self.honest_admitted.contains(d), "invariant 5: late or unvouched item {d:?} in a co-signed statement");
+                    assert!(
+                        self.honest_admitted.contains(d),
+                        "invariant 5: late or unvouched item {d:?} in a co-signed statement"
+                    );
                 }
             }
         }
@@ -653,7 +693,10 @@ impl Observer {
         for (slot, statements) in by_slot {
             for a in &statements {
                 for b in &statements {
-                    assert!(a.includes(b) || b.includes(a), "invariant 3: conflicting co-signed statements for {slot:?}");
+                    assert!(
+                        a.includes(b) || b.includes(a),
+                        "invariant 3: conflicting co-signed statements for {slot:?}"
+                    );
                 }
             }
         }
@@ -661,7 +704,11 @@ impl Observer {
 
     /// Culprits named by honest members that are themselves honest (must stay empty).
     pub fn honest_blamed(&self, honest: &[MemberIndex]) -> Vec<(MemberIndex, MemberIndex, String)> {
-        self.culprits.iter().filter(|(by, who, _)| honest.contains(by) && honest.contains(who)).cloned().collect()
+        self.culprits
+            .iter()
+            .filter(|(by, who, _)| honest.contains(by) && honest.contains(who))
+            .cloned()
+            .collect()
     }
 }
 
@@ -669,8 +716,32 @@ impl Observer {
 /// workload have independent reproducible streams, and a restarted member never replays the
 /// randomness (and so the nonces) of its previous life.
 pub fn child_rng(seed: u64, label: &str, index: u64, incarnation: u64) -> ChaCha20Rng {
-    let d = Digest::tagged("accord/testkit/rng", &[&seed.to_le_bytes(), label.as_bytes(), &index.to_le_bytes(), &incarnation.to_le_bytes()]);
+    let d = Digest::tagged(
+        "accord/testkit/rng",
+        &[
+            &seed.to_le_bytes(),
+            label.as_bytes(),
+            &index.to_le_bytes(),
+            &incarnation.to_le_bytes(),
+        ],
+    );
     ChaCha20Rng::from_seed(d.0)
+}
+
+fn node_is_honest(nodes: &[Node], m: MemberIndex) -> bool {
+    nodes[usize::from(m.0)].behaviour.is_honest()
+}
+
+/// Whether a message travels by gossip (and is relayed by those who accept it).
+pub fn is_gossip(m: &Message) -> bool {
+    match m {
+        Message::Evidence(_)
+        | Message::Observation(_)
+        | Message::Proposal(_)
+        | Message::CoSigned(_) => true,
+        Message::Dkg(d) => d.recipient.is_none(),
+        _ => false,
+    }
 }
 
 /// Whether a DKG message is a round-1 package (for tests that tamper with ceremonies).

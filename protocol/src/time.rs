@@ -61,9 +61,23 @@ mod tests {
     #[test]
     fn arithmetic_saturates() {
         let t = Instant::from_millis(10);
-        assert_eq!(t.saturating_sub(Duration::from_secs(1)), Instant::from_millis(0));
-        assert_eq!(Instant::from_millis(u64::MAX).saturating_add(Duration::from_millis(5)).as_millis(), u64::MAX);
-        assert_eq!(t.saturating_duration_since(Instant::from_millis(20)), Duration::ZERO);
-        assert_eq!(Instant::from_millis(25).saturating_duration_since(t), Duration::from_millis(15));
+        assert_eq!(
+            t.saturating_sub(Duration::from_secs(1)),
+            Instant::from_millis(0)
+        );
+        assert_eq!(
+            Instant::from_millis(u64::MAX)
+                .saturating_add(Duration::from_millis(5))
+                .as_millis(),
+            u64::MAX
+        );
+        assert_eq!(
+            t.saturating_duration_since(Instant::from_millis(20)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            Instant::from_millis(25).saturating_duration_since(t),
+            Duration::from_millis(15)
+        );
     }
 }
