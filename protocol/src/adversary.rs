@@ -41,6 +41,8 @@ pub enum Behaviour {
     LateInjector,
     /// As coordinator, proposes but never starts a signing session (withholding).
     Withholding,
+    /// Accepts proposals, then never sends its share (stalls the sessions it is put in).
+    AcceptThenSilent,
 }
 
 impl Behaviour {
@@ -79,6 +81,10 @@ impl Adversary<'_> {
         match behaviour {
             Behaviour::Honest => out,
             Behaviour::Silent => Vec::new(),
+            Behaviour::AcceptThenSilent => out
+                .into_iter()
+                .filter(|(_, msg)| !matches!(msg, Message::Share(_)))
+                .collect(),
             Behaviour::Withholding => out
                 .into_iter()
                 .filter(|(_, msg)| !matches!(msg, Message::SignRequest(_)))

@@ -5,8 +5,10 @@
 //! are signed or hashed). The rules:
 //!
 //! - fixed-width little-endian integers and `u64` length prefixes, so an encoding has one form;
-//! - a byte limit on every decode ([`MAX_MESSAGE_BYTES`]), checked before any allocation: a
-//!   length prefix larger than what is left of the input is a typed error, never an allocation;
+//! - a byte limit on every decode ([`MAX_MESSAGE_BYTES`] or less), checked before decoding; a
+//!   length prefix larger than the input's limit tier is a typed error before any allocation,
+//!   and no allocation exceeds that tier (4 KiB, 64 KiB, 1 MiB or 16 MiB, the smallest that
+//!   holds the input);
 //! - trailing bytes are rejected;
 //! - [`decode_canonical`] re-encodes what it decoded and insists on the same bytes, so two
 //!   different byte strings never decode to the same signed value.
@@ -22,16 +24,20 @@ use thiserror::Error;
 /// A full-period proposal for 256 members and 1 024 labs stays well below this.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-type Config = bincode::config::Configuration<
+type Config<const N: usize> = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Fixint,
-    bincode::config::Limit<MAX_MESSAGE_BYTES>,
+    bincode::config::Limit<N>,
 >;
 
-const CONFIG: Config = bincode::config::standard()
-    .with_little_endian()
-    .with_fixed_int_encoding()
-    .with_limit::<MAX_MESSAGE_BYTES>();
+const fn config<const N: usize>() -> Config<N> {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<N>()
+}
+
+const CONFIG: Config<MAX_MESSAGE_BYTES> = config::<MAX_MESSAGE_BYTES>();
 
 /// Why bytes could not be decoded (or a value encoded).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -103,8 +109,18 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Code
             limit,
         });
     }
-    let (value, used) =
-        bincode::serde::decode_from_slice::<T, _>(bytes, CONFIG).map_err(classify)?;
+    // bincode allocates a string or byte buffer at its claimed length before reading it, up to
+    // the configured limit; a limit tier just above the input's length keeps that allocation
+    // within a small multiple of what the peer actually sent.
+    let decoded = match bytes.len() {
+        0..=4096 => bincode::serde::decode_from_slice::<T, _>(bytes, config::<4096>()),
+        4097..=65_536 => bincode::serde::decode_from_slice::<T, _>(bytes, config::<65_536>()),
+        65_537..=1_048_576 => {
+            bincode::serde::decode_from_slice::<T, _>(bytes, config::<1_048_576>())
+        }
+        _ => bincode::serde::decode_from_slice::<T, _>(bytes, CONFIG),
+    };
+    let (value, used) = decoded.map_err(classify)?;
     if used != bytes.len() {
         return Err(CodecError::TrailingBytes(bytes.len() - used));
     }

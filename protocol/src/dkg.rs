@@ -168,7 +168,8 @@ impl DkgMessage {
         )
     }
 
-    fn new(
+    /// Builds and signs a message as member `sender` with its identity key.
+    pub fn new(
         net: &Network,
         key: &SecretKey,
         ceremony: u32,
@@ -192,7 +193,8 @@ impl DkgMessage {
         }
     }
 
-    fn verify(&self, net: &Network) -> bool {
+    /// Whether the sender's signature verifies.
+    pub fn verify(&self, net: &Network) -> bool {
         let Some(key) = net.member_key(self.sender) else {
             return false;
         };
@@ -210,7 +212,8 @@ impl DkgMessage {
         .is_ok()
     }
 
-    fn digest(&self) -> Digest {
+    /// Content hash (dedup and echo).
+    pub fn digest(&self) -> Digest {
         Digest::tagged("accord/dkg-message/v1", &[&codec::encode_bounded(self)])
     }
 }
@@ -265,8 +268,14 @@ pub enum DkgOutput {
     Send(MemberIndex, DkgMessage),
     /// The ceremony produced this member's key (store it before sending anything else).
     Key(Box<KeyMaterial>),
-    /// Every member confirmed the same group key.
-    Complete(PublicKey),
+    /// Every member confirmed the same group key; the signed confirmations prove it to a member
+    /// that restarts before it saw them all.
+    Complete {
+        /// The group key.
+        group_key: PublicKey,
+        /// Every member's signed confirmation.
+        confirmations: Vec<DkgMessage>,
+    },
     /// The ceremony aborted.
     Aborted(DkgFailure),
 }
@@ -296,7 +305,7 @@ pub struct DkgMachine {
     relayed: BTreeSet<(MemberIndex, MemberIndex)>,
     disputes: BTreeSet<MemberIndex>,
     round2: BTreeMap<MemberIndex, DkgMessage>,
-    confirms: BTreeMap<MemberIndex, (PublicKey, Digest)>,
+    confirms: BTreeMap<MemberIndex, DkgMessage>,
     result: Option<KeyMaterial>,
 }
 
@@ -412,8 +421,9 @@ impl DkgMachine {
             }
             return out;
         }
-        // Only round-1 packages may be relayed (as proof); everything else comes from its author.
-        if from != msg.sender && !matches!(msg.body, DkgBody::Round1(_)) {
+        // Only round-1 packages (as proof) and confirmations may be relayed; everything else
+        // comes from its author.
+        if from != msg.sender && !matches!(msg.body, DkgBody::Round1(_) | DkgBody::Confirm { .. }) {
             return out;
         }
         if msg.recipient.is_some_and(|r| r != self.me) {
@@ -436,13 +446,8 @@ impl DkgMachine {
                 self.progress(identity, now, &mut out);
             }
             DkgBody::Complaint(inner) => self.on_complaint(msg.sender, &inner, &mut out),
-            DkgBody::Confirm {
-                group_key,
-                public_package,
-            } => {
-                self.confirms
-                    .entry(msg.sender)
-                    .or_insert((group_key, public_package));
+            DkgBody::Confirm { .. } => {
+                self.confirms.entry(msg.sender).or_insert(msg);
                 self.progress(identity, now, &mut out);
             }
         }
@@ -591,16 +596,19 @@ impl DkgMachine {
             self.finish_round2(identity, now, out);
         }
         if self.phase == Phase::Confirm && self.confirms.len() == n {
-            let mine = self.confirms[&self.me];
+            let mine = confirmed(&self.confirms[&self.me]);
             let differ: Vec<_> = self
                 .confirms
                 .iter()
-                .filter(|(_, c)| **c != mine)
+                .filter(|(_, c)| confirmed(c) != mine)
                 .map(|(m, _)| (*m, DkgOffence::ConfirmMismatch))
                 .collect();
-            if differ.is_empty() {
+            if let (true, Some((group_key, _))) = (differ.is_empty(), mine) {
                 self.phase = Phase::Done;
-                out.push(DkgOutput::Complete(mine.0));
+                out.push(DkgOutput::Complete {
+                    group_key,
+                    confirmations: self.confirms.values().cloned().collect(),
+                });
             } else {
                 self.abort(differ, out);
             }
@@ -677,7 +685,6 @@ impl DkgMachine {
                 let confirm = (material.group_key(), material.public_digest());
                 out.push(DkgOutput::Key(Box::new(material.clone())));
                 self.result = Some(material);
-                self.confirms.insert(self.me, confirm);
                 let msg = DkgMessage::new(
                     &self.net,
                     identity,
@@ -689,6 +696,7 @@ impl DkgMachine {
                         public_package: confirm.1,
                     },
                 );
+                self.confirms.insert(self.me, msg.clone());
                 out.push(DkgOutput::Broadcast(msg));
                 self.phase = Phase::Confirm;
                 self.deadline = now.saturating_add(core::time::Duration::from_millis(
@@ -736,4 +744,35 @@ impl DkgMachine {
             culprits,
         }));
     }
+}
+
+fn confirmed(msg: &DkgMessage) -> Option<(PublicKey, Digest)> {
+    match &msg.body {
+        DkgBody::Confirm {
+            group_key,
+            public_package,
+        } => Some((*group_key, *public_package)),
+        _ => None,
+    }
+}
+
+/// Whether `confirmations` prove that every member of `net` confirmed `key` in `ceremony`: one
+/// validly signed confirmation from each member, all naming this key's group key and public
+/// key package.
+pub fn confirmations_prove(
+    net: &Network,
+    key: &KeyMaterial,
+    ceremony: u32,
+    confirmations: &[DkgMessage],
+) -> bool {
+    let want = Some((key.group_key(), key.public_digest()));
+    let mut seen = std::collections::BTreeSet::new();
+    for c in confirmations {
+        if c.ceremony != ceremony || c.recipient.is_some() || confirmed(c) != want || !c.verify(net)
+        {
+            return false;
+        }
+        seen.insert(c.sender);
+    }
+    seen.len() == net.n()
 }

@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::crypto::{Digest, Frost, PublicKey, SecretKey, verify_many, verify_strict};
-use crate::dkg::{DkgFailure, DkgMachine, DkgMessage, DkgOffence, DkgOutput, KeyMaterial};
+use crate::dkg::{
+    self, DkgBody, DkgFailure, DkgMachine, DkgMessage, DkgOffence, DkgOutput, KeyMaterial,
+};
 use crate::evidence::{Evidence, EvidenceError};
 use crate::message::{
     Accept, Message, Missing, Observation, Proposal, ProposalId, Share, SignRequest,
@@ -38,6 +40,10 @@ use crate::time::Instant;
 pub const MAX_ATTESTATIONS_PER_SLOT: usize = 4;
 /// Most co-signed units sent in answer to one sync request.
 pub const MAX_SYNC_UNITS: usize = 64;
+/// DKG message digests remembered for deduplication, per member.
+const MAX_DKG_SEEN_PER_MEMBER: usize = 64;
+/// How far ahead of the last ceremony a member joins a ceremony another member started.
+const MAX_CEREMONY_JUMP: u32 = 16;
 /// Signer states kept per unit (older proposals' nonces are dropped).
 const SIGNER_SLOTS_PER_UNIT: usize = 4;
 
@@ -112,6 +118,9 @@ pub enum Record {
         ceremony: u32,
         /// The group key.
         group_key: PublicKey,
+        /// Every member's signed confirmation (served to members that restarted before they saw
+        /// them all).
+        confirmations: Vec<DkgMessage>,
     },
 }
 
@@ -176,6 +185,9 @@ pub enum Event {
     },
     /// A unit was co-signed (or a larger statement for it arrived).
     Decided(Arc<CoSigned>),
+    /// A validly co-signed unit that conflicts with the one held (neither evidence set contains
+    /// the other): invariant 3 is broken, so more than f members are faulty.
+    Conflict(Arc<CoSigned>),
     /// A member misbehaved, provably or as seen on its authenticated connection.
     Culprit {
         /// The member.
@@ -363,14 +375,17 @@ pub struct Engine {
     config: EngineConfig,
     keys: Option<Arc<KeyMaterial>>,
     unconfirmed_keys: Option<Arc<KeyMaterial>>,
+    pending_confirms: BTreeMap<MemberIndex, DkgMessage>,
+    confirmations: Option<(u32, Vec<DkgMessage>)>,
     dkg: Option<DkgMachine>,
+    dkg_seen: BTreeSet<Digest>,
     last_ceremony: Option<u32>,
     evidence: BTreeMap<Digest, StoredEvidence>,
     slots: BTreeMap<(Period, LabIndex), BTreeSet<Digest>>,
     periods: BTreeMap<Period, PeriodState>,
     units: BTreeMap<Unit, UnitState>,
     decided: BTreeMap<Unit, Arc<CoSigned>>,
-    protection: BTreeMap<Digest, (Digest, Frost<frost::round2::SignatureShare>)>,
+    protection: BTreeMap<Digest, (Digest, Frost<frost::round2::SignatureShare>, Period)>,
     next_close: Period,
     outputs: VecDeque<Output>,
     loopback: VecDeque<Message>,
@@ -404,7 +419,10 @@ impl Engine {
             config,
             keys: keys.map(Arc::new),
             unconfirmed_keys: None,
+            pending_confirms: BTreeMap::new(),
+            confirmations: None,
             dkg: None,
+            dkg_seen: BTreeSet::new(),
             last_ceremony: None,
             evidence: BTreeMap::new(),
             slots: BTreeMap::new(),
@@ -431,7 +449,7 @@ impl Engine {
     ) -> Self {
         let mut engine = Self::new(net, me, identity, None, config);
         let mut dkg_started = false;
-        let mut confirmed: Option<PublicKey> = None;
+        let mut confirmed: Option<(u32, PublicKey, Vec<DkgMessage>)> = None;
         for record in records {
             match record {
                 Record::Evidence {
@@ -464,9 +482,10 @@ impl Engine {
                     );
                 }
                 Record::Signed(rec) => {
-                    engine
-                        .protection
-                        .insert(rec.commitment, (rec.package, rec.share));
+                    engine.protection.insert(
+                        rec.commitment,
+                        (rec.package, rec.share, rec.id.unit.period()),
+                    );
                 }
                 Record::CoSigned(c) => {
                     engine.record_decided(c);
@@ -476,15 +495,37 @@ impl Engine {
                     engine.last_ceremony =
                         Some(engine.last_ceremony.map_or(ceremony, |c| c.max(ceremony)));
                 }
-                Record::DkgComplete { group_key, .. } => confirmed = Some(group_key),
+                Record::DkgComplete {
+                    ceremony,
+                    group_key,
+                    confirmations,
+                } => confirmed = Some((ceremony, group_key, confirmations)),
             }
         }
         if let Some(k) = keys {
             let k = Arc::new(k);
-            if !dkg_started || confirmed == Some(k.group_key()) {
-                engine.keys = Some(k);
-            } else {
-                engine.unconfirmed_keys = Some(k);
+            match confirmed {
+                Some((ceremony, group_key, confirmations)) if group_key == k.group_key() => {
+                    engine.keys = Some(k);
+                    engine.confirmations = Some((ceremony, confirmations));
+                }
+                _ if !dkg_started => engine.keys = Some(k),
+                _ => engine.unconfirmed_keys = Some(k),
+            }
+        }
+        // Units of periods this member closed but has not seen decided: it must still take part
+        // in them (and ask peers for them) after the restart.
+        let closed: Vec<Period> = engine
+            .periods
+            .iter()
+            .filter(|(_, p)| p.closed)
+            .map(|(p, _)| *p)
+            .collect();
+        for period in closed {
+            for unit in Unit::all_for(&engine.net, period) {
+                if !engine.decided.contains_key(&unit) {
+                    engine.units.entry(unit).or_default();
+                }
             }
         }
         engine.outputs.clear();
@@ -588,16 +629,16 @@ impl Engine {
             return Delivery::Duplicate;
         }
         let delivery = self.dispatch(now, from, message, rng);
-        if let Delivery::Rejected(reason) = &delivery {
-            if matches!(
+        if let Delivery::Rejected(reason) = &delivery
+            && matches!(
                 reason,
                 MessageError::SigningRefused(_) | MessageError::Proposal(_)
-            ) {
-                self.event(Event::Refused {
-                    from,
-                    reason: reason.clone(),
-                });
-            }
+            )
+        {
+            self.event(Event::Refused {
+                from,
+                reason: reason.clone(),
+            });
         }
         self.drain_loopback(now, rng);
         delivery
@@ -663,7 +704,10 @@ impl Engine {
             .min(self.next_close);
         self.outputs.push_back(Output::Send {
             to: member,
-            message: Message::SyncRequest(SyncRequest { from }),
+            message: Message::SyncRequest(SyncRequest {
+                from,
+                key_unconfirmed: self.unconfirmed_keys.is_some(),
+            }),
         });
     }
 
@@ -700,6 +744,7 @@ impl Engine {
             rng,
         );
         self.dkg = Some(machine);
+        self.dkg_seen.clear();
         self.apply_dkg(out);
         Ok(())
     }
@@ -969,10 +1014,18 @@ impl Engine {
         }
     }
 
+    /// Structure only (the signature is checked when the observation is used): a member, sorted
+    /// distinct items, and a period this member still keeps state for, so stored observations
+    /// stay bounded by (retained periods) × n × 2.
     fn observation_is_well_formed(&self, obs: &Observation) -> bool {
+        let oldest = self
+            .next_close
+            .0
+            .saturating_sub(self.config.retain_periods.saturating_add(1));
         self.net.is_member(obs.member)
             && obs.items.windows(2).all(|w| w[0] < w[1])
             && obs.period.0 <= self.next_close.0.saturating_add(2)
+            && obs.period.0 >= oldest
     }
 
     fn verify_observation(&self, signed: &SignedObservation) -> bool {
@@ -1008,7 +1061,7 @@ impl Engine {
             .and_then(|p| p.observations.get(&from))
             .map(|v| v.iter().map(|e| e.signed.clone()).collect())
             .unwrap_or_default();
-        if existing.iter().any(|e| *e == signed) {
+        if existing.contains(&signed) {
             return Delivery::Duplicate;
         }
         // Observations are verified lazily (when they are used), except when a second one from
@@ -1115,10 +1168,10 @@ impl Engine {
         let Some((statements, evidence, observations)) = self.build_proposal(unit) else {
             return;
         };
-        if let Some((old, _, _)) = &had {
-            if old.statements == statements {
-                return;
-            }
+        if let Some((old, _, _)) = &had
+            && old.statements == statements
+        {
+            return;
         }
         let revision = if had.is_some() { revision + 1 } else { 0 };
         let proposal = Arc::new(Proposal {
@@ -1178,12 +1231,11 @@ impl Engine {
                 if members.len() < quorum {
                     continue;
                 }
-                if let Some(e) = self.evidence.get(d) {
-                    if e.period == period {
-                        if let Some(v) = chosen.get_mut(&e.lab) {
-                            v.push(*d);
-                        }
-                    }
+                if let Some(e) = self.evidence.get(d)
+                    && e.period == period
+                    && let Some(v) = chosen.get_mut(&e.lab)
+                {
+                    v.push(*d);
                 }
             }
             // Pick observations, in member order, until every chosen item has f + 1 vouchers.
@@ -1192,23 +1244,29 @@ impl Engine {
             let mut observations: Vec<Arc<SignedObservation>> = Vec::new();
             let state = self.periods.get(&period)?;
             for entries in state.observations.values() {
-                for e in entries {
-                    let helps = e
-                        .signed
-                        .observation
-                        .items
-                        .iter()
-                        .any(|d| need.get(d).is_some_and(|n| *n > 0));
-                    if helps {
-                        for d in &e.signed.observation.items {
-                            if let Some(n) = need.get_mut(d) {
-                                *n = n.saturating_sub(1);
-                            }
-                        }
-                        observations.push(e.signed.clone());
-                        break;
+                // A member vouches for the union of its observations (two, if it equivocated),
+                // exactly as `vouchers` counts them; include every one of its observations that
+                // helps, and count the member once per item.
+                let helpful: Vec<&ObservationEntry> = entries
+                    .iter()
+                    .filter(|e| {
+                        e.signed
+                            .observation
+                            .items
+                            .iter()
+                            .any(|d| need.get(d).is_some_and(|n| *n > 0))
+                    })
+                    .collect();
+                let vouched: BTreeSet<Digest> = helpful
+                    .iter()
+                    .flat_map(|e| e.signed.observation.items.iter().copied())
+                    .collect();
+                for d in &vouched {
+                    if let Some(n) = need.get_mut(d) {
+                        *n = n.saturating_sub(1);
                     }
                 }
+                observations.extend(helpful.iter().map(|e| e.signed.clone()));
             }
             // Check the chosen observations as one batch, exactly as every member will.
             let bad = self.batch_check(&observations);
@@ -1400,6 +1458,12 @@ impl Engine {
             coord.ready.insert(from, share.next.0);
         }
         if session.shares.len() < session.signers.len() {
+            // ROAST: a signer that answered is ready again with its fresh commitment; whenever t
+            // are ready, start another session, so one that stalls on a silent signer does not
+            // hold up the unit.
+            if coord.ready.len() >= self.net.t() {
+                self.start_sessions(unit);
+            }
             return Delivery::Accepted;
         }
         let session = coord.sessions.remove(&share.session).expect("present");
@@ -1421,9 +1485,11 @@ impl Engine {
                     statements: proposal.statements.clone(),
                     signature,
                 });
-                self.outputs
-                    .push_back(Output::Broadcast(Message::CoSigned(cosigned.clone())));
-                self.accept_cosigned(cosigned);
+                // Persisted (inside `accept_cosigned`) before it is broadcast.
+                if self.accept_cosigned(cosigned.clone()) {
+                    self.outputs
+                        .push_back(Output::Broadcast(Message::CoSigned(cosigned)));
+                }
             }
             Err(frost::Error::InvalidSignatureShare { culprits }) => {
                 let n = self.net.n();
@@ -1477,19 +1543,24 @@ impl Engine {
             match ev.validate(&self.net) {
                 Ok(lab) if labs.contains(&lab) => self.learn_evidence(ev, lab),
                 Ok(_) => {
-                    return Delivery::Rejected(MessageError::Malformed("evidence for another slot"));
+                    return Delivery::Rejected(MessageError::Malformed(
+                        "evidence for another slot",
+                    ));
                 }
                 Err(e) => return Delivery::Rejected(e.into()),
             }
         }
         for o in &missing.observations {
-            if o.observation.period != period
-                || !self.observation_is_well_formed(&o.observation)
-                || !self.verify_observation(o)
-            {
-                return Delivery::Rejected(MessageError::BadSignature);
+            if o.observation.period != period || !self.observation_is_well_formed(&o.observation) {
+                return Delivery::Rejected(MessageError::Malformed("observation"));
             }
-            self.note_observation(o.clone());
+            // A relayed observation that does not verify is its author's fault, not the
+            // sender's: drop it and keep the rest of the reply.
+            if self.verify_observation(o) {
+                self.note_observation(o.clone());
+            } else {
+                self.culprit(o.observation.member, Offence::BadObservation);
+            }
         }
         let _ = from;
         self.try_propose(unit);
@@ -1791,6 +1862,14 @@ impl Engine {
         let Some(mine) = package.signing_commitment(&self.me.identifier()) else {
             return refuse("our commitment is not in the package");
         };
+        let commitment_digest = Frost(mine).digest("accord/commitment/v1");
+        let package_digest = req.package.digest("accord/signing-package/v1");
+        // FAULTS 1: a commitment bound to one package never signs another, before or after a
+        // restart (the binding is persisted before the share leaves).
+        let bound = self.protection.get(&commitment_digest).cloned();
+        if bound.as_ref().is_some_and(|(p, _, _)| *p != package_digest) {
+            return refuse("commitment already used for a different package");
+        }
         let Some(slot) = self
             .units
             .get_mut(&unit)
@@ -1802,15 +1881,8 @@ impl Engine {
         if package.message() != slot.message.as_slice() {
             return refuse("package message differs from the accepted proposal");
         }
-        let commitment_digest = Frost(mine).digest("accord/commitment/v1");
-        let package_digest = req.package.digest("accord/signing-package/v1");
-        // FAULTS 1/3: a commitment bound to one package never signs another; the same package
-        // gets the same share again.
-        if let Some((bound, share)) = self.protection.get(&commitment_digest) {
-            if *bound != package_digest {
-                return refuse("commitment already used for a different package");
-            }
-            let share = share.clone();
+        // FAULTS 3: the same package again gets the same share again, never a new one.
+        if let Some((_, share, _)) = bound {
             let next = Frost(slot.commitments);
             self.send(
                 from,
@@ -1836,8 +1908,10 @@ impl Engine {
         let (next_nonces, next) = frost::round1::commit(keys.key_package.signing_share(), rng);
         slot.nonces = Some(SingleUseNonces(next_nonces));
         slot.commitments = next;
-        self.protection
-            .insert(commitment_digest, (package_digest, share.clone()));
+        self.protection.insert(
+            commitment_digest,
+            (package_digest, share.clone(), unit.period()),
+        );
         // Protection record first: the share may leave only once it is durable.
         self.outputs
             .push_back(Output::Persist(Record::Signed(SignedRecord {
@@ -1868,10 +1942,10 @@ impl Engine {
         if !cosigned.unit.is_valid_for(&self.net) {
             return Delivery::Rejected(MessageError::Malformed("unit does not fit the network"));
         }
-        if let Some(existing) = self.decided.get(&cosigned.unit) {
-            if existing.statements == cosigned.statements {
-                return Delivery::Duplicate;
-            }
+        if let Some(existing) = self.decided.get(&cosigned.unit)
+            && existing.statements == cosigned.statements
+        {
+            return Delivery::Duplicate;
         }
         let labs = cosigned.unit.labs(&self.net);
         let shaped = cosigned.statements.len() == labs.len()
@@ -1900,6 +1974,17 @@ impl Engine {
     /// what was held.
     fn accept_cosigned(&mut self, cosigned: Arc<CoSigned>) -> bool {
         if !self.record_decided(cosigned.clone()) {
+            let conflicting = self.decided.get(&cosigned.unit).is_some_and(|held| {
+                cosigned
+                    .statements
+                    .iter()
+                    .zip(&held.statements)
+                    .any(|(a, b)| !a.includes(b) && !b.includes(a))
+            });
+            if conflicting {
+                // Only possible with more than f faulty members: say so loudly.
+                self.event(Event::Conflict(cosigned));
+            }
             return false;
         }
         self.outputs
@@ -1959,6 +2044,13 @@ impl Engine {
         for o in own {
             self.send(from, Message::Observation(o));
         }
+        if req.key_unconfirmed
+            && let Some((_, confirmations)) = self.confirmations.clone()
+        {
+            for c in confirmations {
+                self.send(from, Message::Dkg(c));
+            }
+        }
         Delivery::Accepted
     }
 
@@ -1993,6 +2085,9 @@ impl Engine {
         }
         let decided_horizon = Period(horizon.saturating_sub(keep * 16));
         self.decided.retain(|u, _| u.period() >= decided_horizon);
+        // Nonces of those periods are long gone; their bindings stay on disk (and are loaded
+        // again on restart), memory keeps the recent ones.
+        self.protection.retain(|_, (_, _, p)| *p >= decided_horizon);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -2008,16 +2103,50 @@ impl Engine {
         if self.keys.is_some() {
             return Delivery::Ignored;
         }
+        // Check the author's signature before the message can change anything here.
+        if !self.net.is_member(msg.sender) || !msg.verify(&self.net) {
+            return Delivery::Rejected(MessageError::BadSignature);
+        }
+        // Round-1 packages (as equivocation proof) and confirmations (for a restarted member)
+        // are self-contained signed statements that any member may pass on.
+        let relayable = matches!(msg.body, DkgBody::Round1(_) | DkgBody::Confirm { .. });
+        if from != msg.sender && !relayable {
+            return Delivery::Rejected(MessageError::WrongSender);
+        }
+        // Gossip delivers a message many times; only the first copy is news (and forwarded).
+        let digest = msg.digest();
+        if self.dkg_seen.contains(&digest) {
+            return Delivery::Duplicate;
+        }
         let ceremony = msg.ceremony;
         let active = self.dkg.as_ref().map(DkgMachine::ceremony);
         if active != Some(ceremony) {
-            // Join a newer ceremony that others started.
-            if self.last_ceremony.is_some_and(|c| c >= ceremony) {
+            // A member restarted after storing its key but before seeing every confirmation
+            // collects the signed confirmations (from peers' catch-up answers) and activates
+            // its key once they prove that every member holds the same key.
+            if let (Some(key), DkgBody::Confirm { .. }) = (&self.unconfirmed_keys, &msg.body)
+                && self.last_ceremony == Some(ceremony)
+            {
+                let key = key.clone();
+                self.pending_confirms.insert(msg.sender, msg);
+                let all: Vec<DkgMessage> = self.pending_confirms.values().cloned().collect();
+                if dkg::confirmations_prove(&self.net, &key, ceremony, &all) {
+                    self.activate_key(ceremony, all);
+                }
+                return Delivery::Accepted;
+            }
+            // Join a newer ceremony that another member started with a signed round-1 package,
+            // but not one absurdly far ahead (which would burn the ceremony numbers).
+            let last = self.last_ceremony.unwrap_or(0);
+            let joinable = matches!(msg.body, DkgBody::Round1(_))
+                && self.last_ceremony.is_none_or(|c| c < ceremony)
+                && ceremony <= last.saturating_add(MAX_CEREMONY_JUMP);
+            if !joinable || self.start_dkg(now, ceremony, rng).is_err() {
                 return Delivery::Ignored;
             }
-            if self.start_dkg(now, ceremony, rng).is_err() {
-                return Delivery::Ignored;
-            }
+        }
+        if self.dkg_seen.len() < MAX_DKG_SEEN_PER_MEMBER * self.net.n() {
+            self.dkg_seen.insert(digest);
         }
         let Some(dkg) = self.dkg.as_mut() else {
             return Delivery::Ignored;
@@ -2025,6 +2154,22 @@ impl Engine {
         let out = dkg.handle(from, msg, now, &self.identity);
         self.apply_dkg(out);
         Delivery::Accepted
+    }
+
+    fn activate_key(&mut self, ceremony: u32, confirmations: Vec<DkgMessage>) {
+        let Some(key) = self.unconfirmed_keys.take() else {
+            return;
+        };
+        let group_key = key.group_key();
+        self.keys = Some(key);
+        self.pending_confirms.clear();
+        self.outputs.push_back(Output::Persist(Record::DkgComplete {
+            ceremony,
+            group_key,
+            confirmations: confirmations.clone(),
+        }));
+        self.confirmations = Some((ceremony, confirmations));
+        self.event(Event::DkgComplete { group_key });
     }
 
     fn apply_dkg(&mut self, out: Vec<DkgOutput>) {
@@ -2038,16 +2183,9 @@ impl Engine {
                     self.unconfirmed_keys = Some(Arc::new((*k).clone()));
                     self.outputs.push_back(Output::StoreKey(k));
                 }
-                DkgOutput::Complete(group_key) => {
+                DkgOutput::Complete { confirmations, .. } => {
                     let ceremony = self.dkg.as_ref().map_or(0, DkgMachine::ceremony);
-                    if let Some(k) = self.unconfirmed_keys.take() {
-                        self.keys = Some(k);
-                    }
-                    self.outputs.push_back(Output::Persist(Record::DkgComplete {
-                        ceremony,
-                        group_key,
-                    }));
-                    self.event(Event::DkgComplete { group_key });
+                    self.activate_key(ceremony, confirmations);
                 }
                 DkgOutput::Aborted(failure) => {
                     self.unconfirmed_keys = None;

@@ -210,6 +210,7 @@ pub fn attestation(
 }
 
 /// The evidence a lab with `conduct` submits for `period`: zero, one or two signed attestations.
+#[allow(clippy::too_many_arguments)] // every argument is a distinct, independent input
 pub fn lab_submissions(
     network_id: &Digest,
     lab: &str,

@@ -143,6 +143,9 @@ pub struct Share {
 pub struct SyncRequest {
     /// The first period of interest.
     pub from: Period,
+    /// The asker holds a key share whose ceremony it did not see confirmed by every member; it
+    /// wants the signed confirmations.
+    pub key_unconfirmed: bool,
 }
 
 /// Every message members exchange.

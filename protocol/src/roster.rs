@@ -304,6 +304,11 @@ impl Network {
                 "period, attempt timeout and DKG phase timeout must be positive",
             ));
         }
+        if s.max_clock_skew_ms >= s.attempt_timeout_ms {
+            return Err(RosterError::Schedule(
+                "the attempt timeout must exceed the maximum clock skew",
+            ));
+        }
         if s.max_clock_skew_ms >= s.observation_wait_ms.max(1) {
             return Err(RosterError::Schedule(
                 "the observation wait must exceed the maximum clock skew",

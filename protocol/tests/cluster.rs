@@ -1,5 +1,7 @@
 //! Whole networks of engines in virtual time: DKG, verdicts for every slot, faults.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use accord_protocol::fixtures::LabConduct;
 use accord_protocol::roster::{MemberIndex, Period, SigningMode};
 use accord_protocol::testkit::{Behaviour, Cluster, ClusterSpec};

@@ -1,0 +1,327 @@
+//! Regressions found in review, each reproduced first and kept as a test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use accord_protocol::crypto::{Digest, SecretKey, Signature};
+use accord_protocol::dkg::{DkgBody, DkgMessage, deal};
+use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Output};
+use accord_protocol::evidence::Evidence;
+use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, inspection, lab_submissions};
+use accord_protocol::message::{Message, Observation, SignedObservation};
+use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period};
+use accord_protocol::testkit::{Behaviour, Cluster, ClusterSpec, child_rng};
+
+fn secs(s: u64) -> core::time::Duration {
+    core::time::Duration::from_secs(s)
+}
+
+#[test]
+fn a_signer_that_accepts_then_falls_silent_does_not_delay_the_verdict() {
+    // Sessions used to start only on accepts; a stalled session held the unit until the attempt
+    // timed out. ROAST starts a new session as soon as t answered signers are ready again.
+    let mut spec = ClusterSpec::new(7, 3);
+    spec.behaviours = vec![
+        Behaviour::Honest,
+        Behaviour::AcceptThenSilent,
+        Behaviour::AcceptThenSilent,
+    ];
+    spec.seed = 3;
+    let mut c = Cluster::new(spec);
+    c.run_until(c.net.schedule().start(Period(0)).saturating_add(secs(1)));
+    c.submit_period(Period(0), |_| LabConduct::Compliant);
+    c.assert_live(0..1, 60_000);
+    let first_attempt = c.net.schedule().attempt_start(Period(0), 0);
+    let decided = c.observer.decided_at[&accord_protocol::statement::Unit::Period(Period(0))];
+    let took = decided.saturating_duration_since(first_attempt).as_millis() as u64;
+    assert!(
+        took < c.net.schedule().attempt_timeout_ms,
+        "decided {took} ms into the first attempt"
+    );
+}
+
+#[test]
+fn an_equivocated_observation_does_not_invalidate_an_honest_proposal() {
+    // Member 1 sends observation A = {x} and B = {x, d}; d is a report only member 2 admitted.
+    // Counting d as vouched through B, the coordinator must put B in its proposal.
+    let mut rng = child_rng(5, "x", 0, 0);
+    let tn = Testnet::generate(&TestnetSpec::new(4, 1, 1_000_000), &mut rng, |k| k.to_hex());
+    let net = Network::new(tn.roster.clone()).unwrap();
+    let keys = deal(&net, &mut rng).unwrap();
+    let mut engines: Vec<Engine> = (0..4u16)
+        .map(|i| {
+            Engine::new(
+                net.clone(),
+                MemberIndex(i),
+                SecretKey::from_seed(&tn.members[usize::from(i)].seed()),
+                Some(keys[usize::from(i)].clone()),
+                EngineConfig::default(),
+            )
+        })
+        .collect();
+    let mut rngs: Vec<_> = (0..4).map(|i| child_rng(5, "m", i, 0)).collect();
+    let now = net.schedule().start(Period(0)).saturating_add(secs(1));
+    let lab = net.lab_id(LabIndex(0)).to_string();
+    let x = lab_submissions(
+        net.id(),
+        &lab,
+        &tn.labs[0],
+        Period(0),
+        &net.roster().policy,
+        LabConduct::Compliant,
+        now,
+        &mut rng,
+    )
+    .remove(0);
+    let Evidence::Attestation { attestation, .. } = &x else {
+        unreachable!()
+    };
+    let d = inspection(
+        net.id(),
+        MemberIndex(2),
+        &tn.members[2],
+        attestation,
+        100,
+        now,
+    );
+    for e in engines.iter_mut() {
+        e.submit(now, x.clone()).unwrap();
+    }
+    engines[2].submit(now, d.clone()).unwrap();
+    for e in engines.iter_mut() {
+        while e.poll_output().is_some() {}
+    }
+    let close = net.schedule().close(Period(0));
+    let mut obs = vec![];
+    for (i, e) in engines.iter_mut().enumerate() {
+        e.handle_timeout(close, &mut rngs[i]);
+        while let Some(o) = e.poll_output() {
+            if let Output::Broadcast(Message::Observation(so)) = o {
+                obs.push((i, so));
+            }
+        }
+    }
+    let equivocate = |items: Vec<Digest>| {
+        let mut items = items;
+        items.sort();
+        let o = Observation {
+            member: MemberIndex(1),
+            period: Period(0),
+            items,
+        };
+        let s = tn.members[1].sign(&o.signing_bytes(net.id()));
+        Arc::new(SignedObservation {
+            observation: o,
+            signature: s,
+        })
+    };
+    let a = equivocate(vec![x.digest()]);
+    let b = equivocate(vec![x.digest(), d.digest()]);
+    for j in [0usize, 2, 3] {
+        for (i, so) in &obs {
+            if *i != j && *i != 1 {
+                engines[j].handle_message(
+                    close,
+                    MemberIndex(*i as u16),
+                    Message::Observation(so.clone()),
+                    &mut rngs[j],
+                );
+            }
+        }
+        engines[j].handle_message(
+            close,
+            MemberIndex(1),
+            Message::Observation(a.clone()),
+            &mut rngs[j],
+        );
+        engines[j].handle_message(
+            close,
+            MemberIndex(1),
+            Message::Observation(b.clone()),
+            &mut rngs[j],
+        );
+        while engines[j].poll_output().is_some() {}
+    }
+    let at = net.schedule().attempt_start(Period(0), 0);
+    engines[0].handle_timeout(at, &mut rngs[0]);
+    let mut proposal = None;
+    while let Some(o) = engines[0].poll_output() {
+        match o {
+            Output::Broadcast(Message::Proposal(p)) => proposal = Some(p),
+            Output::Event(Event::Culprit { member, offence }) => {
+                assert_eq!(member, MemberIndex(1), "{offence}")
+            }
+            _ => {}
+        }
+    }
+    let p = proposal.expect("the coordinator proposed");
+    // The coordinator lacks d's body; member 2 answers with it and the observations (B among
+    // them) that vouch for it.
+    assert_eq!(
+        engines[2].handle_message(at, MemberIndex(0), Message::Proposal(p), &mut rngs[2]),
+        Delivery::Accepted
+    );
+    let mut missing = None;
+    while let Some(o) = engines[2].poll_output() {
+        if let Output::Send {
+            to: MemberIndex(0),
+            message: m @ Message::Missing(_),
+        } = o
+        {
+            missing = Some(m);
+        }
+    }
+    engines[0].handle_message(
+        at,
+        MemberIndex(2),
+        missing.expect("a missing-items reply"),
+        &mut rngs[0],
+    );
+    let mut again = None;
+    while let Some(o) = engines[0].poll_output() {
+        if let Output::Broadcast(Message::Proposal(p)) = o {
+            again = Some(p);
+        }
+    }
+    let again = again.expect("a re-proposal");
+    assert!(again.statements[0].evidence.contains(&d.digest()));
+    for j in [2usize, 3] {
+        let delivery = engines[j].handle_message(
+            at,
+            MemberIndex(0),
+            Message::Proposal(again.clone()),
+            &mut rngs[j],
+        );
+        assert_eq!(delivery, Delivery::Accepted, "member {j}");
+        let mut accepted = false;
+        while let Some(o) = engines[j].poll_output() {
+            assert!(
+                !matches!(
+                    o,
+                    Output::Event(Event::Culprit {
+                        member: MemberIndex(0),
+                        ..
+                    })
+                ),
+                "honest coordinator blamed"
+            );
+            accepted |= matches!(
+                o,
+                Output::Send {
+                    message: Message::Accept(_),
+                    ..
+                }
+            );
+        }
+        assert!(accepted, "member {j} accepted the re-proposal");
+    }
+}
+
+#[test]
+fn a_member_restarted_between_close_and_decision_still_gets_the_verdict() {
+    let mut c = Cluster::new(ClusterSpec::new(7, 3));
+    c.run_until(c.net.schedule().start(Period(0)).saturating_add(secs(1)));
+    c.submit_period(Period(0), |_| LabConduct::Compliant);
+    let close = c.net.schedule().close(Period(0));
+    // Member 4 closes the period (its observation is persisted), then crashes before any
+    // proposal arrives.
+    c.run_until(close.saturating_add(core::time::Duration::from_millis(50)));
+    c.crash(MemberIndex(4));
+    c.assert_live(0..1, 60_000);
+    c.restart(MemberIndex(4));
+    let ok = c.run_until_condition(c.now.saturating_add(secs(10)), |c| {
+        c.all_decided([Period(0)])
+    });
+    assert!(
+        ok,
+        "the restarted member caught up on the period it had closed"
+    );
+}
+
+#[test]
+fn unsigned_or_far_future_dkg_messages_cannot_burn_ceremonies() {
+    let mut rng = child_rng(6, "x", 0, 0);
+    let tn = Testnet::generate(&TestnetSpec::new(4, 1, 1_000_000), &mut rng, |k| k.to_hex());
+    let net = Network::new(tn.roster.clone()).unwrap();
+    let mut e = Engine::new(
+        net.clone(),
+        MemberIndex(0),
+        SecretKey::from_seed(&tn.members[0].seed()),
+        None,
+        EngineConfig::default(),
+    );
+    let mut r = child_rng(6, "m", 0, 0);
+    let now = net.schedule().start(Period(0));
+    e.start_dkg(now, 1, &mut r).unwrap();
+    while e.poll_output().is_some() {}
+    let bogus = DkgMessage {
+        ceremony: u32::MAX,
+        sender: MemberIndex(3),
+        recipient: None,
+        body: DkgBody::Echo(vec![Digest([0; 32]); 4]),
+        signature: Signature([0; 64]),
+    };
+    assert!(matches!(
+        e.handle_message(now, MemberIndex(3), Message::Dkg(bogus), &mut r),
+        Delivery::Rejected(_)
+    ));
+    // Even validly signed, a ceremony far ahead is not joined.
+    let (_, pkg) =
+        frost_ed25519::keys::dkg::part1(MemberIndex(3).identifier(), 4, 3, &mut r).unwrap();
+    let far = DkgMessage::new(
+        &net,
+        &tn.members[3],
+        1_000_000,
+        MemberIndex(3),
+        None,
+        DkgBody::Round1(accord_protocol::crypto::Frost(pkg)),
+    );
+    assert_eq!(
+        e.handle_message(now, MemberIndex(3), Message::Dkg(far), &mut r),
+        Delivery::Ignored
+    );
+    assert_eq!(
+        e.status().dkg_phase.as_deref(),
+        Some("round1"),
+        "ceremony 1 still runs"
+    );
+    assert!(
+        e.start_dkg(now, 2, &mut r).is_ok(),
+        "the next ceremony number is still free"
+    );
+}
+
+#[test]
+fn a_member_restarted_in_the_confirm_phase_activates_its_key_from_peers() {
+    let mut spec = ClusterSpec::new(4, 2);
+    spec.dkg = true;
+    let mut c = Cluster::new(spec);
+    c.start_dkg(1);
+    // Step until member 2 has stored its key share, then kill it before it sees the confirms.
+    let stored =
+        c.run_until_condition(c.now.saturating_add(secs(30)), |c| c.nodes[2].key.is_some());
+    assert!(stored);
+    c.crash(MemberIndex(2));
+    let others = c.run_until_condition(c.now.saturating_add(secs(30)), |c| {
+        c.observer.dkg_complete.len() == 3
+    });
+    assert!(others, "{:?}", c.observer.dkg_aborted);
+    c.restart(MemberIndex(2));
+    let ok = c.run_until_condition(c.now.saturating_add(secs(10)), |c| {
+        c.engine(MemberIndex(2)).group_key().is_some()
+    });
+    assert!(
+        ok,
+        "member 2 activated its key from the signed confirmations"
+    );
+    c.run_until(
+        c.net
+            .schedule()
+            .start(Period(0))
+            .max(c.now)
+            .saturating_add(secs(1)),
+    );
+    c.submit_period(Period(0), |_| LabConduct::Compliant);
+    c.assert_live(0..1, 60_000);
+}
