@@ -14,13 +14,8 @@ use accord_protocol::testkit::{Cluster, ClusterSpec, child_rng};
 use accord_protocol::time::Instant;
 use frost_ed25519 as frost;
 
-/// Rewrites one delivery into the deliveries that actually happen (from, to, message).
-type Tamper = dyn FnMut(
-    MemberIndex,
-    MemberIndex,
-    DkgMessage,
-    &Ceremony,
-) -> Vec<(MemberIndex, MemberIndex, DkgMessage)>;
+/// Deliveries as (from, to, message).
+type Deliveries = Vec<(MemberIndex, MemberIndex, DkgMessage)>;
 
 struct Ceremony {
     net: Arc<Network>,
@@ -90,17 +85,11 @@ impl Ceremony {
         }
     }
 
+    /// Delivers everything queued; `tamper` rewrites each delivery into the deliveries that
+    /// actually happen (from, to, message).
     fn run(
         &mut self,
-        tamper: &mut (
-                 impl FnMut(
-            MemberIndex,
-            MemberIndex,
-            DkgMessage,
-            &Ceremony,
-        ) -> Vec<(MemberIndex, MemberIndex, DkgMessage)>
-                 + ?Sized
-             ),
+        tamper: &mut impl FnMut(MemberIndex, MemberIndex, DkgMessage, &Ceremony) -> Deliveries,
     ) {
         while let Some((from, to, msg)) = self.queue.pop_front() {
             for (from, to, m) in tamper(from, to, msg, self) {
