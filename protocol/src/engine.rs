@@ -356,6 +356,7 @@ struct Coordinator {
     excluded: BTreeSet<MemberIndex>,
     sessions: BTreeMap<u32, Session>,
     next_session: u32,
+    last_session_start: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -471,7 +472,7 @@ impl Engine {
                 }
                 Record::Accepted(rec) => {
                     for o in &rec.observations {
-                        engine.insert_observation(o.clone(), true);
+                        engine.insert_observation(o.clone(), false);
                     }
                     let state = engine.units.entry(rec.id.unit).or_default();
                     state.seen.insert(rec.id, rec.proposal);
@@ -594,6 +595,13 @@ impl Engine {
                 }
                 let attempt = state.attempt.map_or(0, |a| a.saturating_add(1));
                 consider(schedule.attempt_start(unit.period(), attempt));
+                if let Some(due) = state
+                    .coordinator
+                    .as_ref()
+                    .and_then(|c| c.spare_session_due(self.net.t(), self.session_patience()))
+                {
+                    consider(due);
+                }
             }
         }
         next
@@ -685,6 +693,15 @@ impl Engine {
                 }
             }
         }
+        let coordinating: Vec<Unit> = self
+            .units
+            .iter()
+            .filter(|(u, s)| s.coordinator.is_some() && !self.decided.contains_key(u))
+            .map(|(u, _)| *u)
+            .collect();
+        for unit in coordinating {
+            self.start_sessions(unit, now);
+        }
         self.prune();
         self.drain_loopback(now, rng);
     }
@@ -772,10 +789,10 @@ impl Engine {
             },
             Message::Observation(obs) => self.on_observation(now, from, obs),
             Message::Proposal(p) => self.on_proposal(now, from, p, rng),
-            Message::Accept(a) => self.on_accept(from, a),
+            Message::Accept(a) => self.on_accept(now, from, a),
             Message::Missing(m) => self.on_missing(from, &m),
             Message::SignRequest(r) => self.on_sign_request(from, r, rng),
-            Message::Share(s) => self.on_share(from, s),
+            Message::Share(s) => self.on_share(now, from, s),
             Message::CoSigned(c) => self.on_cosigned(c),
             Message::SyncRequest(r) => self.on_sync_request(from, &r),
             Message::Dkg(d) => self.on_dkg(now, from, d, rng),
@@ -994,7 +1011,7 @@ impl Engine {
     /// Stores a verified observation relayed by others (in a proposal or reply); if it differs
     /// from one already held for that member and period, and that one verifies too, the member
     /// equivocated.
-    fn note_observation(&mut self, signed: Arc<SignedObservation>) {
+    fn note_observation(&mut self, signed: Arc<SignedObservation>, verified: bool) {
         let member = signed.observation.member;
         let period = signed.observation.period;
         let others: Vec<Arc<SignedObservation>> = self
@@ -1008,8 +1025,12 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        let fresh = self.insert_observation(signed, true);
-        if fresh && others.iter().any(|o| self.verify_observation(o)) {
+        let fresh = self.insert_observation(signed.clone(), verified);
+        if fresh
+            && !others.is_empty()
+            && (verified || self.verify_observation(&signed))
+            && others.iter().any(|o| self.verify_observation(o))
+        {
             self.culprit(member, Offence::EquivocatingObservation);
         }
     }
@@ -1148,6 +1169,10 @@ impl Engine {
     // ---------------------------------------------------------------------------------------
     // Coordinator
 
+    fn session_patience(&self) -> core::time::Duration {
+        core::time::Duration::from_millis(self.net.schedule().attempt_timeout_ms / 4)
+    }
+
     fn coordinator_of(&self, unit: &Unit, attempt: u32) -> MemberIndex {
         let base = match unit {
             Unit::Slot { period, lab } => period.0.wrapping_add(u64::from(lab.0)),
@@ -1196,6 +1221,7 @@ impl Engine {
         coord.ready.clear();
         coord.busy.clear();
         coord.sessions.clear();
+        coord.last_session_start = None;
         self.event(Event::Proposed { id: proposal.id });
         self.outputs
             .push_back(Output::Broadcast(Message::Proposal(proposal.clone())));
@@ -1268,20 +1294,22 @@ impl Engine {
                 }
                 observations.extend(helpful.iter().map(|e| e.signed.clone()));
             }
-            // Check the chosen observations as one batch, exactly as every member will.
-            let bad = self.batch_check(&observations);
-            if !bad.is_empty() {
-                let bad_set: Vec<Arc<SignedObservation>> =
-                    bad.iter().map(|i| observations[*i].clone()).collect();
-                let state = self.periods.get_mut(&period).expect("exists");
-                for b in &bad_set {
-                    if let Some(v) = state.observations.get_mut(&b.observation.member) {
-                        v.retain(|e| e.signed != *b);
-                    }
-                }
-                for b in bad_set {
-                    self.culprit(b.observation.member, Offence::BadObservation);
-                }
+            // Check every chosen observation strictly (once per observation: the store remembers),
+            // dropping and blaming bad ones. An honest proposal then carries only signatures
+            // that any member's batch check accepts.
+            let picked = observations.len();
+            self.verify_stored(period, |o| observations.iter().any(|c| std::ptr::eq(&**c, o)));
+            let state = self.periods.get(&period)?;
+            let kept = observations
+                .iter()
+                .filter(|c| {
+                    state
+                        .observations
+                        .get(&c.observation.member)
+                        .is_some_and(|v| v.iter().any(|e| Arc::ptr_eq(&e.signed, c)))
+                })
+                .count();
+            if kept != picked {
                 continue;
             }
             let mut statements = Vec::with_capacity(labs.len());
@@ -1340,7 +1368,7 @@ impl Engine {
         verify_many(&items)
     }
 
-    fn on_accept(&mut self, from: MemberIndex, accept: Accept) -> Delivery {
+    fn on_accept(&mut self, now: Instant, from: MemberIndex, accept: Accept) -> Delivery {
         let unit = accept.id.unit;
         let t = self.net.t();
         let Some(coord) = self
@@ -1361,14 +1389,15 @@ impl Engine {
         }
         coord.ready.insert(from, accept.commitments.0);
         if coord.ready.len() >= t {
-            self.start_sessions(unit);
+            self.start_sessions(unit, now);
         }
         Delivery::Accepted
     }
 
     /// ROAST: whenever t signers are ready (each with one unused commitment), start a session.
-    fn start_sessions(&mut self, unit: Unit) {
+    fn start_sessions(&mut self, unit: Unit, now: Instant) {
         let t = self.net.t();
+        let patience = self.session_patience();
         let mut requests = Vec::new();
         let mut started = Vec::new();
         {
@@ -1382,7 +1411,8 @@ impl Engine {
             let Some((proposal, _, message)) = coord.proposal.clone() else {
                 return;
             };
-            while coord.ready.len() >= t {
+            while coord.ready.len() >= t && coord.may_start(now, patience) {
+                coord.last_session_start = Some(now);
                 let signers: Vec<MemberIndex> = coord.ready.keys().take(t).copied().collect();
                 let mut commitments = BTreeMap::new();
                 for s in &signers {
@@ -1426,7 +1456,7 @@ impl Engine {
         }
     }
 
-    fn on_share(&mut self, from: MemberIndex, share: Share) -> Delivery {
+    fn on_share(&mut self, now: Instant, from: MemberIndex, share: Share) -> Delivery {
         let unit = share.id.unit;
         let Some(keys) = self.keys.clone() else {
             return Delivery::Ignored;
@@ -1462,7 +1492,7 @@ impl Engine {
             // are ready, start another session, so one that stalls on a silent signer does not
             // hold up the unit.
             if coord.ready.len() >= self.net.t() {
-                self.start_sessions(unit);
+                self.start_sessions(unit, now);
             }
             return Delivery::Accepted;
         }
@@ -1510,9 +1540,9 @@ impl Engine {
                 for c in culprits {
                     self.culprit(c, Offence::InvalidShare);
                 }
-                self.start_sessions(unit);
+                self.start_sessions(unit, now);
             }
-            Err(_) => self.start_sessions(unit),
+            Err(_) => self.start_sessions(unit, now),
         }
         Delivery::Accepted
     }
@@ -1557,7 +1587,7 @@ impl Engine {
             // A relayed observation that does not verify is its author's fault, not the
             // sender's: drop it and keep the rest of the reply.
             if self.verify_observation(o) {
-                self.note_observation(o.clone());
+                self.note_observation(o.clone(), true);
             } else {
                 self.culprit(o.observation.member, Offence::BadObservation);
             }
@@ -1613,8 +1643,8 @@ impl Engine {
             None => {}
         }
         state.seen.insert(id, digest);
-        match self.check_proposal(&proposal) {
-            Ok(()) => {}
+        let verified = match self.check_proposal(&proposal) {
+            Ok(verified) => verified,
             Err(ProposalCheck::Invalid(reason)) => {
                 self.culprit(from, Offence::InvalidProposal(reason.clone()));
                 return Delivery::Rejected(MessageError::Proposal(reason));
@@ -1630,7 +1660,7 @@ impl Engine {
                 );
                 return Delivery::Accepted;
             }
-        }
+        };
         // Accept: remember what we accepted (the superset rule must survive a restart), then
         // commit to a fresh nonce.
         let labs = unit.labs(&self.net);
@@ -1643,8 +1673,8 @@ impl Engine {
                 self.learn_evidence(ev, lab);
             }
         }
-        for o in &proposal.observations {
-            self.note_observation(o.clone());
+        for (o, verified) in proposal.observations.iter().zip(verified) {
+            self.note_observation(o.clone(), verified);
         }
         let record = AcceptedRecord {
             id,
@@ -1689,7 +1719,8 @@ impl Engine {
     /// every item is validly signed for it and vouched by f + 1 observations in the proposal, the
     /// verdict is the policy's, and nothing it knows to be vouched (or already accepted) is left
     /// out.
-    fn check_proposal(&mut self, p: &Proposal) -> Result<(), ProposalCheck> {
+    /// On success, returns for each of the proposal's observations whether it was verified.
+    fn check_proposal(&mut self, p: &Proposal) -> Result<Vec<bool>, ProposalCheck> {
         let unit = p.id.unit;
         let period = unit.period();
         let labs = unit.labs(&self.net);
@@ -1714,7 +1745,28 @@ impl Engine {
                 return invalid("more than two observations from one member");
             }
         }
-        if !self.batch_check(&p.observations).is_empty() {
+        // Invariant 5 needs, for every item, an honest member that admitted it before the close.
+        // For items this member admitted in time itself, that is this member; only the vouchers
+        // of the other items need their signatures checked (as one batch).
+        let unknown: BTreeSet<Digest> = p
+            .statements
+            .iter()
+            .flat_map(|s| s.evidence.iter().copied())
+            .filter(|d| !self.evidence.get(d).is_some_and(|e| e.admitted_before_close))
+            .collect();
+        let verified: Vec<bool> = p
+            .observations
+            .iter()
+            .map(|o| o.observation.items.iter().any(|d| unknown.contains(d)))
+            .collect();
+        let to_check: Vec<Arc<SignedObservation>> = p
+            .observations
+            .iter()
+            .zip(&verified)
+            .filter(|(_, v)| **v)
+            .map(|(o, _)| o.clone())
+            .collect();
+        if !self.batch_check(&to_check).is_empty() {
             return invalid("badly signed observation");
         }
         let mut vouchers: BTreeMap<Digest, BTreeSet<MemberIndex>> = BTreeMap::new();
@@ -1787,21 +1839,43 @@ impl Engine {
             .get(&unit)
             .map(|s| s.locked.clone())
             .unwrap_or_default();
-        let in_unit = |e: &StoredEvidence| e.period == period && labs.contains(&e.lab);
+        // Only items this member holds for the unit's slots but the proposal leaves out can be
+        // missing; in the common case there are none and nothing needs counting.
+        let outside: BTreeSet<Digest> = labs
+            .iter()
+            .filter_map(|l| self.slots.get(&(period, *l)))
+            .flatten()
+            .chain(locked.iter())
+            .filter(|d| !included.contains(*d) && self.evidence.contains_key(*d))
+            .copied()
+            .collect();
+        if outside.is_empty() {
+            return Ok(verified);
+        }
         let candidates = |engine: &Self| -> Vec<Digest> {
-            let mut all = engine.vouchers(period);
-            for (d, members) in &vouchers {
-                all.entry(*d).or_default().extend(members);
-            }
-            all.into_iter()
-                .filter(|(d, m)| (m.len() >= quorum || locked.contains(d)) && !included.contains(d))
-                .filter(|(d, _)| engine.evidence.get(d).is_some_and(in_unit))
-                .map(|(d, _)| d)
+            outside
+                .iter()
+                .filter(|d| {
+                    if locked.contains(*d) {
+                        return true;
+                    }
+                    let mut members: BTreeSet<MemberIndex> =
+                        vouchers.get(*d).cloned().unwrap_or_default();
+                    if let Some(state) = engine.periods.get(&period) {
+                        for (m, entries) in &state.observations {
+                            if entries.iter().any(|e| e.signed.vouches(d)) {
+                                members.insert(*m);
+                            }
+                        }
+                    }
+                    members.len() >= quorum
+                })
+                .copied()
                 .collect()
         };
         let first = candidates(self);
         if first.is_empty() {
-            return Ok(());
+            return Ok(verified);
         }
         // Before claiming items are missing, check the observations that vouch for them.
         let wanted: BTreeSet<Digest> = first.into_iter().collect();
@@ -1810,7 +1884,7 @@ impl Engine {
         });
         let missing = candidates(self);
         if missing.is_empty() {
-            return Ok(());
+            return Ok(verified);
         }
         let evidence: Vec<Arc<Evidence>> = missing
             .iter()
@@ -1841,6 +1915,10 @@ impl Engine {
         let unit = req.id.unit;
         if from != self.coordinator_of(&unit, req.id.attempt) {
             return Delivery::Rejected(MessageError::NotCoordinator);
+        }
+        if self.decided.contains_key(&unit) {
+            // A spare session's request arriving after the unit was co-signed.
+            return Delivery::Ignored;
         }
         let Some(keys) = self.keys.clone() else {
             return Delivery::Rejected(MessageError::NoKey);
@@ -2244,6 +2322,23 @@ impl Coordinator {
             excluded: BTreeSet::new(),
             sessions: BTreeMap::new(),
             next_session: 0,
+            last_session_start: None,
         }
+    }
+
+    /// ROAST starts a session whenever t signers are ready; we wait `patience` after the last
+    /// one before adding a spare session next to a session still open, so a healthy network
+    /// signs once, while a session stalled by a silent signer is overtaken quickly.
+    fn may_start(&self, now: Instant, patience: core::time::Duration) -> bool {
+        self.sessions.is_empty()
+            || self
+                .last_session_start
+                .is_none_or(|s| now >= s.saturating_add(patience))
+    }
+
+    /// When a spare session may start, if one is wanted.
+    fn spare_session_due(&self, t: usize, patience: core::time::Duration) -> Option<Instant> {
+        let pending = self.proposal.is_some() && !self.sessions.is_empty() && self.ready.len() >= t;
+        pending.then(|| self.last_session_start.map(|s| s.saturating_add(patience)))?
     }
 }

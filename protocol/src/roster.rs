@@ -33,9 +33,30 @@ impl MemberIndex {
 
     /// The member whose FROST identifier is `id`, if it is in `1..=n`.
     pub fn from_identifier(id: &frost_ed25519::Identifier, n: usize) -> Option<Self> {
-        (0..n as u16)
-            .map(MemberIndex)
-            .find(|m| m.identifier() == *id)
+        // An identifier made from a u16 is that scalar: little-endian, zero beyond two bytes.
+        let bytes = id.serialize();
+        let (low, high) = bytes.split_at(2);
+        if high.iter().any(|b| *b != 0) {
+            return None;
+        }
+        let value = u16::from_le_bytes([low[0], low[1]]);
+        let index = value.checked_sub(1)?;
+        (usize::from(index) < n).then_some(MemberIndex(index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_map_back_to_members() {
+        for i in 0..256u16 {
+            assert_eq!(MemberIndex::from_identifier(&MemberIndex(i).identifier(), 256), Some(MemberIndex(i)));
+        }
+        assert_eq!(MemberIndex::from_identifier(&MemberIndex(10).identifier(), 10), None);
+        let derived = frost_ed25519::Identifier::derive(b"not a small number").unwrap();
+        assert_eq!(MemberIndex::from_identifier(&derived, 256), None);
     }
 }
 
