@@ -5,8 +5,8 @@
 //!
 //! - `raw-frost`: what any FROST deployment must compute for one signature: t round-1 commits, a
 //!   signing package, t round-2 shares and the aggregation (which verifies the signature).
-//! - `engine`: one whole session through n engines, from the first coordinator attempt to the
-//!   coordinator's co-signed unit: the proposal, every member's validation and acceptance (with
+//! - `engine`: one whole session through n engines, from the last observation reaching the
+//!   first coordinator (which then proposes at once) to the coordinator's co-signed unit: the proposal, every member's validation and acceptance (with
 //!   its commitment: n commits, not t), the signing requests, the shares and the aggregation.
 //!   Messages are passed in memory; CPU of every member is summed, like the raw baseline's.
 
@@ -45,22 +45,47 @@ fn setup(n: usize, t: u16, labs: usize) -> Setup {
     let evidence = (0..labs)
         .flat_map(|i| {
             let lab = net.lab_id(LabIndex(i as u16)).to_string();
-            lab_submissions(net.id(), &lab, &testnet.labs[i], Period(0), &net.roster().policy, LabConduct::Compliant, now, &mut rng)
+            lab_submissions(
+                net.id(),
+                &lab,
+                &testnet.labs[i],
+                Period(0),
+                &net.roster().policy,
+                LabConduct::Compliant,
+                now,
+                &mut rng,
+            )
         })
         .collect();
-    Setup { identities: testnet.members.iter().map(|k| *k.seed()).collect(), net, keys, evidence }
+    Setup {
+        identities: testnet.members.iter().map(|k| *k.seed()).collect(),
+        net,
+        keys,
+        evidence,
+    }
 }
 
-/// n engines that admitted the period's evidence and exchanged observations, at the moment the
-/// first coordinator attempt starts.
-fn ready_engines(s: &Setup) -> (Vec<Engine>, Vec<ChaCha20Rng>) {
+/// The last observation the coordinator (member 0) waits for.
+type Last = (MemberIndex, Message);
+
+/// n engines that admitted the period's evidence, closed it and exchanged observations, except
+/// the last one the coordinator is waiting for: the session starts with it.
+fn ready_engines(s: &Setup) -> (Vec<Engine>, Vec<ChaCha20Rng>, Last) {
     let n = s.net.n();
     let mut engines: Vec<Engine> = (0..n)
         .map(|i| {
-            Engine::new(s.net.clone(), MemberIndex(i as u16), SecretKey::from_seed(&s.identities[i]), Some(s.keys[i].clone()), EngineConfig::default())
+            Engine::new(
+                s.net.clone(),
+                MemberIndex(i as u16),
+                SecretKey::from_seed(&s.identities[i]),
+                Some(s.keys[i].clone()),
+                EngineConfig::default(),
+            )
         })
         .collect();
-    let mut rngs: Vec<ChaCha20Rng> = (0..n).map(|i| child_rng(2, "member", i as u64, 0)).collect();
+    let mut rngs: Vec<ChaCha20Rng> = (0..n)
+        .map(|i| child_rng(2, "member", i as u64, 0))
+        .collect();
     let now = s.net.schedule().start(Period(0));
     for e in engines.iter_mut() {
         for ev in &s.evidence {
@@ -78,44 +103,53 @@ fn ready_engines(s: &Setup) -> (Vec<Engine>, Vec<ChaCha20Rng>) {
             }
         }
     }
+    let last = observations.pop().expect("every member observed");
     for (j, e) in engines.iter_mut().enumerate() {
-        for (from, m) in &observations {
+        for (from, m) in observations.iter().chain((j != 0).then_some(&last)) {
             if from.0 as usize != j {
                 e.handle_message(close, *from, m.clone(), &mut rngs[j]);
             }
         }
         while e.poll_output().is_some() {}
     }
-    (engines, rngs)
+    (engines, rngs, last)
 }
 
-/// Runs the session; returns when the coordinator has co-signed.
-fn session(net: &Network, engines: &mut [Engine], rngs: &mut [ChaCha20Rng]) {
-    let at = net.schedule().attempt_start(Period(0), 0);
+/// Runs the session: the coordinator receives the last observation and proposes at once; the
+/// members accept and sign. Returns when the coordinator has co-signed.
+fn session(net: &Network, engines: &mut [Engine], rngs: &mut [ChaCha20Rng], last: Last) {
+    let at = net.schedule().close(Period(0));
     let n = engines.len();
-    let mut queue: std::collections::VecDeque<(MemberIndex, MemberIndex, Message)> = Default::default();
-    for i in 0..n {
-        engines[i].handle_timeout(at, &mut rngs[i]);
-    }
+    let mut queue: std::collections::VecDeque<(MemberIndex, MemberIndex, Message)> =
+        Default::default();
+    engines[0].handle_message(at, last.0, last.1, &mut rngs[0]);
     loop {
-        for i in 0..n {
-            while let Some(o) = engines[i].poll_output() {
+        for (i, engine) in engines.iter_mut().enumerate() {
+            while let Some(o) = engine.poll_output() {
                 match o {
-                    Output::Send { to, message } => queue.push_back((MemberIndex(i as u16), to, message)),
+                    Output::Send { to, message } => {
+                        queue.push_back((MemberIndex(i as u16), to, message))
+                    }
                     Output::Broadcast(Message::CoSigned(c)) => {
                         black_box(c);
                         return;
                     }
                     Output::Broadcast(message) => {
                         for j in (0..n).filter(|j| *j != i) {
-                            queue.push_back((MemberIndex(i as u16), MemberIndex(j as u16), message.clone()));
+                            queue.push_back((
+                                MemberIndex(i as u16),
+                                MemberIndex(j as u16),
+                                message.clone(),
+                            ));
                         }
                     }
                     _ => {}
                 }
             }
         }
-        let Some((from, to, m)) = queue.pop_front() else { panic!("session stalled") };
+        let Some((from, to, m)) = queue.pop_front() else {
+            panic!("session stalled")
+        };
         let j = usize::from(to.0);
         engines[j].handle_message(at, from, m, &mut rngs[j]);
     }
@@ -135,7 +169,10 @@ fn raw_frost(keys: &[KeyMaterial], t: usize, message: &[u8], rng: &mut ChaCha20R
         .iter()
         .map(|k| {
             let id = *k.key_package.identifier();
-            (id, frost::round2::sign(&package, &nonces[&id], &k.key_package).unwrap())
+            (
+                id,
+                frost::round2::sign(&package, &nonces[&id], &k.key_package).unwrap(),
+            )
         })
         .collect();
     black_box(frost::aggregate(&package, &shares, &keys[0].public).unwrap());
@@ -149,9 +186,15 @@ fn signing_session(c: &mut Criterion) {
         // The message a period batch signs is a ~120-byte checkpoint body.
         let message = vec![0x61u8; 120];
         let mut rng = child_rng(3, "raw", 0, 0);
-        group.bench_function("raw-frost", |b| b.iter(|| raw_frost(&s.keys, usize::from(t), &message, &mut rng)));
+        group.bench_function("raw-frost", |b| {
+            b.iter(|| raw_frost(&s.keys, usize::from(t), &message, &mut rng))
+        });
         group.bench_function("engine", |b| {
-            b.iter_batched(|| ready_engines(&s), |(mut engines, mut rngs)| session(&s.net, &mut engines, &mut rngs), BatchSize::LargeInput)
+            b.iter_batched(
+                || ready_engines(&s),
+                |(mut engines, mut rngs, last)| session(&s.net, &mut engines, &mut rngs, last),
+                BatchSize::LargeInput,
+            )
         });
         group.finish();
     }

@@ -305,6 +305,7 @@ pub struct DkgMachine {
     relayed: BTreeSet<(MemberIndex, MemberIndex)>,
     disputes: BTreeSet<MemberIndex>,
     round2: BTreeMap<MemberIndex, DkgMessage>,
+    sent: Vec<DkgMessage>,
     confirms: BTreeMap<MemberIndex, DkgMessage>,
     result: Option<KeyMaterial>,
 }
@@ -346,6 +347,7 @@ impl DkgMachine {
             relayed: BTreeSet::new(),
             disputes: BTreeSet::new(),
             round2: BTreeMap::new(),
+            sent: Vec::new(),
             confirms: BTreeMap::new(),
             result: None,
         };
@@ -388,6 +390,25 @@ impl DkgMachine {
     /// Whether the ceremony is over (complete or aborted).
     pub fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Done | Phase::Aborted)
+    }
+
+    /// Everything this member has sent so far that `member` should have: its round-1 package,
+    /// echo, the round-2 package for `member` and its confirmation. Sent again when a connection
+    /// to `member` (re)opens, so a member that subscribed late or lost a message catches up;
+    /// receivers drop duplicates.
+    pub fn messages_for(&self, member: MemberIndex) -> Vec<DkgMessage> {
+        if self.is_finished() {
+            return Vec::new();
+        }
+        let mut out: Vec<DkgMessage> = self.round1.get(&self.me).cloned().into_iter().collect();
+        out.extend(
+            self.sent
+                .iter()
+                .filter(|m| m.recipient.is_none_or(|r| r == member))
+                .cloned(),
+        );
+        out.extend(self.confirms.get(&self.me).cloned());
+        out
     }
 
     /// A short name of the current phase, for status.
@@ -571,6 +592,7 @@ impl DkgMachine {
                 DkgBody::Echo(self.my_echo.clone()),
             );
             self.echoes.insert(self.me, self.my_echo.clone());
+            self.sent.push(echo.clone());
             out.push(DkgOutput::Broadcast(echo));
             self.phase = Phase::Echo;
             self.deadline = now.saturating_add(timeout);
@@ -645,6 +667,7 @@ impl DkgMachine {
                             Some(m),
                             DkgBody::Round2(Frost(p.clone())),
                         );
+                        self.sent.push(msg.clone());
                         out.push(DkgOutput::Send(m, msg));
                     }
                 }
@@ -738,6 +761,7 @@ impl DkgMachine {
         self.round1_secret = None;
         self.round2_secret = None;
         self.round2.clear();
+        self.sent.clear();
         self.result = None;
         out.push(DkgOutput::Aborted(DkgFailure {
             ceremony: self.ceremony,

@@ -538,6 +538,11 @@ impl Engine {
         self.me
     }
 
+    /// The highest DKG ceremony number this member has started or joined.
+    pub fn last_ceremony(&self) -> Option<u32> {
+        self.last_ceremony
+    }
+
     /// The network.
     pub fn network(&self) -> &Arc<Network> {
         &self.net
@@ -710,6 +715,17 @@ impl Engine {
     pub fn peer_connected(&mut self, member: MemberIndex) {
         if member == self.me || !self.net.is_member(member) {
             return;
+        }
+        let resend = self
+            .dkg
+            .as_ref()
+            .map(|d| d.messages_for(member))
+            .unwrap_or_default();
+        for m in resend {
+            self.outputs.push_back(Output::Send {
+                to: member,
+                message: Message::Dkg(m),
+            });
         }
         let from = self
             .units
@@ -983,6 +999,30 @@ impl Engine {
                 self.units.entry(unit).or_default();
             }
         }
+        self.start_early(period);
+    }
+
+    /// The first coordinator need not sit out the observation wait once every member's
+    /// observation is in: nothing more can arrive that would change its proposal.
+    fn start_early(&mut self, period: Period) {
+        let complete = self
+            .periods
+            .get(&period)
+            .is_some_and(|p| p.closed && p.observations.len() == self.net.n());
+        if !complete || self.keys.is_none() {
+            return;
+        }
+        for unit in Unit::all_for(&self.net, period) {
+            if self.coordinator_of(&unit, 0) != self.me || self.decided.contains_key(&unit) {
+                continue;
+            }
+            let state = self.units.entry(unit).or_default();
+            if state.attempt.is_none() {
+                state.attempt = Some(0);
+                state.coordinator = Some(Coordinator::new(0));
+                self.try_propose(unit);
+            }
+        }
     }
 
     /// Stores an observation; at most two different ones per member and period are kept (two
@@ -1100,6 +1140,7 @@ impl Engine {
         if !self.insert_observation(signed, verified) {
             return Delivery::Ignored;
         }
+        self.start_early(period);
         let units: Vec<Unit> = self
             .units
             .iter()
@@ -1298,7 +1339,9 @@ impl Engine {
             // dropping and blaming bad ones. An honest proposal then carries only signatures
             // that any member's batch check accepts.
             let picked = observations.len();
-            self.verify_stored(period, |o| observations.iter().any(|c| std::ptr::eq(&**c, o)));
+            self.verify_stored(period, |o| {
+                observations.iter().any(|c| std::ptr::eq(&**c, o))
+            });
             let state = self.periods.get(&period)?;
             let kept = observations
                 .iter()
@@ -1752,7 +1795,12 @@ impl Engine {
             .statements
             .iter()
             .flat_map(|s| s.evidence.iter().copied())
-            .filter(|d| !self.evidence.get(d).is_some_and(|e| e.admitted_before_close))
+            .filter(|d| {
+                !self
+                    .evidence
+                    .get(d)
+                    .is_some_and(|e| e.admitted_before_close)
+            })
             .collect();
         let verified: Vec<bool> = p
             .observations

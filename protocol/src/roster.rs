@@ -52,9 +52,15 @@ mod tests {
     #[test]
     fn identifiers_map_back_to_members() {
         for i in 0..256u16 {
-            assert_eq!(MemberIndex::from_identifier(&MemberIndex(i).identifier(), 256), Some(MemberIndex(i)));
+            assert_eq!(
+                MemberIndex::from_identifier(&MemberIndex(i).identifier(), 256),
+                Some(MemberIndex(i))
+            );
         }
-        assert_eq!(MemberIndex::from_identifier(&MemberIndex(10).identifier(), 10), None);
+        assert_eq!(
+            MemberIndex::from_identifier(&MemberIndex(10).identifier(), 10),
+            None
+        );
         let derived = frost_ed25519::Identifier::derive(b"not a small number").unwrap();
         assert_eq!(MemberIndex::from_identifier(&derived, 256), None);
     }

@@ -433,7 +433,9 @@ impl Cluster {
                 }
             }
         }
-        self.observer.check(&self.net);
+        if let Err(v) = self.observer.check(&self.net) {
+            panic!("{v}");
+        }
     }
 
     fn schedule_timer(&mut self, m: MemberIndex) {
@@ -466,14 +468,18 @@ impl Cluster {
             match output {
                 Output::Persist(record) => {
                     if honest {
-                        self.observer.on_record(m, &record, &self.net);
+                        self.observer
+                            .on_record(&record)
+                            .unwrap_or_else(|v| panic!("{v}"));
                     }
                     self.nodes[usize::from(m.0)].records.push(record);
                 }
                 Output::StoreKey(key) => self.nodes[usize::from(m.0)].key = Some(*key),
                 Output::Send { to, message } => {
                     if honest {
-                        self.observer.on_sent(m, &message);
+                        self.observer
+                            .on_sent(m, &message)
+                            .unwrap_or_else(|v| panic!("{v}"));
                     }
                     for (to, message) in self.misbehave(m, vec![(to, message)]) {
                         self.transmit(m, to, message);
@@ -481,7 +487,9 @@ impl Cluster {
                 }
                 Output::Broadcast(message) => {
                     if honest {
-                        self.observer.on_sent(m, &message);
+                        self.observer
+                            .on_sent(m, &message)
+                            .unwrap_or_else(|v| panic!("{v}"));
                     }
                     let all: Vec<(MemberIndex, Message)> = self
                         .net
@@ -506,8 +514,14 @@ impl Cluster {
         if self.partitioned.contains(&from) || self.partitioned.contains(&to) {
             return;
         }
-        if let Message::CoSigned(c) = &message {
-            self.observer.on_cosigned(c.clone(), &self.net, &self.nodes);
+        if let Message::CoSigned(c) = &message
+            && let Some(key) = self
+                .nodes
+                .iter()
+                .find_map(|n| n.key.as_ref())
+                .map(KeyMaterial::group_key)
+        {
+            self.observer.on_cosigned(c.clone(), &self.net, &key);
         }
         if let Message::Evidence(e) = &message {
             self.observer
@@ -567,15 +581,43 @@ impl Cluster {
     }
 }
 
+/// A broken invariant, as the [`Observer`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvariantViolation {
+    /// Which invariant of the design brief (1 to 7).
+    pub invariant: u8,
+    /// What was seen.
+    pub detail: String,
+}
+
+impl std::fmt::Display for InvariantViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invariant {}: {}", self.invariant, self.detail)
+    }
+}
+
+fn violated(invariant: u8, detail: impl Into<String>) -> Result<(), InvariantViolation> {
+    Err(InvariantViolation {
+        invariant,
+        detail: detail.into(),
+    })
+}
+
 impl Observer {
-    fn on_record(&mut self, _m: MemberIndex, record: &Record, _net: &Network) {
+    /// A record an honest member persisted.
+    ///
+    /// # Errors
+    /// Invariant 6, when a commitment is bound to a second package.
+    pub fn on_record(&mut self, record: &Record) -> Result<(), InvariantViolation> {
         match record {
             Record::Signed(s) => {
                 // Invariant 6: a commitment is bound to one package, forever.
-                if let Some(prev) = self.bindings.insert(s.commitment, s.package) {
-                    assert_eq!(
-                        prev, s.package,
-                        "invariant 6: an honest member signed two packages with one commitment"
+                if let Some(prev) = self.bindings.insert(s.commitment, s.package)
+                    && prev != s.package
+                {
+                    return violated(
+                        6,
+                        "an honest member signed two packages with one commitment",
                     );
                 }
             }
@@ -589,9 +631,14 @@ impl Observer {
             }
             _ => {}
         }
+        Ok(())
     }
 
-    fn on_sent(&mut self, m: MemberIndex, message: &Message) {
+    /// A message honest member `m` sent.
+    ///
+    /// # Errors
+    /// Invariant 6, when two members issue the same nonce commitment.
+    pub fn on_sent(&mut self, m: MemberIndex, message: &Message) -> Result<(), InvariantViolation> {
         let fresh = |c: &Frost<frost::round1::SigningCommitments>| c.digest("accord/commitment/v1");
         let issued = match message {
             Message::Accept(a) => Some(fresh(&a.commitments)),
@@ -599,18 +646,22 @@ impl Observer {
             _ => None,
         };
         if let Some(d) = issued {
-            // Invariant 6: a commitment is never issued by two members (a member may repeat its
-            // current one when it answers a repeated request idempotently).
+            // A member may repeat its current commitment when it answers a repeated request
+            // idempotently; two members never share one.
             let first = *self.issuers.entry(d).or_insert(m);
-            assert_eq!(
-                first, m,
-                "invariant 6: two members issued the same nonce commitment"
-            );
+            if first != m {
+                return violated(
+                    6,
+                    format!("{first} and {m} issued the same nonce commitment"),
+                );
+            }
             self.commitments.insert(d);
         }
+        Ok(())
     }
 
-    fn on_event(&mut self, m: MemberIndex, e: &Event, now: Instant) {
+    /// An event of honest member `m`.
+    pub fn on_event(&mut self, m: MemberIndex, e: &Event, now: Instant) {
         match e {
             Event::Culprit { member, offence } => {
                 self.culprits.push((m, *member, offence.to_string()))
@@ -629,21 +680,18 @@ impl Observer {
         }
     }
 
-    fn on_cosigned(&mut self, c: Arc<CoSigned>, net: &Network, nodes: &[Node]) {
-        let Some(key) = nodes
-            .iter()
-            .find_map(|n| n.key.as_ref())
-            .map(KeyMaterial::group_key)
-        else {
-            return;
-        };
-        if c.verify(net.id(), &key).is_ok() {
-            self.cosigned.insert(c.message(net.id()), c);
-        }
+    /// A co-signed unit seen on the wire; kept if its signature is valid under `group_key`.
+    /// Returns whether it is new.
+    pub fn on_cosigned(&mut self, c: Arc<CoSigned>, net: &Network, group_key: &PublicKey) -> bool {
+        c.verify(net.id(), group_key).is_ok()
+            && self.cosigned.insert(c.message(net.id()), c).is_none()
     }
 
-    /// The safety invariants (1, 3, 4, 5) over every valid co-signed statement seen so far.
-    pub fn check(&self, net: &Network) {
+    /// Invariants 3, 4 and 5 over every valid co-signed statement seen so far.
+    ///
+    /// # Errors
+    /// The first violation found.
+    pub fn check(&self, net: &Network) -> Result<(), InvariantViolation> {
         let mut by_slot: BTreeMap<(String, Period), Vec<&crate::statement::Statement>> =
             BTreeMap::new();
         for c in self.cosigned.values() {
@@ -652,40 +700,44 @@ impl Observer {
                     .entry((s.slot.lab.clone(), s.slot.period))
                     .or_default()
                     .push(s);
-                // Invariant 4: verdict equals the policy on validly signed evidence of the slot.
-                let items: Vec<(Digest, &Evidence)> = s
-                    .evidence
-                    .iter()
-                    .map(|d| {
-                        let e = self.bodies.get(d).unwrap_or_else(|| {
-                            panic!("invariant 4: co-signed item {d:?} has no known body")
-                        });
-                        let lab = e
-                            .validate(net)
-                            .expect("invariant 4: co-signed item not validly signed");
-                        assert_eq!(
-                            net.lab_id(lab),
-                            s.slot.lab,
-                            "invariant 4: item of another lab"
-                        );
-                        assert_eq!(
-                            e.period(),
-                            s.slot.period,
-                            "invariant 4: item of another period"
-                        );
-                        (*d, &**e)
-                    })
-                    .collect();
-                assert_eq!(
-                    policy::evaluate(&net.roster().policy, &items),
-                    s.verdict,
-                    "invariant 4: verdict does not follow evidence"
-                );
-                // Invariant 5: only items some honest member admitted before the close.
+                // Invariant 4: the verdict is the policy's on validly signed evidence of the slot.
+                let mut items: Vec<(Digest, &Evidence)> = Vec::with_capacity(s.evidence.len());
                 for d in &s.evidence {
-                    assert!(
-                        self.honest_admitted.contains(d),
-                        "invariant 5: late or unvouched item {d:?} in a co-signed statement"
+                    let Some(e) = self.bodies.get(d) else {
+                        return violated(4, format!("co-signed item {d:?} has no known body"));
+                    };
+                    match e.validate(net) {
+                        Ok(lab) if net.lab_id(lab) == s.slot.lab && e.period() == s.slot.period => {
+                        }
+                        Ok(_) => {
+                            return violated(
+                                4,
+                                format!("item {d:?} belongs to another slot than {:?}", s.slot),
+                            );
+                        }
+                        Err(err) => {
+                            return violated(
+                                4,
+                                format!("co-signed item {d:?} is not validly signed: {err}"),
+                            );
+                        }
+                    }
+                    // Invariant 5: only items some honest member admitted before the close.
+                    if !self.honest_admitted.contains(d) {
+                        return violated(
+                            5,
+                            format!(
+                                "late or unvouched item {d:?} in a co-signed statement for {:?}",
+                                s.slot
+                            ),
+                        );
+                    }
+                    items.push((*d, &**e));
+                }
+                if policy::evaluate(&net.roster().policy, &items) != s.verdict {
+                    return violated(
+                        4,
+                        format!("the verdict for {:?} does not follow its evidence", s.slot),
                     );
                 }
             }
@@ -694,13 +746,16 @@ impl Observer {
         for (slot, statements) in by_slot {
             for a in &statements {
                 for b in &statements {
-                    assert!(
-                        a.includes(b) || b.includes(a),
-                        "invariant 3: conflicting co-signed statements for {slot:?}"
-                    );
+                    if !a.includes(b) && !b.includes(a) {
+                        return violated(
+                            3,
+                            format!("conflicting co-signed statements for {slot:?}"),
+                        );
+                    }
                 }
             }
         }
+        Ok(())
     }
 
     /// Culprits named by honest members that are themselves honest (must stay empty).

@@ -47,7 +47,12 @@ fn report(inspector: u16, accelerators: u64, hours: u64) -> Evidence {
 }
 
 fn params() -> PolicyParams {
-    PolicyParams { max_training_flop: 1_000_000, max_accelerators: 1000, inspection_tolerance_bp: 500, ..PolicyParams::treaty_default() }
+    PolicyParams {
+        max_training_flop: 1_000_000,
+        max_accelerators: 1000,
+        inspection_tolerance_bp: 500,
+        ..PolicyParams::treaty_default()
+    }
 }
 
 fn with_digests(items: &[Evidence]) -> Vec<(Digest, &Evidence)> {
@@ -55,7 +60,8 @@ fn with_digests(items: &[Evidence]) -> Vec<(Digest, &Evidence)> {
 }
 
 fn arb_attestation() -> impl Strategy<Value = Evidence> {
-    (0u64..2000, 0u64..100_000, 0u128..2_000_000, any::<u8>()).prop_map(|(a, h, f, t)| attestation(a, h, f, t))
+    (0u64..2000, 0u64..100_000, 0u128..2_000_000, any::<u8>())
+        .prop_map(|(a, h, f, t)| attestation(a, h, f, t))
 }
 
 fn arb_report() -> impl Strategy<Value = Evidence> {
@@ -130,9 +136,16 @@ proptest! {
 fn inspection_within_tolerance_is_compliant_and_beyond_is_a_discrepancy() {
     let a = attestation(800, 10_000, 1000, 1);
     let ok = report(2, 840, 10_499);
-    assert_eq!(evaluate(&params(), &with_digests(&[a.clone(), ok])), Verdict::Compliant);
+    assert_eq!(
+        evaluate(&params(), &with_digests(&[a.clone(), ok])),
+        Verdict::Compliant
+    );
     let bad = report(2, 841, 10_000);
-    let Verdict::Violation { reasons } = evaluate(&params(), &with_digests(&[a.clone(), bad.clone()])) else { panic!() };
+    let Verdict::Violation { reasons } =
+        evaluate(&params(), &with_digests(&[a.clone(), bad.clone()]))
+    else {
+        panic!()
+    };
     assert_eq!(
         reasons,
         vec![Reason::InspectionDiscrepancy {

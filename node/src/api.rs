@@ -1,0 +1,425 @@
+//! The HTTP API (axum, JSON; loopback by default). Documented in `docs/api.md`.
+//!
+//! Bad input gets a 4xx with `{"error": code, "message": text}` and changes nothing. Bodies are
+//! capped at [`MAX_BODY_BYTES`], requests in flight at [`MAX_IN_FLIGHT`] (more are shed with 503)
+//! and every request at [`REQUEST_TIMEOUT`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use accord_protocol::crypto::{Digest, Signature};
+use accord_protocol::evidence::{Attestation, Evidence, EvidenceError, InspectionReport};
+use accord_protocol::statement::TrustBundle;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{BoxError, Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tower::ServiceBuilder;
+
+use crate::node::{Command, DkgCommandError, Handle, Receipt, StatusReport, SubmitError};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Most requests handled at once; more are answered 503.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Longest a request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Most statements returned by one list request.
+pub const MAX_LIST: usize = 1000;
+
+/// An API error: an HTTP status, a stable code and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// The JSON body of an error.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub error: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.code.into(),
+                message: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = r.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too-large"
+        } else {
+            "malformed-json"
+        };
+        Self::new(
+            if status.is_client_error() {
+                status
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            code,
+            r.body_text(),
+        )
+    }
+}
+
+fn evidence_error(e: &EvidenceError) -> ApiError {
+    let (status, code) = match e {
+        EvidenceError::UnknownLab(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown-lab"),
+        EvidenceError::UnknownInspector(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "unknown-inspector")
+        }
+        EvidenceError::BadSignature(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-signature"),
+        EvidenceError::BadField(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-field"),
+        EvidenceError::Closed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "period-closed"),
+        EvidenceError::Future { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "period-not-started"),
+        EvidenceError::IssuedInFuture { .. } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "issued-in-future")
+        }
+        EvidenceError::SlotFull(_) => (StatusCode::CONFLICT, "slot-full"),
+        EvidenceError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
+    };
+    let mut message = e.to_string();
+    if matches!(e, EvidenceError::BadSignature(_)) {
+        message.push_str(" (signed with another key, or for another network id?)");
+    }
+    ApiError::new(status, code, message)
+}
+
+/// Builds the router.
+pub fn router(handle: Handle) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
+        .route("/v1/evidence", post(submit_evidence))
+        .route("/v1/evidence/{digest}", get(fetch_evidence))
+        .route("/v1/attestations", post(submit_attestation))
+        .route("/v1/reports", post(submit_report))
+        .route("/v1/statements", get(list_statements))
+        .route("/v1/statements/{period}/{lab}", get(fetch_statement))
+        .route("/v1/trust-bundle", get(trust_bundle))
+        .route("/v1/dkg", post(start_dkg))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
+        })
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|e: BoxError| async move {
+                    if e.is::<tower::timeout::error::Elapsed>() {
+                        ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request timed out")
+                    } else {
+                        ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "overloaded",
+                            "too many requests in flight; retry later",
+                        )
+                    }
+                }))
+                .load_shed()
+                .concurrency_limit(MAX_IN_FLIGHT)
+                .timeout(REQUEST_TIMEOUT),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(handle)
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    handle: Handle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    if let Err(e) = axum::serve(listener, router(handle))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "HTTP API stopped");
+    }
+}
+
+async fn ask<T>(
+    commands: &mpsc::Sender<Command>,
+    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    commands.try_send(make(tx)).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the node's command queue is full; retry later",
+        ),
+        mpsc::error::TrySendError::Closed(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "the node is stopping",
+        ),
+    })?;
+    rx.await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "the node is stopping",
+        )
+    })
+}
+
+async fn node_status(h: &Handle) -> Result<StatusReport, ApiError> {
+    ask(&h.commands, |reply| Command::Status { reply }).await
+}
+
+async fn livez() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(h): State<Handle>) -> Response {
+    match node_status(&h).await {
+        Ok(s) if s.ready => (
+            StatusCode::OK,
+            Json(serde_json::json!({"ready": true, "reachable": s.reachable, "threshold": s.threshold})),
+        )
+            .into_response(),
+        Ok(s) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "ready": false,
+                "reason": s.reason,
+                "reachable": s.reachable,
+                "threshold": s.threshold,
+            })),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn metrics(State(h): State<Handle>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        h.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn status(State(h): State<Handle>) -> Result<Json<StatusReport>, ApiError> {
+    Ok(Json(node_status(&h).await?))
+}
+
+async fn submit(h: &Handle, evidence: Evidence) -> Result<Json<Receipt>, ApiError> {
+    let result = ask(&h.commands, |reply| Command::Submit {
+        evidence: Box::new(evidence),
+        reply,
+    })
+    .await?;
+    match result {
+        Ok(receipt) => Ok(Json(receipt)),
+        Err(SubmitError::Evidence(e)) => Err(evidence_error(&e)),
+        Err(SubmitError::Storage(m)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage-failed",
+            m,
+        )),
+    }
+}
+
+async fn submit_evidence(
+    State(h): State<Handle>,
+    body: Result<Json<Evidence>, JsonRejection>,
+) -> Result<Json<Receipt>, ApiError> {
+    let Json(evidence) = body?;
+    submit(&h, evidence).await
+}
+
+/// The body of `POST /v1/attestations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedAttestation {
+    attestation: Attestation,
+    signature: Signature,
+}
+
+/// The body of `POST /v1/reports`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedReport {
+    report: InspectionReport,
+    signature: Signature,
+}
+
+async fn submit_attestation(
+    State(h): State<Handle>,
+    body: Result<Json<SignedAttestation>, JsonRejection>,
+) -> Result<Json<Receipt>, ApiError> {
+    let Json(a) = body?;
+    submit(
+        &h,
+        Evidence::Attestation {
+            attestation: a.attestation,
+            signature: a.signature,
+        },
+    )
+    .await
+}
+
+async fn submit_report(
+    State(h): State<Handle>,
+    body: Result<Json<SignedReport>, JsonRejection>,
+) -> Result<Json<Receipt>, ApiError> {
+    let Json(r) = body?;
+    submit(
+        &h,
+        Evidence::Report {
+            report: r.report,
+            signature: r.signature,
+        },
+    )
+    .await
+}
+
+fn storage_error(e: &crate::storage::StorageError) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
+}
+
+async fn fetch_evidence(
+    State(h): State<Handle>,
+    Path(digest): Path<String>,
+) -> Result<Json<Evidence>, ApiError> {
+    let digest = Digest::from_hex(&digest).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-digest",
+            "an evidence digest is 64 hex characters",
+        )
+    })?;
+    match h.store.evidence(&digest) {
+        Ok(Some(e)) => Ok(Json(e)),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no such evidence item",
+        )),
+        Err(e) => Err(storage_error(&e)),
+    }
+}
+
+/// Query of `GET /v1/statements`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    period: Option<u64>,
+    lab: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_statements(
+    State(h): State<Handle>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<crate::export::StatementExport>>, ApiError> {
+    let Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(MAX_LIST).min(MAX_LIST);
+    h.store
+        .statements(q.period, q.lab.as_deref(), limit)
+        .map(Json)
+        .map_err(|e| storage_error(&e))
+}
+
+async fn fetch_statement(
+    State(h): State<Handle>,
+    Path((period, lab)): Path<(String, String)>,
+) -> Result<Json<crate::export::StatementExport>, ApiError> {
+    let period: u64 = period.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-period",
+            "the period is a number",
+        )
+    })?;
+    match h.store.statement(period, &lab) {
+        Ok(Some(s)) => Ok(Json(s)),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no co-signed statement for lab {lab:?} in period {period} (yet)"),
+        )),
+        Err(e) => Err(storage_error(&e)),
+    }
+}
+
+async fn trust_bundle(State(h): State<Handle>) -> Result<Json<TrustBundle>, ApiError> {
+    let s = node_status(&h).await?;
+    let Some(group_key) = s.group_key else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-group-key",
+            "no group key yet: the DKG has not completed",
+        ));
+    };
+    Ok(Json(TrustBundle::new(&h.net, group_key)))
+}
+
+/// Body of `POST /v1/dkg`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkgRequest {
+    /// The ceremony number; default: one more than the last ceremony this member saw.
+    pub ceremony: Option<u32>,
+}
+
+async fn start_dkg(
+    State(h): State<Handle>,
+    body: Result<Json<DkgRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(req) = body?;
+    let result = ask(&h.commands, |reply| Command::StartDkg {
+        ceremony: req.ceremony,
+        reply,
+    })
+    .await?;
+    match result {
+        Ok(ceremony) => Ok(Json(serde_json::json!({"ceremony": ceremony}))),
+        Err(DkgCommandError::Engine(e)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "dkg-refused",
+            e.to_string(),
+        )),
+        Err(DkgCommandError::Storage(m)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage-failed",
+            m,
+        )),
+    }
+}

@@ -1,0 +1,696 @@
+//! The command-line interface. Every flag can also be set through the environment variable shown
+//! in `--help`; `accord run` also reads a TOML config file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use accord_node::client::Client;
+use accord_node::config::{DEFAULT_API, FileConfig, NodeConfig};
+use accord_node::export::{StatementExport, parse_statements};
+use accord_node::keyfile::{self, Passphrase};
+use accord_node::testnet::{self, TestnetOptions, loopback_schedule};
+use accord_protocol::crypto::{Digest, SecretKey};
+use accord_protocol::evidence::{Attestation, Evidence};
+use accord_protocol::roster::{Member, Period, SigningMode};
+use accord_protocol::statement::TrustBundle;
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rand::RngCore as _;
+
+/// accord: a node of the Accord attestation network, and the tools around it.
+#[derive(Debug, Parser)]
+#[command(name = "accord", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Log filter (tracing-subscriber syntax), e.g. `info` or `accord_node=debug`.
+    #[arg(long, env = "ACCORD_LOG", default_value = "info", global = true)]
+    pub(crate) log: String,
+    /// Log format.
+    #[arg(long, env = "ACCORD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub(crate) log_format: LogFormat,
+    /// The command.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create a member identity and a node configuration; prints the roster entry to share.
+    Init(InitArgs),
+    /// Create a local network of N members: roster, configs, identities and demo lab keys.
+    Testnet(TestnetArgs),
+    /// Start a DKG ceremony at a running node (the other members join) and wait for the key.
+    Dkg(DkgArgs),
+    /// Run a node until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// Show a node's status.
+    Status(ApiArgs),
+    /// Lab tools: key generation and signed attestations.
+    Lab {
+        /// The lab command.
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+    /// Submit a signed attestation or inspection report (JSON) to a node.
+    Submit(SubmitArgs),
+    /// List or download co-signed statements from a node.
+    Statements(StatementsArgs),
+    /// Verify exported statements offline against a trust bundle.
+    Verify(VerifyArgs),
+    /// Start a local 5-member network, run the DKG, submit a period and verify the verdicts.
+    Demo(crate::demo::DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PassphraseArgs {
+    /// File holding the passphrase that seals secret files (the ACCORD_PASSPHRASE variable
+    /// holds the passphrase itself).
+    #[arg(long, env = "ACCORD_PASSPHRASE_FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+}
+
+impl PassphraseArgs {
+    pub(crate) fn load(&self) -> Result<Option<Passphrase>> {
+        if let Some(f) = &self.passphrase_file {
+            return Ok(Some(Passphrase::from_file(f)?));
+        }
+        match std::env::var("ACCORD_PASSPHRASE") {
+            Ok(p) if !p.is_empty() => Ok(Some(Passphrase::new(p)?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Directory for the identity and the configuration.
+    #[arg(long, env = "ACCORD_DIR")]
+    pub(crate) dir: PathBuf,
+    /// This member's name in the roster (e.g. the nation).
+    #[arg(long, env = "ACCORD_NAME")]
+    pub(crate) name: String,
+    /// libp2p listen address.
+    #[arg(long, env = "ACCORD_LISTEN", default_value = accord_node::config::DEFAULT_LISTEN)]
+    pub(crate) listen: String,
+    /// Address other members dial (goes into the roster entry); default: the listen address.
+    #[arg(long, env = "ACCORD_ADVERTISE")]
+    pub(crate) advertise: Option<String>,
+    /// HTTP API address.
+    #[arg(long, env = "ACCORD_API", default_value = DEFAULT_API)]
+    pub(crate) api: String,
+    #[command(flatten)]
+    pub(crate) passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TestnetArgs {
+    /// Output directory.
+    #[arg(long, env = "ACCORD_TESTNET_DIR")]
+    pub(crate) dir: PathBuf,
+    /// Number of members.
+    #[arg(long, env = "ACCORD_MEMBERS", default_value_t = 5)]
+    pub(crate) members: usize,
+    /// Threshold t (default ⌊2n/3⌋ + 1).
+    #[arg(long, env = "ACCORD_THRESHOLD")]
+    pub(crate) threshold: Option<u16>,
+    /// Number of labs.
+    #[arg(long, env = "ACCORD_LABS", default_value_t = 5)]
+    pub(crate) labs: usize,
+    /// Length of a reporting period, in seconds.
+    #[arg(long, env = "ACCORD_PERIOD_SECS", default_value_t = 60)]
+    pub(crate) period_secs: u64,
+    /// Start of period 0, in ms since the Unix epoch (default: now).
+    #[arg(long, env = "ACCORD_GENESIS_MS")]
+    pub(crate) genesis_ms: Option<u64>,
+    /// First p2p port (0: free ports).
+    #[arg(long, env = "ACCORD_BASE_PORT", default_value_t = 0)]
+    pub(crate) base_port: u16,
+    /// First API port (0: free ports).
+    #[arg(long, env = "ACCORD_API_BASE_PORT", default_value_t = 0)]
+    pub(crate) api_base_port: u16,
+    /// Sign one statement per slot instead of one checkpoint per period.
+    #[arg(long, env = "ACCORD_PER_SLOT")]
+    pub(crate) per_slot: bool,
+    /// Deal the FROST keys now (trusted dealer, for tests) instead of running the DKG.
+    #[arg(long, env = "ACCORD_DEALER")]
+    pub(crate) dealer: bool,
+    #[command(flatten)]
+    pub(crate) passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApiArgs {
+    /// The node's HTTP API.
+    #[arg(long, env = "ACCORD_API_URL", default_value = "http://127.0.0.1:7700")]
+    pub(crate) api: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DkgArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// Ceremony number (must exceed any used before, by at most 16; default: the last + 1).
+    #[arg(long, env = "ACCORD_CEREMONY")]
+    pub(crate) ceremony: Option<u32>,
+    /// How long to wait for the group key.
+    #[arg(long, env = "ACCORD_DKG_WAIT_SECS", default_value_t = 120)]
+    pub(crate) wait_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Configuration file (TOML); the flags below override it.
+    #[arg(long, short, env = "ACCORD_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Roster file (JSON).
+    #[arg(long, env = "ACCORD_ROSTER")]
+    pub(crate) roster: Option<PathBuf>,
+    /// Identity key file.
+    #[arg(long, env = "ACCORD_IDENTITY")]
+    pub(crate) identity: Option<PathBuf>,
+    /// Data directory.
+    #[arg(long, env = "ACCORD_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Key share file (default `<data-dir>/share.key`).
+    #[arg(long, env = "ACCORD_KEY_SHARE")]
+    pub(crate) key_share: Option<PathBuf>,
+    /// libp2p listen address.
+    #[arg(long, env = "ACCORD_LISTEN")]
+    pub(crate) listen: Option<String>,
+    /// HTTP API address.
+    #[arg(long, env = "ACCORD_API")]
+    pub(crate) api: Option<String>,
+    #[command(flatten)]
+    pub(crate) passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LabCommand {
+    /// Generate a lab signing key; prints the roster entry.
+    Keygen {
+        /// The lab's id.
+        #[arg(long, env = "ACCORD_LAB")]
+        lab: String,
+        /// Key file to create (0600).
+        #[arg(long, env = "ACCORD_LAB_KEY")]
+        out: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Sign an attestation for a period; prints the evidence JSON for `accord submit`.
+    Attest(Box<AttestArgs>),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AttestArgs {
+    /// The lab's key file.
+    #[arg(long, env = "ACCORD_LAB_KEY")]
+    pub(crate) key: PathBuf,
+    /// The roster (for the network id and the period calendar).
+    #[arg(long, env = "ACCORD_ROSTER")]
+    pub(crate) roster: PathBuf,
+    /// The lab's id.
+    #[arg(long, env = "ACCORD_LAB")]
+    pub(crate) lab: String,
+    /// Period reported on (default: the current one).
+    #[arg(long, env = "ACCORD_PERIOD")]
+    pub(crate) period: Option<u64>,
+    /// Compute site.
+    #[arg(long, env = "ACCORD_SITE", default_value = "site-1")]
+    pub(crate) site: String,
+    /// Training run ids (repeat the flag).
+    #[arg(long = "run-id", env = "ACCORD_RUN_IDS", value_delimiter = ',')]
+    pub(crate) run_ids: Vec<String>,
+    /// Largest number of accelerators used together.
+    #[arg(long, env = "ACCORD_ACCELERATORS")]
+    pub(crate) accelerators: u64,
+    /// Accelerator-hours in the period.
+    #[arg(long, env = "ACCORD_CHIP_HOURS")]
+    pub(crate) chip_hours: u64,
+    /// Training compute in the period, FLOP.
+    #[arg(long, env = "ACCORD_TRAINING_FLOP")]
+    pub(crate) training_flop: u128,
+    /// Declared purpose.
+    #[arg(
+        long,
+        env = "ACCORD_PURPOSE",
+        default_value = "evaluations and fine-tuning under the pause ceiling"
+    )]
+    pub(crate) purpose: String,
+    /// Hash commitment to the weight snapshots (hex; default random for a demo).
+    #[arg(long, env = "ACCORD_WEIGHTS_COMMITMENT")]
+    pub(crate) weights_commitment: Option<String>,
+    /// Hash commitment to the training data manifest (hex).
+    #[arg(long, env = "ACCORD_DATA_COMMITMENT")]
+    pub(crate) data_commitment: Option<String>,
+    /// Hash commitment to the training transcript (hex).
+    #[arg(long, env = "ACCORD_TRANSCRIPT_COMMITMENT")]
+    pub(crate) transcript_commitment: Option<String>,
+    #[command(flatten)]
+    pub(crate) passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// Evidence JSON file (`-` for standard input).
+    #[arg(env = "ACCORD_EVIDENCE_FILE")]
+    pub(crate) file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatementsArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// Only this period.
+    #[arg(long, env = "ACCORD_PERIOD")]
+    pub(crate) period: Option<u64>,
+    /// Only this lab.
+    #[arg(long, env = "ACCORD_LAB")]
+    pub(crate) lab: Option<String>,
+    /// Write each statement and the trust bundle into this directory instead of printing.
+    #[arg(long, env = "ACCORD_OUT_DIR")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The trust bundle (JSON).
+    #[arg(long, env = "ACCORD_TRUST_BUNDLE")]
+    pub(crate) bundle: PathBuf,
+    /// Statement files (one statement or an array each).
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+}
+
+pub(crate) fn init_tracing(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init(a) => init(a),
+        Command::Testnet(a) => make_testnet(a),
+        Command::Dkg(a) => runtime()?.block_on(dkg(a)),
+        Command::Run(a) => run_node(a),
+        Command::Status(a) => runtime()?.block_on(status(a)),
+        Command::Lab { command } => lab(command),
+        Command::Submit(a) => runtime()?.block_on(submit(a)),
+        Command::Statements(a) => runtime()?.block_on(statements(a)),
+        Command::Verify(a) => verify(a),
+        Command::Demo(a) => crate::demo::run(a),
+    }
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+fn init(a: InitArgs) -> Result<()> {
+    let passphrase = a.passphrase.load()?;
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let identity_path = a.dir.join("identity.key");
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(&mut *seed);
+    keyfile::write_secret(&identity_path, &*seed, passphrase.as_ref(), false)?;
+    let key = SecretKey::from_seed(&seed);
+    let peer_id =
+        accord_node::net::peer_id_of(&key.public()).context("derived an invalid libp2p key")?;
+    let config_path = a.dir.join("config.toml");
+    if config_path.exists() {
+        bail!("{} already exists", config_path.display());
+    }
+    FileConfig {
+        roster: PathBuf::from("roster.json"),
+        identity: PathBuf::from("identity.key"),
+        data_dir: PathBuf::from("data"),
+        key_share: None,
+        listen: a.listen.clone(),
+        api: a.api.clone(),
+        log_format: None,
+    }
+    .save(&config_path)?;
+    let entry = Member {
+        name: a.name,
+        peer_id: peer_id.to_string(),
+        key: key.public(),
+        addresses: vec![a.advertise.unwrap_or(a.listen)],
+    };
+    eprintln!(
+        "wrote {} and {}; send this roster entry to the ceremony coordinator, and put the agreed roster.json next to config.toml:",
+        identity_path.display(),
+        config_path.display()
+    );
+    println!("{}", serde_json::to_string_pretty(&entry)?);
+    Ok(())
+}
+
+fn make_testnet(a: TestnetArgs) -> Result<()> {
+    let mut opts = TestnetOptions::new(a.dir.clone(), a.members, a.labs, a.period_secs * 1000);
+    opts.threshold = a.threshold;
+    opts.base_port = a.base_port;
+    opts.api_base_port = a.api_base_port;
+    if let Some(g) = a.genesis_ms {
+        opts.schedule = loopback_schedule(a.period_secs * 1000, g);
+    }
+    if a.per_slot {
+        opts.mode = SigningMode::PerSlot;
+    }
+    opts.dealer = a.dealer;
+    opts.passphrase = a.passphrase.load()?;
+    let layout = testnet::create(&opts)?;
+    println!("roster: {}", layout.roster.display());
+    for m in &layout.members {
+        println!(
+            "member {:<10} p2p {:<26} api {:<24} accord run --config {}",
+            m.name,
+            m.p2p,
+            m.api,
+            m.config.display()
+        );
+    }
+    for l in &layout.labs {
+        println!("lab    {:<10} key {}", l.id, l.key.display());
+    }
+    Ok(())
+}
+
+fn run_node(a: RunArgs) -> Result<()> {
+    let mut file = match &a.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig {
+            roster: a
+                .roster
+                .clone()
+                .context("--roster is required without --config")?,
+            identity: a
+                .identity
+                .clone()
+                .context("--identity is required without --config")?,
+            data_dir: a
+                .data_dir
+                .clone()
+                .context("--data-dir is required without --config")?,
+            key_share: None,
+            listen: accord_node::config::DEFAULT_LISTEN.into(),
+            api: DEFAULT_API.into(),
+            log_format: None,
+        },
+    };
+    if let Some(v) = a.roster {
+        file.roster = v;
+    }
+    if let Some(v) = a.identity {
+        file.identity = v;
+    }
+    if let Some(v) = a.data_dir {
+        file.data_dir = v;
+    }
+    if let Some(v) = a.key_share {
+        file.key_share = Some(v);
+    }
+    if let Some(v) = a.listen {
+        file.listen = v;
+    }
+    if let Some(v) = a.api {
+        file.api = v;
+    }
+    let config = NodeConfig::from_file(&file, a.passphrase.load()?)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        accord_node::node::run(config, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+        _ = term.recv() => tracing::info!("SIGTERM"),
+    }
+}
+
+async fn dkg(a: DkgArgs) -> Result<()> {
+    let client = Client::new(&a.api.api);
+    let ceremony = client.start_dkg(a.ceremony).await?;
+    eprintln!(
+        "DKG ceremony {ceremony} started at {}; waiting for the group key",
+        client.base()
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(a.wait_secs);
+    loop {
+        let s = client.status().await?;
+        if let Some(k) = s.group_key {
+            println!("{k}");
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "no group key after {} s (DKG phase: {}); check that every member is running and connected",
+                a.wait_secs,
+                s.dkg_phase.as_deref().unwrap_or("none")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn status(a: ApiArgs) -> Result<()> {
+    let s = Client::new(&a.api).status().await?;
+    println!("{}", serde_json::to_string_pretty(&s)?);
+    if !s.ready {
+        eprintln!(
+            "not ready: {}",
+            s.reason.as_deref().unwrap_or("unknown reason")
+        );
+    }
+    Ok(())
+}
+
+fn read_hex_digest(v: Option<&str>, what: &str) -> Result<Digest> {
+    match v {
+        Some(h) => {
+            Digest::from_hex(h).with_context(|| format!("--{what} must be 64 hex characters"))
+        }
+        None => {
+            let mut b = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut b);
+            Ok(Digest(b))
+        }
+    }
+}
+
+fn lab(c: LabCommand) -> Result<()> {
+    match c {
+        LabCommand::Keygen {
+            lab,
+            out,
+            passphrase,
+        } => {
+            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+            rand::rngs::OsRng.fill_bytes(&mut *seed);
+            keyfile::write_secret(&out, &*seed, passphrase.load()?.as_ref(), false)?;
+            let key = SecretKey::from_seed(&seed);
+            eprintln!(
+                "wrote {}; add this entry to the roster's labs:",
+                out.display()
+            );
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&accord_protocol::roster::Lab {
+                    id: lab,
+                    key: key.public()
+                })?
+            );
+            Ok(())
+        }
+        LabCommand::Attest(a) => {
+            let a = *a;
+            let net = accord_node::node::load_roster(&a.roster)?;
+            let seed = keyfile::read_secret(&a.key, a.passphrase.load()?.as_ref())?;
+            let seed: [u8; 32] = seed
+                .as_slice()
+                .try_into()
+                .context("a lab key file holds 32 bytes")?;
+            let key = SecretKey::from_seed(&seed);
+            let lab = net
+                .lab_by_id(&a.lab)
+                .with_context(|| format!("lab {:?} is not in the roster", a.lab))?;
+            let registered = net.roster().labs[usize::from(lab.0)].key;
+            if registered != key.public() {
+                bail!(
+                    "the key in {} is not the roster's key for {}",
+                    a.key.display(),
+                    a.lab
+                );
+            }
+            let now = accord_node::node::now();
+            let period = match a.period {
+                Some(p) => Period(p),
+                None => net
+                    .schedule()
+                    .period_at(now)
+                    .context("the network's genesis is in the future")?,
+            };
+            let run_ids = if a.run_ids.is_empty() {
+                vec![format!("{}-run-{}", a.lab, period.0)]
+            } else {
+                a.run_ids
+            };
+            let attestation = Attestation {
+                lab: a.lab,
+                period,
+                site_id: a.site,
+                run_ids,
+                accelerator_count: a.accelerators,
+                chip_hours: a.chip_hours,
+                training_flop: a.training_flop,
+                declared_purpose: a.purpose,
+                weights_commitment: read_hex_digest(
+                    a.weights_commitment.as_deref(),
+                    "weights-commitment",
+                )?,
+                data_commitment: read_hex_digest(a.data_commitment.as_deref(), "data-commitment")?,
+                transcript_commitment: read_hex_digest(
+                    a.transcript_commitment.as_deref(),
+                    "transcript-commitment",
+                )?,
+                issued_at: now,
+            };
+            let evidence = attestation.sign(net.id(), &key);
+            println!("{}", serde_json::to_string_pretty(&evidence)?);
+            Ok(())
+        }
+    }
+}
+
+async fn submit(a: SubmitArgs) -> Result<()> {
+    let text = if a.file == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file.display()))?
+    };
+    let evidence: Evidence = serde_json::from_str(&text).context(
+        "the file is not evidence JSON (an object {\"Attestation\": ...} or {\"Report\": ...})",
+    )?;
+    let receipt = Client::new(&a.api.api).submit(&evidence).await?;
+    println!("{}", serde_json::to_string_pretty(&receipt)?);
+    Ok(())
+}
+
+async fn statements(a: StatementsArgs) -> Result<()> {
+    let client = Client::new(&a.api.api);
+    let list = client.statements(a.period, a.lab.as_deref()).await?;
+    match a.out {
+        None => println!("{}", serde_json::to_string_pretty(&list)?),
+        Some(dir) => {
+            let bundle = client.trust_bundle().await?;
+            write_statements(&dir, &list, &bundle)?;
+            eprintln!(
+                "wrote {} statements and trust-bundle.json to {}",
+                list.len(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes `trust-bundle.json` and one `statement-<period>-<lab>.json` per statement.
+pub(crate) fn write_statements(
+    dir: &Path,
+    list: &[StatementExport],
+    bundle: &TrustBundle,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("trust-bundle.json"),
+        serde_json::to_string_pretty(bundle)?,
+    )?;
+    for s in list {
+        std::fs::write(
+            dir.join(format!("statement-{}-{}.json", s.period, s.lab)),
+            serde_json::to_string_pretty(s)?,
+        )?;
+    }
+    Ok(())
+}
+
+fn verify(a: VerifyArgs) -> Result<()> {
+    let bundle: TrustBundle = serde_json::from_str(
+        &std::fs::read_to_string(&a.bundle)
+            .with_context(|| format!("reading {}", a.bundle.display()))?,
+    )
+    .with_context(|| format!("{} is not a trust bundle", a.bundle.display()))?;
+    let mut failed = 0usize;
+    let mut total = 0usize;
+    for f in &a.files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let list = parse_statements(&text)
+            .with_context(|| format!("{} is not an exported statement", f.display()))?;
+        for s in list {
+            total += 1;
+            match s.verify(&bundle) {
+                Ok(v) => println!(
+                    "OK    {} period {} lab {}: {} ({} evidence items)",
+                    f.display(),
+                    v.slot.period.0,
+                    v.slot.lab,
+                    v.verdict.kind(),
+                    v.evidence
+                ),
+                Err(e) => {
+                    failed += 1;
+                    println!(
+                        "FAIL  {} period {} lab {}: {e}",
+                        f.display(),
+                        s.period,
+                        s.lab
+                    );
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {total} statements failed verification");
+    }
+    eprintln!(
+        "{total} statements verified under group key {}",
+        bundle.group_key
+    );
+    Ok(())
+}

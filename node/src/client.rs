@@ -1,0 +1,204 @@
+//! A small client for the node's HTTP API (used by the CLI and `accord demo`).
+
+use std::time::Duration;
+
+use accord_protocol::evidence::Evidence;
+use accord_protocol::statement::TrustBundle;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+use crate::api::{DkgRequest, ErrorBody};
+use crate::export::StatementExport;
+use crate::node::{Receipt, StatusReport};
+
+/// Why an API call failed.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The node could not be reached.
+    #[error("cannot reach the node at {url}: {message}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// The node answered with an error.
+    #[error("the node refused ({status} {code}): {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The error code.
+        code: String,
+        /// The message.
+        message: String,
+    },
+    /// The answer did not decode.
+    #[error("unexpected answer from {url}: {message}")]
+    Decode {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// An API client for one node.
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for the node at `base` (e.g. `http://127.0.0.1:7700`).
+    pub fn new(base: &str) -> Self {
+        let base = if base.starts_with("http://") || base.starts_with("https://") {
+            base.trim_end_matches('/').to_string()
+        } else {
+            format!("http://{}", base.trim_end_matches('/'))
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap_or_default();
+        Self { base, http }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn decode<T: DeserializeOwned>(
+        url: &str,
+        r: reqwest::Response,
+    ) -> Result<T, ClientError> {
+        let status = r.status();
+        let bytes = r.bytes().await.map_err(|e| ClientError::Unreachable {
+            url: url.into(),
+            message: e.to_string(),
+        })?;
+        if !status.is_success() {
+            let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+            return Err(match body {
+                Some(b) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: b.error,
+                    message: b.message,
+                },
+                None => ClientError::Api {
+                    status: status.as_u16(),
+                    code: "http".into(),
+                    message: String::from_utf8_lossy(&bytes).into_owned(),
+                },
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            url: url.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// `GET path` as JSON.
+    ///
+    /// # Errors
+    /// Unreachable node, an API error, or an undecodable answer.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        Self::decode(&url, r).await
+    }
+
+    /// `POST path` with a JSON body.
+    ///
+    /// # Errors
+    /// Unreachable node, an API error, or an undecodable answer.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let r =
+            self.http
+                .post(&url)
+                .json(body)
+                .send()
+                .await
+                .map_err(|e| ClientError::Unreachable {
+                    url: url.clone(),
+                    message: e.to_string(),
+                })?;
+        Self::decode(&url, r).await
+    }
+
+    /// The node's status.
+    ///
+    /// # Errors
+    /// See [`Client::get`].
+    pub async fn status(&self) -> Result<StatusReport, ClientError> {
+        self.get("/v1/status").await
+    }
+
+    /// Submits one evidence item; the receipt means it is durable at that node.
+    ///
+    /// # Errors
+    /// See [`Client::post`].
+    pub async fn submit(&self, evidence: &Evidence) -> Result<Receipt, ClientError> {
+        self.post("/v1/evidence", evidence).await
+    }
+
+    /// Co-signed statements, optionally filtered.
+    ///
+    /// # Errors
+    /// See [`Client::get`].
+    pub async fn statements(
+        &self,
+        period: Option<u64>,
+        lab: Option<&str>,
+    ) -> Result<Vec<StatementExport>, ClientError> {
+        let mut q = Vec::new();
+        if let Some(p) = period {
+            q.push(format!("period={p}"));
+        }
+        if let Some(l) = lab {
+            q.push(format!("lab={l}"));
+        }
+        let path = if q.is_empty() {
+            "/v1/statements".to_string()
+        } else {
+            format!("/v1/statements?{}", q.join("&"))
+        };
+        self.get(&path).await
+    }
+
+    /// The trust bundle.
+    ///
+    /// # Errors
+    /// See [`Client::get`].
+    pub async fn trust_bundle(&self) -> Result<TrustBundle, ClientError> {
+        self.get("/v1/trust-bundle").await
+    }
+
+    /// Starts a DKG ceremony at this node (the others join when its round-1 package arrives).
+    ///
+    /// # Errors
+    /// See [`Client::post`].
+    pub async fn start_dkg(&self, ceremony: Option<u32>) -> Result<u32, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Started {
+            ceremony: u32,
+        }
+        let s: Started = self.post("/v1/dkg", &DkgRequest { ceremony }).await?;
+        Ok(s.ceremony)
+    }
+}

@@ -1,0 +1,179 @@
+//! Node configuration: the TOML file written by `accord init`/`accord testnet`, and the settings
+//! `run` needs once command-line flags and environment variables are applied.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::keyfile::Passphrase;
+
+/// Default libp2p listen address.
+pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/7600";
+/// Default HTTP API address (loopback only).
+pub const DEFAULT_API: &str = "127.0.0.1:7700";
+
+/// The node's TOML configuration file. Relative paths are relative to the file's directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The network's roster (genesis), JSON.
+    pub roster: PathBuf,
+    /// This member's identity key file (Ed25519 seed; also its libp2p identity).
+    pub identity: PathBuf,
+    /// Directory of the database (and, by default, the key share).
+    pub data_dir: PathBuf,
+    /// The FROST key share file; default `<data_dir>/share.key`.
+    #[serde(default)]
+    pub key_share: Option<PathBuf>,
+    /// libp2p listen multiaddress.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// HTTP API socket address.
+    #[serde(default = "default_api")]
+    pub api: String,
+    /// Log format, `text` or `json`.
+    #[serde(default)]
+    pub log_format: Option<String>,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.into()
+}
+
+fn default_api() -> String {
+    DEFAULT_API.into()
+}
+
+/// A configuration problem.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// An address does not parse.
+    #[error("bad {what} address {value:?}: {message}")]
+    Address {
+        /// Which address.
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl FileConfig {
+    /// Reads a config file and makes its paths absolute (relative to the file).
+    ///
+    /// # Errors
+    /// I/O or parse errors.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut c: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let abs = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        c.roster = abs(&c.roster);
+        c.identity = abs(&c.identity);
+        c.data_dir = abs(&c.data_dir);
+        c.key_share = c.key_share.as_deref().map(abs);
+        Ok(c)
+    }
+
+    /// Writes the config as TOML.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(path, text).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Everything [`crate::node::run`] needs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The roster file.
+    pub roster: PathBuf,
+    /// The identity key file.
+    pub identity: PathBuf,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The key share file.
+    pub key_share: PathBuf,
+    /// libp2p listen address.
+    pub listen: libp2p::Multiaddr,
+    /// HTTP API address.
+    pub api: SocketAddr,
+    /// Passphrase for sealed secret files (and for sealing the key share the DKG produces).
+    pub passphrase: Option<Passphrase>,
+}
+
+impl NodeConfig {
+    /// Resolves a file config (with overrides already applied).
+    ///
+    /// # Errors
+    /// Unparseable addresses.
+    pub fn from_file(c: &FileConfig, passphrase: Option<Passphrase>) -> Result<Self, ConfigError> {
+        let listen =
+            c.listen
+                .parse()
+                .map_err(|e: libp2p::multiaddr::Error| ConfigError::Address {
+                    what: "listen",
+                    value: c.listen.clone(),
+                    message: e.to_string(),
+                })?;
+        let api = c
+            .api
+            .parse()
+            .map_err(|e: std::net::AddrParseError| ConfigError::Address {
+                what: "api",
+                value: c.api.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            roster: c.roster.clone(),
+            identity: c.identity.clone(),
+            data_dir: c.data_dir.clone(),
+            key_share: c
+                .key_share
+                .clone()
+                .unwrap_or_else(|| c.data_dir.join("share.key")),
+            listen,
+            api,
+            passphrase,
+        })
+    }
+}

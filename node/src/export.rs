@@ -1,0 +1,137 @@
+//! The observers' contract: co-signed statements and the trust bundle as JSON.
+//!
+//! A [`StatementExport`] carries `message` (hex of the exact bytes the group signed),
+//! `signature` (hex, 64 bytes) and `group_key` (hex, 32 bytes), so any RFC 8032 Ed25519
+//! verifier can check it without this code, plus the decoded statement fields and, in period
+//! mode, the batch inclusion proof. [`StatementExport::verify`] re-derives the message from the
+//! decoded fields, so a statement whose fields were edited no longer verifies even if `message`
+//! was left alone.
+
+use accord_protocol::crypto::{Digest, PublicKey, Signature};
+use accord_protocol::policy::Verdict;
+use accord_protocol::roster::Period;
+use accord_protocol::statement::{
+    BatchProof, SignedStatement, Slot, Statement, TrustBundle, Verified, VerifyError,
+};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// One co-signed statement as published to observers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementExport {
+    /// Hex of the exact signed bytes (the statement's signing bytes, or the period checkpoint).
+    pub message: String,
+    /// The group's Ed25519 signature, hex (64 bytes).
+    pub signature: Signature,
+    /// The group's Ed25519 public key, hex (32 bytes).
+    pub group_key: PublicKey,
+    /// The network id (hash of the roster).
+    pub network_id: Digest,
+    /// Hash of the policy that produced the verdict.
+    pub policy_hash: Digest,
+    /// The lab of the slot.
+    pub lab: String,
+    /// The period of the slot.
+    pub period: u64,
+    /// Digests of the evidence the verdict rests on, sorted.
+    pub evidence: Vec<Digest>,
+    /// `compliant`, `violation` or `no-attestation`.
+    pub verdict_kind: String,
+    /// The verdict with its reasons.
+    pub verdict: Verdict,
+    /// For period batches: the signed checkpoint and this statement's inclusion proof.
+    pub batch: Option<BatchProof>,
+}
+
+/// Why an exported statement does not verify.
+#[derive(Debug, Error)]
+pub enum ExportError {
+    /// The `message` field is not hex.
+    #[error("the message field is not hex")]
+    BadHex,
+    /// The `message` field differs from the bytes the decoded fields sign.
+    #[error("the message field does not match the decoded statement fields")]
+    MessageMismatch,
+    /// The statement names another group key than the trust bundle.
+    #[error("the statement's group key {found} is not the trust bundle's {expected}")]
+    GroupKeyMismatch {
+        /// In the bundle.
+        expected: PublicKey,
+        /// In the statement.
+        found: PublicKey,
+    },
+    /// The protocol's verification failed.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+impl StatementExport {
+    /// Exports one signed statement under `group_key`.
+    pub fn new(signed: &SignedStatement, group_key: PublicKey) -> Self {
+        let s = &signed.statement;
+        Self {
+            message: hex::encode(signed.message()),
+            signature: signed.signature,
+            group_key,
+            network_id: s.network_id,
+            policy_hash: s.policy_hash,
+            lab: s.slot.lab.clone(),
+            period: s.slot.period.0,
+            evidence: s.evidence.clone(),
+            verdict_kind: s.verdict.kind().to_string(),
+            verdict: s.verdict.clone(),
+            batch: signed.batch.clone(),
+        }
+    }
+
+    /// The protocol's signed statement rebuilt from the decoded fields.
+    pub fn to_signed(&self) -> SignedStatement {
+        SignedStatement {
+            statement: Statement {
+                network_id: self.network_id,
+                policy_hash: self.policy_hash,
+                slot: Slot {
+                    lab: self.lab.clone(),
+                    period: Period(self.period),
+                },
+                evidence: self.evidence.clone(),
+                verdict: self.verdict.clone(),
+            },
+            signature: self.signature,
+            batch: self.batch.clone(),
+        }
+    }
+
+    /// Verifies against a trust bundle: the message matches the fields, the group key is the
+    /// bundle's, and the protocol's checks (network, policy, batch proof, strict Ed25519) pass.
+    ///
+    /// # Errors
+    /// The first check that fails.
+    pub fn verify(&self, bundle: &TrustBundle) -> Result<Verified, ExportError> {
+        let message = hex::decode(&self.message).map_err(|_| ExportError::BadHex)?;
+        let signed = self.to_signed();
+        if signed.message() != message {
+            return Err(ExportError::MessageMismatch);
+        }
+        if self.group_key != bundle.group_key {
+            return Err(ExportError::GroupKeyMismatch {
+                expected: bundle.group_key,
+                found: self.group_key,
+            });
+        }
+        Ok(accord_protocol::verify_statement(&signed, bundle)?)
+    }
+}
+
+/// Parses a JSON document holding one exported statement or an array of them.
+///
+/// # Errors
+/// Malformed JSON.
+pub fn parse_statements(json: &str) -> Result<Vec<StatementExport>, serde_json::Error> {
+    // Not through `serde_json::Value`: verdict reasons carry u128 FLOP counts.
+    if json.trim_start().starts_with('[') {
+        serde_json::from_str(json)
+    } else {
+        Ok(vec![serde_json::from_str(json)?])
+    }
+}

@@ -1,0 +1,387 @@
+//! The node's durable state in one redb database under the data directory.
+//!
+//! Tables:
+//! - `records`: the engine's persisted [`Record`]s in write order (key: sequence number), encoded
+//!   with the protocol codec; replaying them into `Engine::restore` rebuilds the member after a
+//!   crash. This includes the verdict-protection records (`Record::Signed`) and accepted
+//!   proposals, so a share never leaves before what it commits to is on disk.
+//! - `statements`: the exported co-signed statement per slot, key `(period, lab)`, as JSON.
+//! - `evidence`: evidence digest → record sequence number (the evidence index).
+//! - `protection`: the verdict-protection index, nonce commitment digest → (proposal id, signing
+//!   package digest) of every signature share this member released (the same facts as the
+//!   `Record::Signed` records, indexed for audits; written in the same transaction).
+//! - `meta`: small settings, e.g. the network id the directory belongs to.
+//!
+//! Every commit uses `Durability::Immediate` (fsync before `commit` returns). redb holds an
+//! exclusive file lock, so a second process on the same data directory is refused.
+
+use std::path::{Path, PathBuf};
+
+use accord_protocol::codec::{self, CodecError, MAX_MESSAGE_BYTES};
+use accord_protocol::crypto::Digest;
+use accord_protocol::evidence::Evidence;
+use accord_protocol::{Record, SignedStatement};
+use redb::{Database, Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use thiserror::Error;
+
+use crate::export::StatementExport;
+
+const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+const STATEMENTS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("statements");
+const EVIDENCE: TableDefinition<&[u8], u64> = TableDefinition::new("evidence");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const PROTECTION: TableDefinition<&[u8], &[u8]> = TableDefinition::new("protection");
+
+/// The database file name inside the data directory.
+pub const DB_FILE: &str = "accord.redb";
+
+/// A storage failure.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// Another process holds the data directory.
+    #[error(
+        "the data directory {0} is in use by another accord process (the database is locked); stop that node first or use another --data-dir"
+    )]
+    Locked(PathBuf),
+    /// The directory belongs to another network.
+    #[error(
+        "the data directory {dir} belongs to network {found}, not {expected}; use a fresh --data-dir for this roster"
+    )]
+    WrongNetwork {
+        /// The directory.
+        dir: PathBuf,
+        /// This roster's network id.
+        expected: String,
+        /// The id stored in the directory.
+        found: String,
+    },
+    /// A record could not be decoded.
+    #[error("stored record {seq} is corrupt: {source}")]
+    Corrupt {
+        /// Its sequence number.
+        seq: u64,
+        /// The decoding error.
+        source: CodecError,
+    },
+    /// A database error.
+    #[error("database: {0}")]
+    Db(String),
+    /// An I/O error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn db<E: std::fmt::Display>(e: E) -> StorageError {
+    StorageError::Db(e.to_string())
+}
+
+/// The node's database.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    next_seq: std::sync::atomic::AtomicU64,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`, for the network `network_id`.
+    ///
+    /// # Errors
+    /// [`StorageError::Locked`] when another process has it open, a network mismatch, or I/O.
+    pub fn open(dir: &Path, network_id: &Digest) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let database = match Database::create(&path) {
+            Ok(d) => d,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StorageError::Locked(dir.to_path_buf()));
+            }
+            Err(e) => return Err(db(e)),
+        };
+        let tx = database.begin_write().map_err(db)?;
+        {
+            tx.open_table(RECORDS).map_err(db)?;
+            tx.open_table(STATEMENTS).map_err(db)?;
+            tx.open_table(EVIDENCE).map_err(db)?;
+            tx.open_table(PROTECTION).map_err(db)?;
+            let mut meta = tx.open_table(META).map_err(db)?;
+            let stored = meta
+                .get("network_id")
+                .map_err(db)?
+                .map(|v| v.value().to_vec());
+            match stored {
+                Some(found) if found != network_id.0 => {
+                    return Err(StorageError::WrongNetwork {
+                        dir: dir.to_path_buf(),
+                        expected: network_id.to_hex(),
+                        found: hex::encode(found),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("network_id", network_id.0.as_slice())
+                        .map_err(db)?;
+                }
+            }
+        }
+        tx.commit().map_err(db)?;
+        let next = {
+            let rx = database.begin_read().map_err(db)?;
+            let t = rx.open_table(RECORDS).map_err(db)?;
+            t.last().map_err(db)?.map_or(0, |(k, _)| k.value() + 1)
+        };
+        Ok(Self {
+            db: database,
+            next_seq: std::sync::atomic::AtomicU64::new(next),
+        })
+    }
+
+    /// Every record in write order.
+    ///
+    /// # Errors
+    /// Database errors or a corrupt record.
+    pub fn records(&self) -> Result<Vec<Record>, StorageError> {
+        let rx = self.db.begin_read().map_err(db)?;
+        let t = rx.open_table(RECORDS).map_err(db)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(db)? {
+            let (k, v) = row.map_err(db)?;
+            let record =
+                codec::decode::<Record>(v.value(), MAX_MESSAGE_BYTES).map_err(|source| {
+                    StorageError::Corrupt {
+                        seq: k.value(),
+                        source,
+                    }
+                })?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Appends `records` and upserts `statements` in one transaction, durable when this returns.
+    ///
+    /// # Errors
+    /// Any database failure (disk full, fsync error): nothing may be sent after it.
+    pub fn commit(
+        &self,
+        records: &[Record],
+        statements: &[StatementExport],
+    ) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering;
+        let mut tx = self.db.begin_write().map_err(db)?;
+        tx.set_durability(Durability::Immediate).map_err(db)?;
+        let mut seq = self.next_seq.load(Ordering::SeqCst);
+        {
+            let mut rt = tx.open_table(RECORDS).map_err(db)?;
+            let mut et = tx.open_table(EVIDENCE).map_err(db)?;
+            let mut pt = tx.open_table(PROTECTION).map_err(db)?;
+            for r in records {
+                let bytes = codec::encode(r).map_err(db)?;
+                rt.insert(seq, bytes.as_slice()).map_err(db)?;
+                match r {
+                    Record::Evidence { evidence, .. } => {
+                        et.insert(evidence.digest().0.as_slice(), seq).map_err(db)?;
+                    }
+                    Record::Signed(s) => {
+                        let value = codec::encode(&(s.id, s.package)).map_err(db)?;
+                        pt.insert(s.commitment.0.as_slice(), value.as_slice())
+                            .map_err(db)?;
+                    }
+                    _ => {}
+                }
+                seq += 1;
+            }
+            let mut st = tx.open_table(STATEMENTS).map_err(db)?;
+            for s in statements {
+                let json = serde_json::to_vec(s).map_err(db)?;
+                st.insert((s.period, s.lab.as_str()), json.as_slice())
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        self.next_seq.store(seq, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Exported statements, optionally for one period and/or lab, in (period, lab) order; at most
+    /// `limit`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn statements(
+        &self,
+        period: Option<u64>,
+        lab: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StatementExport>, StorageError> {
+        let rx = self.db.begin_read().map_err(db)?;
+        let t = rx.open_table(STATEMENTS).map_err(db)?;
+        let mut out = Vec::new();
+        let iter = match period {
+            Some(p) => t.range((p, "")..(p.saturating_add(1), "")).map_err(db)?,
+            None => t.iter().map_err(db)?,
+        };
+        for row in iter {
+            let (k, v) = row.map_err(db)?;
+            if lab.is_some_and(|l| l != k.value().1) {
+                continue;
+            }
+            let s: StatementExport = serde_json::from_slice(v.value()).map_err(db)?;
+            out.push(s);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The exported statement for one slot.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn statement(
+        &self,
+        period: u64,
+        lab: &str,
+    ) -> Result<Option<StatementExport>, StorageError> {
+        let rx = self.db.begin_read().map_err(db)?;
+        let t = rx.open_table(STATEMENTS).map_err(db)?;
+        let Some(v) = t.get((period, lab)).map_err(db)? else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_slice(v.value()).map_err(db)?))
+    }
+
+    /// An evidence item by digest, through the evidence index.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn evidence(&self, digest: &Digest) -> Result<Option<Evidence>, StorageError> {
+        let rx = self.db.begin_read().map_err(db)?;
+        let idx = rx.open_table(EVIDENCE).map_err(db)?;
+        let Some(seq) = idx.get(digest.0.as_slice()).map_err(db)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let rt = rx.open_table(RECORDS).map_err(db)?;
+        let Some(v) = rt.get(seq).map_err(db)? else {
+            return Ok(None);
+        };
+        match codec::decode::<Record>(v.value(), MAX_MESSAGE_BYTES) {
+            Ok(Record::Evidence { evidence, .. }) => Ok(Some((*evidence).clone())),
+            Ok(_) => Ok(None),
+            Err(source) => Err(StorageError::Corrupt { seq, source }),
+        }
+    }
+
+    /// The verdict-protection index: (commitment digest, proposal, package digest) for every
+    /// share this member released.
+    ///
+    /// # Errors
+    /// Database errors or a corrupt row.
+    pub fn protection(
+        &self,
+    ) -> Result<Vec<(Digest, accord_protocol::message::ProposalId, Digest)>, StorageError> {
+        let rx = self.db.begin_read().map_err(db)?;
+        let t = rx.open_table(PROTECTION).map_err(db)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(db)? {
+            let (k, v) = row.map_err(db)?;
+            let commitment = Digest(k.value().try_into().map_err(db)?);
+            let (id, package) = codec::decode(v.value(), MAX_MESSAGE_BYTES)
+                .map_err(|source| StorageError::Corrupt { seq: 0, source })?;
+            out.push((commitment, id, package));
+        }
+        Ok(out)
+    }
+
+    /// A setting from the `meta` table.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let rx = self.db.begin_read().map_err(db)?;
+        let t = rx.open_table(META).map_err(db)?;
+        Ok(t.get(key).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores a setting in the `meta` table (durably).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        let mut tx = self.db.begin_write().map_err(db)?;
+        tx.set_durability(Durability::Immediate).map_err(db)?;
+        tx.open_table(META)
+            .map_err(db)?
+            .insert(key, value)
+            .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+}
+
+/// Exports every statement of a co-signed unit under `group_key`.
+pub fn exports_of(
+    signed: &[SignedStatement],
+    group_key: accord_protocol::crypto::PublicKey,
+) -> Vec<StatementExport> {
+    signed
+        .iter()
+        .map(|s| StatementExport::new(s, group_key))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_open_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Digest([1; 32]);
+        let _first = Store::open(dir.path(), &id).unwrap();
+        let err = Store::open(dir.path(), &id).unwrap_err();
+        assert!(matches!(err, StorageError::Locked(_)), "{err}");
+        assert!(err.to_string().contains("in use by another accord process"));
+    }
+
+    #[test]
+    fn records_survive_reopen_in_order_and_network_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Digest([1; 32]);
+        {
+            let s = Store::open(dir.path(), &id).unwrap();
+            s.commit(&[Record::DkgStarted { ceremony: 1 }], &[])
+                .unwrap();
+            s.commit(
+                &[
+                    Record::DkgStarted { ceremony: 2 },
+                    Record::DkgStarted { ceremony: 3 },
+                ],
+                &[],
+            )
+            .unwrap();
+        }
+        let s = Store::open(dir.path(), &id).unwrap();
+        assert_eq!(
+            s.records().unwrap(),
+            vec![
+                Record::DkgStarted { ceremony: 1 },
+                Record::DkgStarted { ceremony: 2 },
+                Record::DkgStarted { ceremony: 3 }
+            ]
+        );
+        drop(s);
+        assert!(matches!(
+            Store::open(dir.path(), &Digest([2; 32])),
+            Err(StorageError::WrongNetwork { .. })
+        ));
+    }
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need, then runs every test.
+#
+#   scripts/test.sh            # cargo test --workspace
+#   scripts/test.sh -p accord-tests   # extra arguments go to cargo test
+#
+# The process-level tests (tests/) verify co-signed statements with Python's `cryptography`,
+# PyNaCl and the OpenSSL command line; they fail (never skip) when those are missing, so this
+# script installs them first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python_ok() {
+    python3 - <<'PY' 2>/dev/null
+import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: F401
+import nacl.signing  # noqa: F401
+PY
+}
+
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "installing python3" >&2
+    apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null
+fi
+if ! python_ok; then
+    echo "installing Python packages: cryptography pynacl" >&2
+    python3 -m pip install --quiet cryptography pynacl \
+        || python3 -m pip install --quiet --break-system-packages cryptography pynacl
+fi
+python_ok || { echo "error: Python cryptography/pynacl still missing" >&2; exit 1; }
+
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "installing openssl" >&2
+    apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
+
+# The storage-failure test lowers a running node's file size limit with prlimit (util-linux).
+if ! command -v prlimit >/dev/null 2>&1; then
+    echo "installing util-linux (prlimit)" >&2
+    apt-get update -qq && apt-get install -y -qq util-linux >/dev/null
+fi
+
+# Build the `accord` binary the process-level tests start (cargo test builds it for the
+# workspace, this makes `scripts/test.sh -p accord-tests` work too).
+cargo build -p accord-node --bin accord
+cargo test --workspace "$@"
