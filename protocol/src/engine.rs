@@ -1520,7 +1520,12 @@ impl Engine {
             }
             // Every item strictly valid, so that every member's check of the proposal agrees.
             let all: Vec<Digest> = chosen.values().flatten().copied().collect();
-            if !all.iter().fold(true, |ok, d| self.ensure_strict(d) && ok) {
+            let mut all_strict = true;
+            for d in &all {
+                // Not short-circuiting: every bad item is dropped in this one pass.
+                all_strict &= self.ensure_strict(d);
+            }
+            if !all_strict {
                 continue;
             }
             let mut statements = Vec::with_capacity(labs.len());
