@@ -488,3 +488,73 @@ fn blame_follows_the_connection() {
     let named: Vec<_> = c.observer.culprits.iter().map(|(_, m, _)| *m).collect();
     assert!(named.iter().all(|m| *m == MemberIndex(3)), "{named:?}");
 }
+
+#[test]
+fn fewer_than_t_colluding_members_cannot_forge() {
+    // Invariant 1: members 0 and 2 (t - 1 = 2 of 4) want a group signature on a bogus message.
+    // They hold their own key shares and the honest members' published commitments; the honest
+    // members never sign anything but the proposal they validated.
+    let mut rig = Rig::to_accepts();
+    let bogus = b"accord: lab-000 is compliant (it is not)".to_vec();
+    let colluders = [MemberIndex(0), MemberIndex(2)];
+    let mut rng = child_rng(77, "forger", 0, 0);
+    // Fresh nonces of their own, and the honest signer's real commitment from its accept.
+    let mut nonces = BTreeMap::new();
+    let mut commitments = BTreeMap::new();
+    for c in colluders {
+        let (n, cm) = frost::round1::commit(
+            rig.keys[usize::from(c.0)].key_package.signing_share(),
+            &mut rng,
+        );
+        nonces.insert(c, n);
+        commitments.insert(c.identifier(), cm);
+    }
+    commitments.insert(SIGNER.identifier(), rig.accepts()[&SIGNER].commitments.0);
+    let package = frost::SigningPackage::new(commitments, &bogus);
+    // The honest member refuses: the message is not the statement it accepted.
+    let (d, out) = rig.ask(COORD, package.clone(), 0);
+    assert_eq!(
+        d,
+        Delivery::Rejected(MessageError::SigningRefused(
+            "package message differs from the accepted proposal"
+        ))
+    );
+    assert!(shares(&out).is_empty());
+    // With only their t - 1 shares plus anything they can make up for the honest member, the
+    // aggregate never verifies.
+    let mut shares_map: BTreeMap<_, _> = colluders
+        .iter()
+        .map(|c| {
+            (
+                c.identifier(),
+                frost::round2::sign(
+                    &package,
+                    &nonces[c],
+                    &rig.keys[usize::from(c.0)].key_package,
+                )
+                .unwrap(),
+            )
+        })
+        .collect();
+    for attempt in 0..8 {
+        let guess =
+            frost::keys::SigningShare::deserialize(&frost::SigningKey::new(&mut rng).serialize())
+                .unwrap();
+        let made_up = frost::round2::SignatureShare::deserialize(&guess.serialize()).unwrap();
+        shares_map.insert(SIGNER.identifier(), made_up);
+        let result = frost::aggregate(&package, &shares_map, &rig.keys[0].public);
+        assert!(
+            result.is_err(),
+            "attempt {attempt} produced a valid signature"
+        );
+    }
+    // And t - 1 signers alone are below what FROST will even aggregate.
+    let two: BTreeMap<_, _> = colluders
+        .iter()
+        .map(|c| (c.identifier(), shares_map[&c.identifier()]))
+        .collect();
+    let mut two_commitments = package.signing_commitments().clone();
+    two_commitments.remove(&SIGNER.identifier());
+    let small = frost::SigningPackage::new(two_commitments, &bogus);
+    assert!(frost::aggregate(&small, &two, &rig.keys[0].public).is_err());
+}
