@@ -40,12 +40,6 @@ use crate::time::Instant;
 pub const MAX_ATTESTATIONS_PER_SLOT: usize = 4;
 /// Most co-signed units sent in answer to one sync request.
 pub const MAX_SYNC_UNITS: usize = 64;
-/// Gossiped evidence items whose signatures are checked together.
-const EVIDENCE_BATCH: usize = 64;
-/// Longest a gossiped item waits for its batch, in milliseconds.
-const EVIDENCE_BATCH_DELAY_MS: u64 = 50;
-/// Most unchecked items queued from one member before its queue is checked.
-const MAX_PENDING_PER_MEMBER: usize = 256;
 /// DKG message digests remembered for deduplication, per member.
 const MAX_DKG_SEEN_PER_MEMBER: usize = 64;
 /// How far ahead of the last ceremony a member joins a ceremony another member started.
@@ -240,9 +234,6 @@ pub enum Offence {
     /// A badly signed observation.
     #[error("badly signed observation")]
     BadObservation,
-    /// Gossiped evidence whose author's signature does not verify.
-    #[error("published badly signed evidence")]
-    BadEvidence,
     /// Misbehaviour in key generation.
     #[error("DKG: {0}")]
     Dkg(DkgOffence),
@@ -331,17 +322,6 @@ struct StoredEvidence {
     lab: LabIndex,
     period: Period,
     admitted_before_close: bool,
-    /// Verified with RFC 8032 strict rules (a batch check is not: see `flush_pending`).
-    strict: bool,
-}
-
-/// Gossiped evidence waiting for its signature to be checked in a batch.
-struct PendingEvidence {
-    evidence: Arc<Evidence>,
-    digest: Digest,
-    lab: LabIndex,
-    from: MemberIndex,
-    received: Instant,
 }
 
 struct ObservationEntry {
@@ -402,7 +382,6 @@ pub struct Engine {
     dkg_seen: BTreeSet<Digest>,
     last_ceremony: Option<u32>,
     evidence: BTreeMap<Digest, StoredEvidence>,
-    pending: Vec<PendingEvidence>,
     slots: BTreeMap<(Period, LabIndex), BTreeSet<Digest>>,
     periods: BTreeMap<Period, PeriodState>,
     units: BTreeMap<Unit, UnitState>,
@@ -447,7 +426,6 @@ impl Engine {
             dkg_seen: BTreeSet::new(),
             last_ceremony: None,
             evidence: BTreeMap::new(),
-            pending: Vec::new(),
             slots: BTreeMap::new(),
             periods: BTreeMap::new(),
             units: BTreeMap::new(),
@@ -481,7 +459,7 @@ impl Engine {
                 } => {
                     let digest = evidence.digest();
                     if let Some(lab) = engine.net.lab_by_id(evidence.lab()) {
-                        engine.store_evidence(digest, evidence, lab, admitted_at.is_some(), false);
+                        engine.store_evidence(digest, evidence, lab, admitted_at.is_some());
                     }
                 }
                 Record::Observation(own) => {
@@ -615,13 +593,6 @@ impl Engine {
         if let Some(d) = self.dkg.as_ref().and_then(DkgMachine::deadline) {
             consider(d);
         }
-        if let Some(oldest) = self.pending.first() {
-            consider(
-                oldest
-                    .received
-                    .saturating_add(core::time::Duration::from_millis(EVIDENCE_BATCH_DELAY_MS)),
-            );
-        }
         if self.keys.is_some() {
             for (unit, state) in &self.units {
                 if self.decided.contains_key(unit) || !self.is_closed(unit.period()) {
@@ -693,15 +664,6 @@ impl Engine {
             self.apply_dkg(out);
         }
         let schedule = self.net.schedule().clone();
-        let batch_due = self.pending.first().is_some_and(|p| {
-            now >= p
-                .received
-                .saturating_add(core::time::Duration::from_millis(EVIDENCE_BATCH_DELAY_MS))
-        });
-        // Every item received before a close is checked before the observation of that close.
-        if batch_due || schedule.close(self.next_close) <= now {
-            self.flush_pending();
-        }
         while schedule.close(self.next_close) <= now {
             let period = self.next_close;
             self.observe(period);
@@ -831,7 +793,16 @@ impl Engine {
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Delivery {
         match message {
-            Message::Evidence(ev) => self.on_gossip_evidence(now, from, ev),
+            Message::Evidence(ev) => match self.admit(now, ev) {
+                Ok((_, true)) => Delivery::Accepted,
+                Ok((_, false)) => Delivery::Duplicate,
+                Err(
+                    EvidenceError::Closed { .. }
+                    | EvidenceError::Future { .. }
+                    | EvidenceError::SlotFull(_),
+                ) => Delivery::Ignored,
+                Err(e) => Delivery::Rejected(e.into()),
+            },
             Message::Observation(obs) => self.on_observation(now, from, obs),
             Message::Proposal(p) => self.on_proposal(now, from, p, rng),
             Message::Accept(a) => self.on_accept(now, from, a),
@@ -873,8 +844,7 @@ impl Engine {
     // ---------------------------------------------------------------------------------------
     // Evidence and observations
 
-    /// Validates (strictly) and stores an item submitted to this member before its slot
-    /// closed. Returns (digest, is new).
+    /// Validates and stores an item received before its slot closed. Returns (digest, is new).
     fn admit(
         &mut self,
         now: Instant,
@@ -884,15 +854,6 @@ impl Engine {
         if self.evidence.contains_key(&digest) {
             return Ok((digest, false));
         }
-        let lab = self.precheck(now, &evidence)?;
-        let (key, message, signature) = evidence.signed_by(&self.net)?;
-        verify_strict(key, &message, signature).map_err(|_| evidence.bad_signature())?;
-        self.accept_admitted(digest, evidence, lab, now, true)?;
-        Ok((digest, true))
-    }
-
-    /// Everything but the signature: the admission window, sizes and fields.
-    fn precheck(&self, now: Instant, evidence: &Evidence) -> Result<LabIndex, EvidenceError> {
         let schedule = self.net.schedule();
         let period = evidence.period();
         let skew = core::time::Duration::from_millis(schedule.max_clock_skew_ms);
@@ -915,22 +876,10 @@ impl Engine {
                 issued_at: evidence.issued_at(),
             });
         }
-        if codec_len(evidence) > crate::evidence::MAX_EVIDENCE_BYTES {
+        if codec_len(&*evidence) > crate::evidence::MAX_EVIDENCE_BYTES {
             return Err(EvidenceError::TooLarge);
         }
-        evidence.check_fields(&self.net)
-    }
-
-    /// Stores a verified item received at `received` (before the close), within the slot caps.
-    fn accept_admitted(
-        &mut self,
-        digest: Digest,
-        evidence: Arc<Evidence>,
-        lab: LabIndex,
-        received: Instant,
-        strict: bool,
-    ) -> Result<(), EvidenceError> {
-        let period = evidence.period();
+        let lab = evidence.validate(&self.net)?;
         let slot = self.slots.get(&(period, lab));
         let in_slot = |pred: &dyn Fn(&Evidence) -> bool| {
             slot.map_or(0, |s| {
@@ -956,127 +905,17 @@ impl Engine {
                 }
             }
         }
-        self.store_evidence(digest, evidence.clone(), lab, true, strict);
+        self.store_evidence(digest, evidence.clone(), lab, true);
         self.outputs.push_back(Output::Persist(Record::Evidence {
             evidence,
-            admitted_at: Some(received),
+            admitted_at: Some(now),
         }));
         self.event(Event::Admitted {
             digest,
             period,
             lab,
         });
-        Ok(())
-    }
-
-    /// Gossiped evidence: checked for everything but its signature now, and queued; signatures
-    /// are checked in batches (`flush_pending`), a third of the cost of checking one by one.
-    /// The item counts as received now, so a batch checked after the close still admits it.
-    fn on_gossip_evidence(
-        &mut self,
-        now: Instant,
-        from: MemberIndex,
-        evidence: Arc<Evidence>,
-    ) -> Delivery {
-        let digest = evidence.digest();
-        if self.evidence.contains_key(&digest) || self.pending.iter().any(|p| p.digest == digest) {
-            return Delivery::Duplicate;
-        }
-        let lab = match self.precheck(now, &evidence) {
-            Ok(lab) => lab,
-            Err(EvidenceError::Closed { .. } | EvidenceError::Future { .. }) => {
-                return Delivery::Ignored;
-            }
-            Err(e) => return Delivery::Rejected(e.into()),
-        };
-        if self.pending.iter().filter(|p| p.from == from).count() >= MAX_PENDING_PER_MEMBER {
-            self.flush_pending();
-        }
-        self.pending.push(PendingEvidence {
-            evidence,
-            digest,
-            lab,
-            from,
-            received: now,
-        });
-        if self.pending.len() >= EVIDENCE_BATCH {
-            self.flush_pending();
-        }
-        Delivery::Accepted
-    }
-
-    /// Checks the queued signatures as one batch (finding the bad ones if the batch fails) and
-    /// admits the good items as of their receipt.
-    ///
-    /// A batch check accepts everything RFC 8032 strict verification accepts, and may in rare,
-    /// crafted cases accept a signature strict verification refuses. Such items are only ever
-    /// vouched for: before this member puts an item into a proposal, or claims another
-    /// coordinator left it out, it checks it strictly (`ensure_strict`).
-    fn flush_pending(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let pending = std::mem::take(&mut self.pending);
-        let signed: Vec<
-            Option<(
-                &ed25519_dalek::VerifyingKey,
-                Vec<u8>,
-                &crate::crypto::Signature,
-            )>,
-        > = pending
-            .iter()
-            .map(|p| p.evidence.signed_by(&self.net).ok())
-            .collect();
-        let items: Vec<(
-            &ed25519_dalek::VerifyingKey,
-            &[u8],
-            &crate::crypto::Signature,
-        )> = signed
-            .iter()
-            .flatten()
-            .map(|(k, m, s)| (*k, m.as_slice(), *s))
-            .collect();
-        let bad_in_batch: BTreeSet<usize> = verify_many(&items).into_iter().collect();
-        let mut verdicts = Vec::with_capacity(pending.len());
-        let mut i = 0;
-        for s in &signed {
-            verdicts.push(s.is_some() && !bad_in_batch.contains(&i));
-            if s.is_some() {
-                i += 1;
-            }
-        }
-        drop(signed);
-        for (p, good) in pending.into_iter().zip(verdicts) {
-            if good {
-                // Beyond the slot caps: dropped, as if it had arrived later.
-                let _ = self.accept_admitted(p.digest, p.evidence, p.lab, p.received, false);
-            } else {
-                self.culprit(p.from, Offence::BadEvidence);
-            }
-        }
-    }
-
-    /// Verifies an item strictly if only a batch check has accepted it so far; an item that
-    /// fails is forgotten. Returns whether it is (now) strictly verified.
-    fn ensure_strict(&mut self, digest: &Digest) -> bool {
-        let Some(entry) = self.evidence.get(digest) else {
-            return false;
-        };
-        if entry.strict {
-            return true;
-        }
-        if entry.evidence.validate(&self.net).is_ok() {
-            if let Some(e) = self.evidence.get_mut(digest) {
-                e.strict = true;
-            }
-            return true;
-        }
-        let (period, lab) = (entry.period, entry.lab);
-        self.evidence.remove(digest);
-        if let Some(slot) = self.slots.get_mut(&(period, lab)) {
-            slot.remove(digest);
-        }
-        false
+        Ok((digest, true))
     }
 
     fn store_evidence(
@@ -1085,7 +924,6 @@ impl Engine {
         evidence: Arc<Evidence>,
         lab: LabIndex,
         admitted_before_close: bool,
-        strict: bool,
     ) {
         let period = evidence.period();
         self.slots.entry((period, lab)).or_default().insert(digest);
@@ -1094,7 +932,6 @@ impl Engine {
             lab,
             period,
             admitted_before_close,
-            strict,
         });
     }
 
@@ -1102,7 +939,7 @@ impl Engine {
     fn learn_evidence(&mut self, evidence: &Arc<Evidence>, lab: LabIndex) {
         let digest = evidence.digest();
         if !self.evidence.contains_key(&digest) {
-            self.store_evidence(digest, evidence.clone(), lab, false, true);
+            self.store_evidence(digest, evidence.clone(), lab, false);
             self.outputs.push_back(Output::Persist(Record::Evidence {
                 evidence: evidence.clone(),
                 admitted_at: None,
@@ -1518,16 +1355,6 @@ impl Engine {
             if kept != picked {
                 continue;
             }
-            // Every item strictly valid, so that every member's check of the proposal agrees.
-            let all: Vec<Digest> = chosen.values().flatten().copied().collect();
-            let mut all_strict = true;
-            for d in &all {
-                // Not short-circuiting: every bad item is dropped in this one pass.
-                all_strict &= self.ensure_strict(d);
-            }
-            if !all_strict {
-                continue;
-            }
             let mut statements = Vec::with_capacity(labs.len());
             let mut bodies = Vec::new();
             for lab in &labs {
@@ -1764,7 +1591,6 @@ impl Engine {
     }
 
     fn on_missing(&mut self, from: MemberIndex, missing: &Missing) -> Delivery {
-        self.flush_pending();
         let unit = missing.id.unit;
         let Some(coord) = self.units.get(&unit).and_then(|s| s.coordinator.as_ref()) else {
             return Delivery::Ignored;
@@ -1824,7 +1650,6 @@ impl Engine {
         proposal: Arc<Proposal>,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Delivery {
-        self.flush_pending();
         let id = proposal.id;
         let unit = id.unit;
         if !unit.is_valid_for(&self.net) {
@@ -2105,11 +1930,7 @@ impl Engine {
         self.verify_stored(period, |o| {
             o.observation.items.iter().any(|d| wanted.contains(d))
         });
-        // Claim only strictly valid items as missing (see `flush_pending`).
-        let missing: Vec<Digest> = candidates(self)
-            .into_iter()
-            .filter(|d| self.ensure_strict(d))
-            .collect();
+        let missing = candidates(self);
         if missing.is_empty() {
             return Ok(verified);
         }

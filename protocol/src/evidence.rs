@@ -205,22 +205,14 @@ impl Evidence {
     /// # Errors
     /// The first problem found.
     pub fn validate(&self, net: &Network) -> Result<LabIndex, EvidenceError> {
-        let lab = self.check_fields(net)?;
-        let (key, message, signature) = self.signed_by(net)?;
-        verify_strict(key, &message, signature).map_err(|_| self.bad_signature())?;
-        Ok(lab)
-    }
-
-    /// Checks everything but the signature; returns the slot's lab.
-    ///
-    /// # Errors
-    /// The first problem found.
-    pub fn check_fields(&self, net: &Network) -> Result<LabIndex, EvidenceError> {
         let lab = net
             .lab_by_id(self.lab())
             .ok_or_else(|| EvidenceError::UnknownLab(self.lab().chars().take(64).collect()))?;
         match self {
-            Evidence::Attestation { attestation: a, .. } => {
+            Evidence::Attestation {
+                attestation: a,
+                signature,
+            } => {
                 check_text("site_id", &a.site_id, MAX_NAME_BYTES)?;
                 check_text("declared_purpose", &a.declared_purpose, MAX_TEXT_BYTES)?;
                 if a.run_ids.len() > MAX_RUN_IDS {
@@ -229,63 +221,28 @@ impl Evidence {
                 for r in &a.run_ids {
                     check_text("run_ids", r, MAX_NAME_BYTES)?;
                 }
-            }
-            Evidence::Report { report: r, .. } => {
-                check_text("site_id", &r.site_id, MAX_NAME_BYTES)?;
-                if r.findings.len() > MAX_TEXT_BYTES {
-                    return Err(EvidenceError::BadField("findings"));
-                }
-                if !net.is_member(r.inspector) {
-                    return Err(EvidenceError::UnknownInspector(r.inspector));
-                }
-            }
-        }
-        Ok(lab)
-    }
-
-    /// The author's key, the signed bytes and the signature (for batch verification).
-    ///
-    /// # Errors
-    /// When the author is not in the roster.
-    pub fn signed_by<'a>(
-        &'a self,
-        net: &'a Network,
-    ) -> Result<(&'a ed25519_dalek::VerifyingKey, Vec<u8>, &'a Signature), EvidenceError> {
-        match self {
-            Evidence::Attestation {
-                attestation: a,
-                signature,
-            } => {
-                let lab = net
-                    .lab_by_id(&a.lab)
-                    .ok_or_else(|| EvidenceError::UnknownLab(a.lab.clone()))?;
                 let key = net
                     .lab_key(lab)
                     .ok_or_else(|| EvidenceError::UnknownLab(a.lab.clone()))?;
-                Ok((key, a.signing_bytes(net.id()), signature))
+                verify_strict(key, &a.signing_bytes(net.id()), signature)
+                    .map_err(|_| EvidenceError::BadSignature(a.lab.clone()))?;
             }
             Evidence::Report {
                 report: r,
                 signature,
             } => {
+                check_text("site_id", &r.site_id, MAX_NAME_BYTES)?;
+                if r.findings.len() > MAX_TEXT_BYTES {
+                    return Err(EvidenceError::BadField("findings"));
+                }
                 let key = net
                     .member_key(r.inspector)
                     .ok_or(EvidenceError::UnknownInspector(r.inspector))?;
-                Ok((key, r.signing_bytes(net.id()), signature))
+                verify_strict(key, &r.signing_bytes(net.id()), signature)
+                    .map_err(|_| EvidenceError::BadSignature(format!("{}", r.inspector)))?;
             }
         }
-    }
-
-    /// The error for a signature that does not verify.
-    pub fn bad_signature(&self) -> EvidenceError {
-        match self {
-            Evidence::Attestation { attestation, .. } => {
-                EvidenceError::BadSignature(attestation.lab.clone())
-            }
-            Evidence::Report { report, .. } => {
-                EvidenceError::BadSignature(format!("{}", report.inspector))
-            }
-        }
+        Ok(lab)
     }
 }
 
