@@ -32,3 +32,4 @@ pub mod net;
 pub mod node;
 pub mod storage;
 pub mod testnet;
+pub mod tlog;

@@ -11,6 +11,8 @@
 //!   package digest) of every signature share this member released (the same facts as the
 //!   `Record::Signed` records, indexed for audits; written in the same transaction).
 //! - `meta`: small settings, e.g. the network id the directory belongs to.
+//! - the transparency log's tables (see [`crate::tlog`]): every statement committed here is also
+//!   appended to the member's log in the same transaction.
 //!
 //! Every commit uses `Durability::Immediate` (fsync before `commit` returns). redb holds an
 //! exclusive file lock, so a second process on the same data directory is refused.
@@ -25,6 +27,7 @@ use redb::{Database, Durability, ReadableDatabase as _, ReadableTable as _, Tabl
 use thiserror::Error;
 
 use crate::export::StatementExport;
+use crate::tlog;
 
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 const STATEMENTS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("statements");
@@ -84,6 +87,7 @@ fn db<E: std::fmt::Display>(e: E) -> StorageError {
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    network_id: Digest,
     next_seq: std::sync::atomic::AtomicU64,
 }
 
@@ -111,6 +115,12 @@ impl Store {
             tx.open_table(STATEMENTS).map_err(db)?;
             tx.open_table(EVIDENCE).map_err(db)?;
             tx.open_table(PROTECTION).map_err(db)?;
+            tx.open_table(tlog::LOG_ENTRIES).map_err(db)?;
+            tx.open_table(tlog::LOG_HASHES).map_err(db)?;
+            tx.open_table(tlog::LOG_LEAVES).map_err(db)?;
+            tx.open_table(tlog::LOG_COSIGNATURES).map_err(db)?;
+            tx.open_table(tlog::WITNESSED).map_err(db)?;
+            tx.open_table(tlog::WITNESS_FORKS).map_err(db)?;
             let mut meta = tx.open_table(META).map_err(db)?;
             let stored = meta
                 .get("network_id")
@@ -139,6 +149,7 @@ impl Store {
         };
         Ok(Self {
             db: database,
+            network_id: *network_id,
             next_seq: std::sync::atomic::AtomicU64::new(next),
         })
     }
@@ -204,6 +215,11 @@ impl Store {
                 st.insert((s.period, s.lab.as_str()), json.as_slice())
                     .map_err(db)?;
             }
+        }
+        // The transparency log: same transaction, so a statement is stored and logged or neither.
+        for s in statements {
+            let entry = accord_protocol::transparency::log_entry(&self.network_id, &s.to_signed());
+            tlog::append(&tx, &entry)?;
         }
         tx.commit().map_err(db)?;
         self.next_seq.store(seq, Ordering::SeqCst);
@@ -323,6 +339,90 @@ impl Store {
             .insert(key, value)
             .map_err(db)?;
         tx.commit().map_err(db)
+    }
+}
+
+impl Store {
+    /// A read transaction (for the transparency log's readers in [`crate::tlog`]).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn read(&self) -> Result<redb::ReadTransaction, StorageError> {
+        self.db.begin_read().map_err(db)
+    }
+
+    /// The transparency log's size and root.
+    ///
+    /// # Errors
+    /// Database errors or a corrupt log.
+    pub fn log_head(&self) -> Result<(u64, Digest), StorageError> {
+        tlog::head(&self.read()?)
+    }
+
+    fn put(
+        &self,
+        table: TableDefinition<u16, &[u8]>,
+        key: u16,
+        value: &[u8],
+    ) -> Result<(), StorageError> {
+        let mut tx = self.db.begin_write().map_err(db)?;
+        tx.set_durability(Durability::Immediate).map_err(db)?;
+        tx.open_table(table)
+            .map_err(db)?
+            .insert(key, value)
+            .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    /// Stores a witness's cosignature of our log (durably).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn set_cosignature(&self, witness: u16, c: &tlog::Cosignature) -> Result<(), StorageError> {
+        self.put(
+            tlog::LOG_COSIGNATURES,
+            witness,
+            &codec::encode(c).map_err(db)?,
+        )
+    }
+
+    /// Stores, durably and before any cosignature leaves, the checkpoint of `log`'s log this node
+    /// is about to cosign as a witness.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn set_witnessed(
+        &self,
+        log: u16,
+        w: &accord_protocol::transparency::WitnessedLog,
+    ) -> Result<(), StorageError> {
+        self.put(tlog::WITNESSED, log, &codec::encode(w).map_err(db)?)
+    }
+
+    /// What this node holds as a witness of `log`'s log.
+    ///
+    /// # Errors
+    /// Database errors or a corrupt row.
+    pub fn witnessed(
+        &self,
+        log: u16,
+    ) -> Result<Option<accord_protocol::transparency::WitnessedLog>, StorageError> {
+        let rx = self.read()?;
+        let t = rx.open_table(tlog::WITNESSED).map_err(db)?;
+        let Some(v) = t.get(log).map_err(db)? else {
+            return Ok(None);
+        };
+        Ok(Some(codec::decode(v.value(), MAX_MESSAGE_BYTES).map_err(
+            |source| StorageError::Corrupt { seq: 0, source },
+        )?))
+    }
+
+    /// Records a conflicting signed checkpoint of `log`'s log (proof of a fork), durably.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn set_fork(&self, log: u16, note: &str) -> Result<(), StorageError> {
+        self.put(tlog::WITNESS_FORKS, log, note.as_bytes())
     }
 }
 

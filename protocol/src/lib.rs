@@ -16,7 +16,7 @@
 //!   [`engine::Output`] values, so the node and the simulator drive exactly the same code.
 //!
 //! Entry points: [`engine::Engine`] for members, [`statement::verify_statement`] for observers,
-//! [`dkg::deal`] for test and demo keys.
+//! [`transparency`] for the members' logs and witnesses, [`dkg::deal`] for test and demo keys.
 
 #[cfg(feature = "testkit")]
 pub mod adversary;
@@ -33,6 +33,7 @@ pub mod statement;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod time;
+pub mod transparency;
 
 pub use engine::{Delivery, Engine, EngineConfig, Event, Output, Record};
 pub use roster::{MemberIndex, Network, Period, Roster};

@@ -317,6 +317,11 @@ pub struct TrustBundle {
     pub members: u16,
     /// What one group signature covers.
     pub signing_mode: SigningMode,
+    /// The group key as a C2SP note verifier key (`name+hex(key id)+base64(0x01 ‖ key)`): a
+    /// period's checkpoint with the group signature verifies as a signed note under it.
+    pub note_verifier_key: String,
+    /// Every member's transparency-log and witness keys.
+    pub logs: Vec<crate::transparency::LogKey>,
 }
 
 impl TrustBundle {
@@ -330,7 +335,37 @@ impl TrustBundle {
             threshold: net.roster().threshold,
             members: net.n() as u16,
             signing_mode: net.roster().signing_mode,
+            note_verifier_key: crate::transparency::note_verifier_key(
+                &crate::transparency::group_key_name(net.id()),
+                &group_key,
+            ),
+            logs: crate::transparency::LogKey::all(net),
         }
+    }
+
+    /// Checks that the derived fields (note verifier keys) agree with the keys they derive from,
+    /// so a hand-edited bundle cannot say one thing to stock note verifiers and another to us.
+    ///
+    /// # Errors
+    /// [`VerifyError::InconsistentBundle`] naming the field.
+    pub fn check_consistent(&self) -> Result<(), VerifyError> {
+        use crate::transparency as t;
+        let name = t::group_key_name(&self.network_id);
+        if self.note_verifier_key != t::note_verifier_key(&name, &self.group_key) {
+            return Err(VerifyError::InconsistentBundle("note_verifier_key"));
+        }
+        for (i, l) in self.logs.iter().enumerate() {
+            let member = crate::roster::MemberIndex(l.member);
+            if usize::from(l.member) != i
+                || l.origin != t::log_origin(&self.network_id, member)
+                || l.witness_name != t::witness_name(&self.network_id, member)
+                || l.log_verifier_key != t::note_verifier_key(&l.origin, &l.key)
+                || l.witness_verifier_key != t::cosigner_verifier_key(&l.witness_name, &l.key)
+            {
+                return Err(VerifyError::InconsistentBundle("logs"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -376,6 +411,9 @@ pub enum VerifyError {
     /// The inclusion proof does not lead to the checkpoint's root.
     #[error("the inclusion proof does not match the signed checkpoint")]
     BadInclusionProof,
+    /// A derived field of the trust bundle disagrees with the key it derives from.
+    #[error("the trust bundle is inconsistent: {0} does not match its key")]
+    InconsistentBundle(&'static str),
 }
 
 /// A statement that verified.
