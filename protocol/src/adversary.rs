@@ -94,7 +94,7 @@ impl Adversary<'_> {
                 .map(|(to, msg)| match msg {
                     Message::Share(mut s) => {
                         let scalar = frost::SigningKey::new(&mut *rng).serialize();
-                        s.share = Frost(
+                        s.share = Frost::new(
                             frost::round2::SignatureShare::deserialize(&scalar)
                                 .expect("a scalar is a share"),
                         );
@@ -109,7 +109,7 @@ impl Adversary<'_> {
                     (Message::Accept(mut a), Some(k)) => {
                         let (_, c) =
                             frost::round1::commit(k.key_package.signing_share(), &mut *rng);
-                        a.commitments = Frost(c);
+                        a.commitments = Frost::new(c);
                         (to, Message::Accept(a))
                     }
                     (other, _) => (to, other),
@@ -168,10 +168,10 @@ impl Adversary<'_> {
                 .into_iter()
                 .map(|(to, msg)| match msg {
                     Message::SignRequest(mut r) if to.0 % 2 == 0 => {
-                        let commitments = r.package.0.signing_commitments().clone();
-                        let mut message = r.package.0.message().clone();
+                        let commitments = r.package.signing_commitments().clone();
+                        let mut message = r.package.message().clone();
                         message.push(0x01);
-                        r.package = Frost(frost::SigningPackage::new(commitments, &message));
+                        r.package = Frost::new(frost::SigningPackage::new(commitments, &message));
                         (to, Message::SignRequest(r))
                     }
                     other => (to, other),

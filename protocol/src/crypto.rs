@@ -5,6 +5,7 @@
 //! can never be replayed as another kind of item or on another network.
 
 use core::fmt;
+use std::sync::Arc;
 
 use ed25519_dalek::Verifier as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -264,8 +265,15 @@ impl fmt::Debug for SecretKey {
 /// Decoding runs frost's `deserialize`, which rejects non-canonical scalars, the identity point
 /// and points outside the prime-order subgroup; so a malformed commitment or share never gets
 /// past the codec.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Frost<T>(pub T);
+///
+/// The canonical bytes are kept next to the value (shared, so clones are cheap): serializing a
+/// signing package compresses two points per signer, and a signer, the codec and the simulator's
+/// byte accounting would otherwise each redo it for the same package.
+#[derive(Clone)]
+pub struct Frost<T> {
+    value: T,
+    bytes: Arc<[u8]>,
+}
 
 /// FROST types that have a canonical byte form.
 pub trait FrostBytes: Sized {
@@ -299,26 +307,50 @@ frost_bytes! {
 }
 
 impl<T: FrostBytes> Frost<T> {
-    /// The canonical bytes (frost's serialization).
-    pub fn bytes(&self) -> Vec<u8> {
-        self.0
+    /// Wraps a locally built value, computing its canonical bytes once.
+    pub fn new(value: T) -> Self {
+        let bytes = value
             .to_frost_bytes()
-            .expect("a decoded or locally built FROST value serializes")
+            .expect("a locally built FROST value serializes")
+            .into();
+        Frost { value, bytes }
+    }
+
+    /// The canonical bytes (frost's serialization).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// Digest of the canonical bytes under `tag`.
     pub fn digest(&self, tag: &str) -> Digest {
-        Digest::tagged(tag, &[&self.bytes()])
+        Digest::tagged(tag, &[&self.bytes])
+    }
+
+    /// The wrapped value.
+    pub fn into_inner(self) -> T {
+        self.value
     }
 }
 
+impl<T> core::ops::Deref for Frost<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// Equal when the canonical bytes are equal (the value is a function of them).
+impl<T> PartialEq for Frost<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl<T> Eq for Frost<T> {}
+
 impl<T: FrostBytes> Serialize for Frost<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let bytes = self
-            .0
-            .to_frost_bytes()
-            .ok_or_else(|| serde::ser::Error::custom("unserializable FROST value"))?;
-        s.serialize_bytes(&bytes)
+        s.serialize_bytes(&self.bytes)
     }
 }
 
@@ -331,7 +363,10 @@ impl<'de, T: FrostBytes> Deserialize<'de> for Frost<T> {
         if value.to_frost_bytes().as_deref() != Some(&bytes.0[..]) {
             return Err(serde::de::Error::custom("non-canonical FROST encoding"));
         }
-        Ok(Frost(value))
+        Ok(Frost {
+            value,
+            bytes: bytes.0.into(),
+        })
     }
 }
 

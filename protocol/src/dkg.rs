@@ -58,7 +58,7 @@ impl KeyMaterial {
 
     /// Digest of the public key package (every member must hold the same).
     pub fn public_digest(&self) -> Digest {
-        Frost(self.public.clone()).digest("accord/public-key-package/v1")
+        Frost::new(self.public.clone()).digest("accord/public-key-package/v1")
     }
 }
 
@@ -363,7 +363,7 @@ impl DkgMachine {
                     ceremony,
                     me,
                     None,
-                    DkgBody::Round1(Frost(package)),
+                    DkgBody::Round1(Frost::new(package)),
                 );
                 machine.round1.insert(me, msg.clone());
                 out.push(DkgOutput::Broadcast(msg));
@@ -524,7 +524,6 @@ impl DkgMachine {
             return;
         }
         let coefficients = package
-            .0
             .commitment()
             .serialize()
             .map(|c| c.len())
@@ -562,8 +561,8 @@ impl DkgMachine {
         };
         let check = SecretShare::new(
             complainer.identifier(),
-            *share.0.signing_share(),
-            commitment.0.commitment().clone(),
+            *share.signing_share(),
+            commitment.commitment().clone(),
         )
         .verify();
         let culprit = if check.is_err() {
@@ -642,7 +641,7 @@ impl DkgMachine {
             .iter()
             .filter(|(m, _)| **m != self.me)
             .filter_map(|(m, msg)| match &msg.body {
-                DkgBody::Round1(p) => Some((m.identifier(), p.0.clone())),
+                DkgBody::Round1(p) => Some((m.identifier(), (**p).clone())),
                 _ => None,
             })
             .collect()
@@ -665,7 +664,7 @@ impl DkgMachine {
                             self.ceremony,
                             self.me,
                             Some(m),
-                            DkgBody::Round2(Frost(p.clone())),
+                            DkgBody::Round2(Frost::new(p.clone())),
                         );
                         self.sent.push(msg.clone());
                         out.push(DkgOutput::Send(m, msg));
@@ -694,7 +693,7 @@ impl DkgMachine {
             .round2
             .iter()
             .filter_map(|(m, msg)| match &msg.body {
-                DkgBody::Round2(p) => Some((m.identifier(), p.0.clone())),
+                DkgBody::Round2(p) => Some((m.identifier(), (**p).clone())),
                 _ => None,
             })
             .collect();

@@ -1430,7 +1430,7 @@ impl Engine {
         if coord.excluded.contains(&from) || coord.busy.contains(&from) {
             return Delivery::Ignored;
         }
-        coord.ready.insert(from, accept.commitments.0);
+        coord.ready.insert(from, accept.commitments.into_inner());
         if coord.ready.len() >= t {
             self.start_sessions(unit, now);
         }
@@ -1463,7 +1463,8 @@ impl Engine {
                     commitments.insert(s.identifier(), c);
                     coord.busy.insert(*s);
                 }
-                let package = frost::SigningPackage::new(commitments, &message);
+                // Serialized once here; every request shares the bytes.
+                let package = Frost::new(frost::SigningPackage::new(commitments, &message));
                 let session = coord.next_session;
                 coord.next_session += 1;
                 for s in &signers {
@@ -1472,14 +1473,14 @@ impl Engine {
                         SignRequest {
                             id: proposal.id,
                             session,
-                            package: Frost(package.clone()),
+                            package: package.clone(),
                         },
                     ));
                 }
                 coord.sessions.insert(
                     session,
                     Session {
-                        package,
+                        package: package.into_inner(),
                         signers: signers.iter().copied().collect(),
                         shares: BTreeMap::new(),
                     },
@@ -1525,10 +1526,10 @@ impl Engine {
         if !session.signers.contains(&from) || session.shares.contains_key(&from.identifier()) {
             return Delivery::Ignored;
         }
-        session.shares.insert(from.identifier(), share.share.0);
+        session.shares.insert(from.identifier(), share.share.into_inner());
         coord.busy.remove(&from);
         if !coord.excluded.contains(&from) {
-            coord.ready.insert(from, share.next.0);
+            coord.ready.insert(from, share.next.into_inner());
         }
         if session.shares.len() < session.signers.len() {
             // ROAST: a signer that answered is ready again with its fresh commitment; whenever t
@@ -1752,7 +1753,7 @@ impl Engine {
             Message::Accept(Accept {
                 id,
                 proposal: digest,
-                commitments: Frost(commitments),
+                commitments: Frost::new(commitments),
             }),
         );
         Delivery::Accepted
@@ -1971,7 +1972,7 @@ impl Engine {
         let Some(keys) = self.keys.clone() else {
             return Delivery::Rejected(MessageError::NoKey);
         };
-        let package = &req.package.0;
+        let package = &*req.package;
         let t = self.net.t();
         let n = self.net.n();
         // FAULTS 8: fewer than t commitments, unknown identifiers, or none of ours: no share.
@@ -1988,7 +1989,7 @@ impl Engine {
         let Some(mine) = package.signing_commitment(&self.me.identifier()) else {
             return refuse("our commitment is not in the package");
         };
-        let commitment_digest = Frost(mine).digest("accord/commitment/v1");
+        let commitment_digest = Frost::new(mine).digest("accord/commitment/v1");
         let package_digest = req.package.digest("accord/signing-package/v1");
         // FAULTS 1: a commitment bound to one package never signs another, before or after a
         // restart (the binding is persisted before the share leaves).
@@ -2009,7 +2010,7 @@ impl Engine {
         }
         // FAULTS 3: the same package again gets the same share again, never a new one.
         if let Some((_, share, _)) = bound {
-            let next = Frost(slot.commitments);
+            let next = Frost::new(slot.commitments);
             self.send(
                 from,
                 Message::Share(Share {
@@ -2028,7 +2029,7 @@ impl Engine {
             return refuse("nonces already used");
         };
         let share = match nonces.sign(package, &keys.key_package) {
-            Ok(s) => Frost(s),
+            Ok(s) => Frost::new(s),
             Err(_) => return refuse("frost refused to sign"),
         };
         let (next_nonces, next) = frost::round1::commit(keys.key_package.signing_share(), rng);
@@ -2052,7 +2053,7 @@ impl Engine {
                 id: req.id,
                 session: req.session,
                 share,
-                next: Frost(next),
+                next: Frost::new(next),
             }),
         );
         Delivery::Accepted

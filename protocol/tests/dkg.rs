@@ -206,7 +206,7 @@ fn commitment_of_the_wrong_length_is_named() {
         &mut rng,
     )
     .unwrap();
-    let bad = c.sign(MemberIndex(2), DkgBody::Round1(Frost(short)), None);
+    let bad = c.sign(MemberIndex(2), DkgBody::Round1(Frost::new(short)), None);
     c.run(&mut |from, to, m, _| {
         if from == MemberIndex(2) && matches!(m.body, DkgBody::Round1(_)) {
             vec![(from, to, bad.clone())]
@@ -231,7 +231,7 @@ fn bad_proof_of_knowledge_is_named() {
             .unwrap();
     let forged =
         frost::keys::dkg::round1::Package::new(p2.commitment().clone(), *p3.proof_of_knowledge());
-    let bad = c.sign(MemberIndex(2), DkgBody::Round1(Frost(forged)), None);
+    let bad = c.sign(MemberIndex(2), DkgBody::Round1(Frost::new(forged)), None);
     let mut seen: BTreeMap<MemberIndex, accord_protocol::crypto::Digest> = BTreeMap::new();
     seen.insert(MemberIndex(2), bad.digest());
     c.run(&mut |from, to, m, c| match &m.body {
@@ -271,7 +271,7 @@ fn a_share_that_does_not_match_its_commitment_is_named_by_everyone() {
             .unwrap();
     let bad = c.sign(
         MemberIndex(2),
-        DkgBody::Round2(Frost(frost::keys::dkg::round2::Package::new(random))),
+        DkgBody::Round2(Frost::new(frost::keys::dkg::round2::Package::new(random))),
         Some(MemberIndex(0)),
     );
     c.run(&mut |from, to, m, _| {
@@ -312,7 +312,7 @@ fn equivocating_round1_is_named_with_proof() {
     let (_, other) =
         frost::keys::dkg::part1(MemberIndex(2).identifier(), 5, c.net.t() as u16, &mut rng)
             .unwrap();
-    let second = c.sign(MemberIndex(2), DkgBody::Round1(Frost(other)), None);
+    let second = c.sign(MemberIndex(2), DkgBody::Round1(Frost::new(other)), None);
     c.run(&mut |from, to, m, _| {
         if from == MemberIndex(2)
             && to.0 >= 3

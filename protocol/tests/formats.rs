@@ -157,7 +157,7 @@ fn world() -> World {
         1,
         MemberIndex(0),
         None,
-        DkgBody::Round1(Frost(r1)),
+        DkgBody::Round1(Frost::new(r1)),
     );
     let messages = vec![
         (
@@ -181,7 +181,7 @@ fn world() -> World {
             Message::Accept(Accept {
                 id,
                 proposal: proposal.digest(),
-                commitments: Frost(c1),
+                commitments: Frost::new(c1),
             }),
         ),
         (
@@ -197,7 +197,7 @@ fn world() -> World {
             Message::SignRequest(SignRequest {
                 id,
                 session: 3,
-                package: Frost(package),
+                package: Frost::new(package),
             }),
         ),
         (
@@ -205,8 +205,8 @@ fn world() -> World {
             Message::Share(Share {
                 id,
                 session: 3,
-                share: Frost(share1),
-                next: Frost(next),
+                share: Frost::new(share1),
+                next: Frost::new(next),
             }),
         ),
         ("message-cosigned", Message::CoSigned(cosigned.clone())),
@@ -244,9 +244,9 @@ fn world() -> World {
             "record-signed",
             Record::Signed(SignedRecord {
                 id,
-                commitment: Frost(c1).digest("accord/commitment/v1"),
+                commitment: Frost::new(c1).digest("accord/commitment/v1"),
                 package: Digest([9; 32]),
-                share: Frost(share1),
+                share: Frost::new(share1),
             }),
         ),
         ("record-cosigned", Record::CoSigned(cosigned)),
@@ -505,8 +505,8 @@ fn invalid_curve_points_and_scalars_are_rejected_at_decoding() {
     let Message::Accept(accept) = &commit_msg else {
         unreachable!()
     };
-    let share_bytes = share.share.0.serialize();
-    let commit_bytes = accept.commitments.0.serialize().unwrap();
+    let share_bytes = share.share.serialize();
+    let commit_bytes = accept.commitments.serialize().unwrap();
     let point_at = commit_bytes.len() - 64; // hiding ‖ binding, 32 bytes each, at the end
     let mut identity = [0u8; 32];
     identity[0] = 1;

@@ -281,7 +281,7 @@ fn unsigned_or_far_future_dkg_messages_cannot_burn_ceremonies() {
         1_000_000,
         MemberIndex(3),
         None,
-        DkgBody::Round1(accord_protocol::crypto::Frost(pkg)),
+        DkgBody::Round1(accord_protocol::crypto::Frost::new(pkg)),
     );
     assert_eq!(
         e.handle_message(now, MemberIndex(3), Message::Dkg(far), &mut r),

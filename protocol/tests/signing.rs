@@ -148,7 +148,7 @@ impl Rig {
         out.insert(
             COORD,
             Accept {
-                commitments: Frost(self.coordinator_commitment),
+                commitments: Frost::new(self.coordinator_commitment),
                 ..template
             },
         );
@@ -159,7 +159,7 @@ impl Rig {
         let accepts = self.accepts();
         let commitments = signers
             .iter()
-            .map(|s| (s.identifier(), accepts[s].commitments.0))
+            .map(|s| (s.identifier(), accepts[s].commitments.clone().into_inner()))
             .collect();
         frost::SigningPackage::new(commitments, message)
     }
@@ -186,7 +186,7 @@ impl Rig {
         let req = SignRequest {
             id,
             session,
-            package: Frost(package),
+            package: Frost::new(package),
         };
         let r = &mut self.rngs[1];
         let d = self.engines[1].handle_message(self.now, from, Message::SignRequest(req), r);
@@ -355,11 +355,11 @@ fn malformed_packages_get_no_share() {
             Box::new(|r: &Rig| {
                 let mut c: BTreeMap<_, _> = [MemberIndex(0), MemberIndex(2), MemberIndex(3)]
                     .iter()
-                    .map(|s| (s.identifier(), r.accepts()[s].commitments.0))
+                    .map(|s| (s.identifier(), r.accepts()[s].commitments.clone().into_inner()))
                     .collect();
                 c.insert(
                     SIGNER.identifier(),
-                    r.accepts()[&MemberIndex(2)].commitments.0,
+                    r.accepts()[&MemberIndex(2)].commitments.clone().into_inner(),
                 );
                 frost::SigningPackage::new(c, &r.message())
             }),
@@ -378,11 +378,11 @@ fn malformed_packages_get_no_share() {
             Box::new(|r: &Rig| {
                 let mut c: BTreeMap<_, _> = [MemberIndex(0), MemberIndex(1), MemberIndex(2)]
                     .iter()
-                    .map(|s| (s.identifier(), r.accepts()[s].commitments.0))
+                    .map(|s| (s.identifier(), r.accepts()[s].commitments.clone().into_inner()))
                     .collect();
                 c.insert(
                     frost::Identifier::try_from(99u16).unwrap(),
-                    r.accepts()[&MemberIndex(2)].commitments.0,
+                    r.accepts()[&MemberIndex(2)].commitments.clone().into_inner(),
                 );
                 frost::SigningPackage::new(c, &r.message())
             }),
@@ -450,7 +450,7 @@ fn duplicate_identifiers_do_not_survive_decoding() {
     let request = Message::SignRequest(SignRequest {
         id: rig.accepts()[&SIGNER].id,
         session: 0,
-        package: Frost(four),
+        package: Frost::new(four),
     });
     let mut wire = request.encode().unwrap();
     let at = wire
@@ -509,7 +509,7 @@ fn fewer_than_t_colluding_members_cannot_forge() {
         nonces.insert(c, n);
         commitments.insert(c.identifier(), cm);
     }
-    commitments.insert(SIGNER.identifier(), rig.accepts()[&SIGNER].commitments.0);
+    commitments.insert(SIGNER.identifier(), rig.accepts()[&SIGNER].commitments.clone().into_inner());
     let package = frost::SigningPackage::new(commitments, &bogus);
     // The honest member refuses: the message is not the statement it accepted.
     let (d, out) = rig.ask(COORD, package.clone(), 0);
