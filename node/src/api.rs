@@ -130,6 +130,12 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/statements/{period}/{lab}", get(fetch_statement))
         .route("/v1/trust-bundle", get(trust_bundle))
         .route("/v1/dkg", post(start_dkg))
+        .route("/v1/log/checkpoint", get(log_checkpoint))
+        .route("/v1/log/entries", get(log_entries))
+        .route("/v1/log/proof/inclusion", get(log_inclusion))
+        .route("/v1/log/proof/consistency", get(log_consistency))
+        .route("/v1/log/lookup/{leaf_hash}", get(log_lookup))
+        .route("/v1/witness", get(witness_state))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
         })
@@ -422,4 +428,205 @@ async fn start_dkg(
             m,
         )),
     }
+}
+
+// -----------------------------------------------------------------------------------------
+// Transparency log (see `crate::tlog` and docs/observers.md)
+
+fn proof_error(e: &crate::tlog::ProofError) -> ApiError {
+    match e {
+        crate::tlog::ProofError::OutOfRange(m) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "out-of-range", m.clone())
+        }
+        crate::tlog::ProofError::Storage(e) => storage_error(e),
+    }
+}
+
+fn bad_query(e: &axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad-query", e.body_text())
+}
+
+/// The log's current checkpoint as a C2SP signed note (`text/plain`), signed by this member and
+/// carrying every witness cosignature it holds for exactly this checkpoint.
+async fn log_checkpoint(State(h): State<Handle>) -> Result<Response, ApiError> {
+    let rx = h.store.read().map_err(|e| storage_error(&e))?;
+    let (size, root) = crate::tlog::head(&rx).map_err(|e| storage_error(&e))?;
+    let note =
+        accord_protocol::transparency::sign_checkpoint(h.net.id(), h.me, &h.log_key, size, &root);
+    let lines: Vec<String> = crate::tlog::cosignatures(&rx)
+        .map_err(|e| storage_error(&e))?
+        .into_iter()
+        .filter(|(_, c)| c.size == size && c.root == root)
+        .map(|(_, c)| c.line)
+        .collect();
+    let note = if lines.is_empty() {
+        note
+    } else {
+        accord_protocol::transparency::add_cosignatures(&note, &lines)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "log", e.to_string()))?
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// Query of `GET /v1/log/entries`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntriesQuery {
+    start: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// One log entry as served.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Leaf index.
+    pub index: u64,
+    /// The entry bytes, hex (`accord_protocol::transparency::log_entry`).
+    pub entry: String,
+}
+
+async fn log_entries(
+    State(h): State<Handle>,
+    query: Result<Query<EntriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<LogEntry>>, ApiError> {
+    let Query(q) = query.map_err(|e| bad_query(&e))?;
+    let rx = h.store.read().map_err(|e| storage_error(&e))?;
+    let rows = crate::tlog::entries(
+        &rx,
+        q.start.unwrap_or(0),
+        q.limit.unwrap_or(crate::tlog::MAX_ENTRIES_PER_READ),
+    )
+    .map_err(|e| storage_error(&e))?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(index, entry)| LogEntry {
+                index,
+                entry: hex::encode(entry),
+            })
+            .collect(),
+    ))
+}
+
+/// Query of `GET /v1/log/proof/inclusion`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InclusionQuery {
+    index: u64,
+    size: u64,
+}
+
+/// An inclusion proof.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InclusionProof {
+    /// Leaf index.
+    pub index: u64,
+    /// Tree size.
+    pub size: u64,
+    /// RFC 9162 inclusion path, bottom up.
+    pub proof: Vec<Digest>,
+}
+
+async fn log_inclusion(
+    State(h): State<Handle>,
+    query: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<InclusionProof>, ApiError> {
+    let Query(q) = query.map_err(|e| bad_query(&e))?;
+    let rx = h.store.read().map_err(|e| storage_error(&e))?;
+    let proof = crate::tlog::inclusion(&rx, q.index, q.size).map_err(|e| proof_error(&e))?;
+    Ok(Json(InclusionProof {
+        index: q.index,
+        size: q.size,
+        proof,
+    }))
+}
+
+/// Query of `GET /v1/log/proof/consistency`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    old: u64,
+    size: u64,
+}
+
+/// A consistency proof.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    /// The old tree size.
+    pub old: u64,
+    /// The new tree size.
+    pub size: u64,
+    /// RFC 9162 consistency path.
+    pub proof: Vec<Digest>,
+}
+
+async fn log_consistency(
+    State(h): State<Handle>,
+    query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ConsistencyProof>, ApiError> {
+    let Query(q) = query.map_err(|e| bad_query(&e))?;
+    let rx = h.store.read().map_err(|e| storage_error(&e))?;
+    let proof = crate::tlog::consistency(&rx, q.old, q.size).map_err(|e| proof_error(&e))?;
+    Ok(Json(ConsistencyProof {
+        old: q.old,
+        size: q.size,
+        proof,
+    }))
+}
+
+async fn log_lookup(
+    State(h): State<Handle>,
+    Path(leaf): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let leaf = Digest::from_hex(&leaf).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-digest",
+            "a leaf hash is 64 hex characters",
+        )
+    })?;
+    let rx = h.store.read().map_err(|e| storage_error(&e))?;
+    match crate::tlog::index_of(&rx, &leaf).map_err(|e| storage_error(&e))? {
+        Some(index) => Ok(Json(serde_json::json!({ "index": index }))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no such entry in this member's log",
+        )),
+    }
+}
+
+/// One other member's log as this node witnessed it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Witnessed {
+    /// The log's member index.
+    pub member: u16,
+    /// The largest checkpoint this node cosigned for it (the log's signed note).
+    pub checkpoint: String,
+}
+
+/// `GET /v1/witness`: what this node holds as a witness.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WitnessState {
+    /// The latest checkpoint cosigned per log.
+    pub witnessed: Vec<Witnessed>,
+    /// Signed checkpoints that conflicted with what this node had cosigned (forks).
+    pub forks: Vec<Witnessed>,
+}
+
+async fn witness_state(State(h): State<Handle>) -> Result<Json<WitnessState>, ApiError> {
+    let rx = h.store.read().map_err(|e| storage_error(&e))?;
+    let witnessed = crate::tlog::witnessed(&rx)
+        .map_err(|e| storage_error(&e))?
+        .into_iter()
+        .map(|(member, w)| Witnessed {
+            member,
+            checkpoint: w.note,
+        })
+        .collect();
+    let forks = crate::tlog::forks(&rx)
+        .map_err(|e| storage_error(&e))?
+        .into_iter()
+        .map(|(member, checkpoint)| Witnessed { member, checkpoint })
+        .collect();
+    Ok(Json(WitnessState { witnessed, forks }))
 }

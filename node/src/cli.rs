@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use accord_node::client::Client;
 use accord_node::config::{DEFAULT_API, FileConfig, NodeConfig};
-use accord_node::export::{StatementExport, parse_statements};
+use accord_node::export::StatementExport;
 use accord_node::keyfile::{self, Passphrase};
 use accord_node::testnet::{self, TestnetOptions, loopback_schedule};
 use accord_protocol::crypto::{Digest, SecretKey};
@@ -65,6 +65,9 @@ pub(crate) enum Command {
     Statements(StatementsArgs),
     /// Verify exported statements offline against a trust bundle.
     Verify(VerifyArgs),
+    /// Watch members' transparency logs: signatures, witnesses, consistency over time and
+    /// between nodes, and missing verdicts; exits non-zero on any finding.
+    Observe(ObserveArgs),
     /// Start a local 5-member network, run the DKG, submit a period and verify the verdicts.
     Demo(crate::demo::DemoArgs),
 }
@@ -285,11 +288,49 @@ pub(crate) struct StatementsArgs {
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
     /// The trust bundle (JSON).
-    #[arg(long, env = "ACCORD_TRUST_BUNDLE")]
+    #[arg(long = "trust", visible_alias = "bundle", env = "ACCORD_TRUST_BUNDLE")]
     pub(crate) bundle: PathBuf,
     /// Statement files (one statement or an array each).
-    #[arg(required = true)]
+    #[arg(required_unless_present_any = ["all", "log"])]
     pub(crate) files: Vec<PathBuf>,
+    /// Verify every `*.json` statement file in this directory (batch verification).
+    #[arg(long, env = "ACCORD_VERIFY_ALL")]
+    pub(crate) all: Option<PathBuf>,
+    /// Verify every entry of a node's transparency log (its API URL), after checking the log's
+    /// signed checkpoint and that the entries hash to it.
+    #[arg(long, env = "ACCORD_VERIFY_LOG")]
+    pub(crate) log: Option<String>,
+    /// Evidence JSON files or directories (as served by `GET /v1/evidence/{digest}`): check that
+    /// each verdict is the policy's verdict on its evidence (needs --roster).
+    #[arg(
+        long,
+        requires = "roster",
+        env = "ACCORD_EVIDENCE",
+        value_delimiter = ','
+    )]
+    pub(crate) evidence: Vec<PathBuf>,
+    /// The roster (JSON), for the policy and the evidence keys; must match the trust bundle.
+    #[arg(long, env = "ACCORD_ROSTER")]
+    pub(crate) roster: Option<PathBuf>,
+    /// Print only failures and the summary.
+    #[arg(long, short, env = "ACCORD_QUIET")]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ObserveArgs {
+    /// The trust bundle (JSON).
+    #[arg(long = "trust", visible_alias = "bundle", env = "ACCORD_TRUST_BUNDLE")]
+    pub(crate) bundle: PathBuf,
+    /// Node API URLs to observe (repeat the flag or separate with commas).
+    #[arg(long, required = true, num_args = 1.., value_delimiter = ',', env = "ACCORD_NODES")]
+    pub(crate) nodes: Vec<String>,
+    /// State file remembering the last checkpoint of each log (created when absent).
+    #[arg(long, env = "ACCORD_OBSERVER_STATE")]
+    pub(crate) state: Option<PathBuf>,
+    /// Witness cosignatures (by other members) each checkpoint must carry.
+    #[arg(long, default_value_t = 0, env = "ACCORD_WITNESSES")]
+    pub(crate) witnesses: usize,
 }
 
 pub(crate) fn init_tracing(cli: &Cli) {
@@ -316,6 +357,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Submit(a) => runtime()?.block_on(submit(a)),
         Command::Statements(a) => runtime()?.block_on(statements(a)),
         Command::Verify(a) => verify(a),
+        Command::Observe(a) => runtime()?.block_on(observe(a)),
         Command::Demo(a) => crate::demo::run(a),
     }
 }
@@ -650,47 +692,119 @@ pub(crate) fn write_statements(
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {
-    let bundle: TrustBundle = serde_json::from_str(
-        &std::fs::read_to_string(&a.bundle)
-            .with_context(|| format!("reading {}", a.bundle.display()))?,
-    )
-    .with_context(|| format!("{} is not a trust bundle", a.bundle.display()))?;
-    let mut failed = 0usize;
-    let mut total = 0usize;
-    for f in &a.files {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        let list = parse_statements(&text)
-            .with_context(|| format!("{} is not an exported statement", f.display()))?;
-        for s in list {
-            total += 1;
-            match s.verify(&bundle) {
-                Ok(v) => println!(
-                    "OK    {} period {} lab {}: {} ({} evidence items)",
-                    f.display(),
-                    v.slot.period.0,
-                    v.slot.lab,
-                    v.verdict.kind(),
-                    v.evidence
-                ),
-                Err(e) => {
-                    failed += 1;
-                    println!(
-                        "FAIL  {} period {} lab {}: {e}",
-                        f.display(),
-                        s.period,
-                        s.lab
-                    );
-                }
+    use accord_node::verify::{self as v, EvidenceCheck};
+    let bundle = v::load_bundle(&a.bundle)?;
+    let evidence = match &a.roster {
+        Some(path) => {
+            let net = accord_node::node::load_roster(path)?;
+            let items = EvidenceCheck::read(&a.evidence)?;
+            Some(EvidenceCheck::new(net, &bundle, items).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let mut files = a.files.clone();
+    if let Some(dir) = &a.all {
+        files.extend(v::statement_files(dir)?);
+    }
+    let (mut outcomes, errors) = v::verify_files(&files, &bundle, evidence.as_ref());
+    if let Some(url) = &a.log {
+        let client = Client::new(url);
+        let (log, findings) = runtime()?
+            .block_on(accord_node::observe::fetch_log(&client, &bundle, 0))
+            .map_err(|f| anyhow::anyhow!("{f}"))?;
+        if let Some(f) = findings.first() {
+            bail!("{f}");
+        }
+        let exports: Vec<StatementExport> = log
+            .statements
+            .iter()
+            .map(|s| StatementExport::new(s, bundle.group_key))
+            .collect();
+        let results = v::verify_exports(&exports, &bundle, evidence.as_ref());
+        for (e, result) in exports.into_iter().zip(results) {
+            outcomes.push(v::Outcome {
+                file: PathBuf::from(format!("{url}#log")),
+                period: e.period,
+                lab: e.lab,
+                result,
+            });
+        }
+    }
+    let mut failed = errors.len();
+    for e in &errors {
+        println!("FAIL  {e}");
+    }
+    for o in &outcomes {
+        match &o.result {
+            Ok(ok) if !a.quiet => println!(
+                "OK    {} period {} lab {}: {} ({} evidence items)",
+                o.file.display(),
+                ok.slot.period.0,
+                ok.slot.lab,
+                ok.verdict.kind(),
+                ok.evidence
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                failed += 1;
+                println!(
+                    "FAIL  {} period {} lab {}: {e}",
+                    o.file.display(),
+                    o.period,
+                    o.lab
+                );
             }
         }
     }
+    let total = outcomes.len() + errors.len();
     if failed > 0 {
         bail!("{failed} of {total} statements failed verification");
     }
+    if total == 0 {
+        bail!("no statements to verify");
+    }
     eprintln!(
-        "{total} statements verified under group key {}",
-        bundle.group_key
+        "{total} statements verified under group key {}{}",
+        bundle.group_key,
+        if evidence.is_some() {
+            ", verdicts checked against the supplied evidence"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+async fn observe(a: ObserveArgs) -> Result<()> {
+    use accord_node::observe::{ObserverState, observe};
+    let bundle = accord_node::verify::load_bundle(&a.bundle)?;
+    let mut state = match &a.state {
+        Some(p) => ObserverState::load(p).map_err(anyhow::Error::msg)?,
+        None => ObserverState::default(),
+    };
+    let report = observe(&a.nodes, &bundle, a.witnesses, &mut state).await;
+    for log in &report.logs {
+        println!(
+            "log   {}: size {} root {} cosigned by {} witnesses, {} statements",
+            log.name,
+            log.checkpoint.size,
+            log.checkpoint.root,
+            log.checkpoint.cosigners.len(),
+            log.statements.len()
+        );
+    }
+    for f in &report.findings {
+        println!("FINDING {f}");
+    }
+    if let Some(p) = &a.state {
+        state.save(p).map_err(anyhow::Error::msg)?;
+    }
+    if !report.findings.is_empty() {
+        bail!("{} findings", report.findings.len());
+    }
+    eprintln!(
+        "{} logs consistent over time and with each other; every served verdict is logged",
+        report.logs.len()
     );
     Ok(())
 }

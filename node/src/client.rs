@@ -43,6 +43,35 @@ pub enum ClientError {
     },
 }
 
+/// Largest response body read from a node (a page of log entries is far smaller).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a response body, refusing it once it passes `cap` bytes (a node is not trusted).
+async fn read_capped(
+    url: &str,
+    mut r: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, ClientError> {
+    let too_large = || ClientError::Decode {
+        url: url.into(),
+        message: format!("response over {cap} bytes"),
+    };
+    if r.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_large());
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = r.chunk().await.map_err(|e| ClientError::Unreachable {
+        url: url.into(),
+        message: e.to_string(),
+    })? {
+        if out.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 /// An API client for one node.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -75,10 +104,7 @@ impl Client {
         r: reqwest::Response,
     ) -> Result<T, ClientError> {
         let status = r.status();
-        let bytes = r.bytes().await.map_err(|e| ClientError::Unreachable {
-            url: url.into(),
-            message: e.to_string(),
-        })?;
+        let bytes = read_capped(url, r, MAX_RESPONSE_BYTES).await?;
         if !status.is_success() {
             let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
             return Err(match body {
@@ -116,6 +142,36 @@ impl Client {
                 message: e.to_string(),
             })?;
         Self::decode(&url, r).await
+    }
+
+    /// `GET path` as text of at most `cap` bytes (e.g. a signed checkpoint).
+    ///
+    /// # Errors
+    /// Unreachable node, an API error, an over-long or non-UTF-8 answer.
+    pub async fn get_text(&self, path: &str, cap: usize) -> Result<String, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        let status = r.status();
+        let bytes = read_capped(&url, r, cap).await?;
+        if !status.is_success() {
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                code: "http".into(),
+                message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+            });
+        }
+        String::from_utf8(bytes).map_err(|_| ClientError::Decode {
+            url,
+            message: "not UTF-8".into(),
+        })
     }
 
     /// `POST path` with a JSON body.

@@ -41,6 +41,14 @@ pub struct StatementExport {
     pub verdict: Verdict,
     /// For period batches: the signed checkpoint and this statement's inclusion proof.
     pub batch: Option<BatchProof>,
+    /// For period batches: hex of the statement's own signing bytes, the Merkle leaf that
+    /// `batch.proof` proves is in the signed checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_bytes: Option<String>,
+    /// For period batches: the checkpoint with the group signature as a C2SP signed note,
+    /// verifiable with the trust bundle's `note_verifier_key` by any signed-note verifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_note: Option<String>,
 }
 
 /// Why an exported statement does not verify.
@@ -60,6 +68,12 @@ pub enum ExportError {
         /// In the statement.
         found: PublicKey,
     },
+    /// `statement_bytes` differs from the decoded statement's signing bytes.
+    #[error("the statement_bytes field does not match the decoded statement fields")]
+    StatementBytesMismatch,
+    /// `checkpoint_note` is not the signed checkpoint with this signature.
+    #[error("the checkpoint_note field is not the batch checkpoint signed with this signature")]
+    NoteMismatch,
     /// The protocol's verification failed.
     #[error(transparent)]
     Verify(#[from] VerifyError),
@@ -69,6 +83,15 @@ impl StatementExport {
     /// Exports one signed statement under `group_key`.
     pub fn new(signed: &SignedStatement, group_key: PublicKey) -> Self {
         let s = &signed.statement;
+        let checkpoint_note = signed.batch.as_ref().and_then(|b| {
+            accord_protocol::transparency::group_note(
+                &s.network_id,
+                &b.checkpoint,
+                &group_key,
+                &signed.signature,
+            )
+            .ok()
+        });
         Self {
             message: hex::encode(signed.message()),
             signature: signed.signature,
@@ -81,6 +104,11 @@ impl StatementExport {
             verdict_kind: s.verdict.kind().to_string(),
             verdict: s.verdict.clone(),
             batch: signed.batch.clone(),
+            statement_bytes: signed
+                .batch
+                .as_ref()
+                .map(|_| hex::encode(s.signing_bytes())),
+            checkpoint_note,
         }
     }
 
@@ -108,6 +136,17 @@ impl StatementExport {
     /// # Errors
     /// The first check that fails.
     pub fn verify(&self, bundle: &TrustBundle) -> Result<Verified, ExportError> {
+        let signed = self.check_fields(bundle)?;
+        Ok(accord_protocol::verify_statement(&signed, bundle)?)
+    }
+
+    /// Every check of [`StatementExport::verify`] that does not need the protocol's verification:
+    /// the redundant fields (`message`, `group_key`, `statement_bytes`, `checkpoint_note`) agree
+    /// with the decoded statement. Returns the protocol's signed statement.
+    ///
+    /// # Errors
+    /// The first field that disagrees.
+    pub fn check_fields(&self, bundle: &TrustBundle) -> Result<SignedStatement, ExportError> {
         let message = hex::decode(&self.message).map_err(|_| ExportError::BadHex)?;
         let signed = self.to_signed();
         if signed.message() != message {
@@ -119,7 +158,27 @@ impl StatementExport {
                 found: self.group_key,
             });
         }
-        Ok(accord_protocol::verify_statement(&signed, bundle)?)
+        if let Some(bytes) = &self.statement_bytes {
+            let bytes = hex::decode(bytes).map_err(|_| ExportError::BadHex)?;
+            if bytes != signed.statement.signing_bytes() {
+                return Err(ExportError::StatementBytesMismatch);
+            }
+        }
+        if let Some(note) = &self.checkpoint_note {
+            let expected = signed.batch.as_ref().and_then(|b| {
+                accord_protocol::transparency::group_note(
+                    &bundle.network_id,
+                    &b.checkpoint,
+                    &bundle.group_key,
+                    &signed.signature,
+                )
+                .ok()
+            });
+            if expected.as_deref() != Some(note.as_str()) {
+                return Err(ExportError::NoteMismatch);
+            }
+        }
+        Ok(signed)
     }
 }
 

@@ -20,7 +20,8 @@
 //!
 //! Entry points: [`node::run`] (the daemon, with an injectable shutdown future), [`testnet`]
 //! (local networks), [`client`] (the API client the CLI uses), [`export`] (the observers' JSON
-//! contract). The command-line interface lives in the `accord` binary.
+//! contract), [`tlog`] (the member's transparency log), [`verify`] and [`observe`] (the
+//! observers' tools). The command-line interface lives in the `accord` binary.
 
 pub mod api;
 pub mod client;
@@ -30,6 +31,8 @@ pub mod keyfile;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod observe;
 pub mod storage;
 pub mod testnet;
 pub mod tlog;
+pub mod verify;

@@ -11,12 +11,16 @@
 //! - request-response for direct messages (accepts, shares, signing requests, DKG round 2,
 //!   catch-up), framed as `u32` big-endian length ‖ `Message::encode` bytes; a frame over the
 //!   limit is refused from its length prefix, before any allocation.
+//! - request-response for witnessing (`/accord/<tag>/witness/1`): a member sends its log's
+//!   signed checkpoint with a consistency proof, the witness answers with a C2SP cosignature
+//!   (see `accord_protocol::transparency`), in frames of at most [`MAX_WITNESS_FRAME_BYTES`].
 
 use std::io;
 use std::time::Duration;
 
-use accord_protocol::codec::MAX_MESSAGE_BYTES;
+use accord_protocol::codec::{self, MAX_MESSAGE_BYTES};
 use accord_protocol::message::Message;
+use accord_protocol::transparency::{AddCheckpoint, WitnessReply};
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
@@ -135,6 +139,68 @@ impl request_response::Codec for WireCodec {
     }
 }
 
+/// Largest witness frame (a signed checkpoint with its cosignatures and a consistency proof).
+pub const MAX_WITNESS_FRAME_BYTES: usize = 128 * 1024;
+
+/// The witness protocol's codec: length-prefixed protocol-codec frames of
+/// [`AddCheckpoint`] requests and [`WitnessReply`] answers.
+#[derive(Clone, Debug, Default)]
+pub struct WitnessCodec;
+
+impl request_response::Codec for WitnessCodec {
+    type Protocol = StreamProtocol;
+    type Request = AddCheckpoint;
+    type Response = WitnessReply;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<AddCheckpoint>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let frame = read_frame(io, MAX_WITNESS_FRAME_BYTES).await?;
+        codec::decode_canonical(&frame, MAX_WITNESS_FRAME_BYTES).map_err(invalid)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<WitnessReply>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let frame = read_frame(io, MAX_WITNESS_FRAME_BYTES).await?;
+        codec::decode_canonical(&frame, MAX_WITNESS_FRAME_BYTES).map_err(invalid)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: AddCheckpoint,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        let bytes = codec::encode(&req).map_err(invalid)?;
+        if bytes.len() > MAX_WITNESS_FRAME_BYTES {
+            return Err(invalid("witness request over the frame limit"));
+        }
+        write_frame(io, &bytes).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: WitnessReply,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        let bytes = codec::encode(&res).map_err(invalid)?;
+        if bytes.len() > MAX_WITNESS_FRAME_BYTES {
+            return Err(invalid("witness reply over the frame limit"));
+        }
+        write_frame(io, &bytes).await
+    }
+}
+
 pub use composed::{Behaviour, BehaviourEvent};
 
 mod composed {
@@ -157,6 +223,8 @@ mod composed {
         pub gossipsub: gossipsub::Behaviour,
         /// Direct messages.
         pub direct: request_response::Behaviour<WireCodec>,
+        /// Witnessing of each other's transparency logs.
+        pub witness: request_response::Behaviour<WitnessCodec>,
     }
 }
 
@@ -224,6 +292,17 @@ pub fn behaviour(
             .with_request_timeout(Duration::from_secs(30))
             .with_max_concurrent_streams(256),
     );
+    let witness = request_response::Behaviour::with_codec(
+        WitnessCodec,
+        [(
+            StreamProtocol::try_from_owned(format!("/accord/{network_tag}/witness/1"))
+                .map_err(|e| BehaviourError::Gossipsub(e.to_string()))?,
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(Duration::from_secs(30))
+            .with_max_concurrent_streams(32),
+    );
     Ok(Behaviour {
         allowed: allow,
         limits,
@@ -231,6 +310,7 @@ pub fn behaviour(
         ping,
         gossipsub,
         direct,
+        witness,
     })
 }
 

@@ -43,6 +43,10 @@ const RECENT_DECISIONS: usize = 64;
 /// First and longest delay between dials to a disconnected member.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How often this member offers its log's latest checkpoint to the witnesses that lack it.
+const WITNESS_INTERVAL: Duration = Duration::from_millis(1000);
+/// How long to wait before asking a witness again after a refusal or a failure.
+const WITNESS_RETRY: Duration = Duration::from_secs(10);
 
 /// Why the node could not start or had to stop.
 #[derive(Debug, Error)]
@@ -243,6 +247,23 @@ pub struct Handle {
     pub metrics: Arc<Metrics>,
     /// The network.
     pub net: Arc<Network>,
+    /// This member.
+    pub me: MemberIndex,
+    /// The key that signs this member's log checkpoints (its roster identity key).
+    pub log_key: Arc<SecretKey>,
+}
+
+/// What this member's log knows of one witness.
+#[derive(Debug, Default)]
+struct WitnessPeer {
+    /// The size of our log the witness holds (0: none).
+    held: u64,
+    /// The checkpoint it last cosigned.
+    cosigned: Option<(u64, Digest)>,
+    /// The request in flight: its id and the note sent.
+    in_flight: Option<(request_response::OutboundRequestId, u64, Digest, String)>,
+    /// Do not ask before this instant (after a refusal or a failure).
+    next_try: Option<tokio::time::Instant>,
 }
 
 struct PeerState {
@@ -280,6 +301,9 @@ impl Failpoint {
 
 struct EventLoop {
     last_ceremony: u32,
+    log_keys: Vec<accord_protocol::transparency::LogKey>,
+    log_key: Arc<SecretKey>,
+    witnesses: BTreeMap<MemberIndex, WitnessPeer>,
     failpoint: Failpoint,
     crash_at: Option<tokio::time::Instant>,
     swarm: Swarm<Behaviour>,
@@ -326,6 +350,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             reason: "an identity key is 32 bytes",
         })?;
     let identity = SecretKey::from_seed(&seed);
+    // The same roster key signs this member's log checkpoints and its witness cosignatures (see
+    // `accord_protocol::transparency` for the domain separation).
+    let log_key = Arc::new(SecretKey::from_seed(&seed));
     let keypair = net::keypair_from_seed(&seed);
     let me = net
         .member_by_key(&identity.public())
@@ -446,6 +473,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         store: store.clone(),
         metrics: metrics.clone(),
         net: net.clone(),
+        me,
+        log_key: log_key.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
@@ -464,8 +493,22 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         let _ = api_stop_rx.await;
     }));
 
+    let mut witnesses = BTreeMap::new();
+    for (w, c) in crate::tlog::cosignatures(&store.read()?)? {
+        witnesses.insert(
+            MemberIndex(w),
+            WitnessPeer {
+                held: c.size,
+                cosigned: Some((c.size, c.root)),
+                ..WitnessPeer::default()
+            },
+        );
+    }
     let mut event_loop = EventLoop {
         last_ceremony,
+        log_keys: accord_protocol::transparency::LogKey::all(&net),
+        log_key,
+        witnesses,
         failpoint: Failpoint::from_env(),
         crash_at: None,
         swarm,
@@ -546,6 +589,8 @@ impl EventLoop {
     async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
         tokio::pin!(shutdown);
         let mut redial = tokio::time::interval(Duration::from_millis(250));
+        let mut witness = tokio::time::interval(WITNESS_INTERVAL);
+        witness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_deadline: Option<Instant> = None;
         loop {
@@ -580,6 +625,7 @@ impl EventLoop {
                     self.drain()?;
                 }
                 _ = redial.tick() => self.redial(),
+                _ = witness.tick() => self.push_checkpoint(),
             }
         }
     }
@@ -811,6 +857,7 @@ impl EventLoop {
                 self.on_gossip(e)?;
             }
             SwarmEvent::Behaviour(BehaviourEvent::Direct(e)) => self.on_direct(e)?,
+            SwarmEvent::Behaviour(BehaviourEvent::Witness(e)) => self.on_witness(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.metrics.libp2p.record(&e),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.metrics.libp2p.record(&e),
             SwarmEvent::Behaviour(_) => {}
@@ -1035,6 +1082,225 @@ impl EventLoop {
             }
         }
         Ok(())
+    }
+
+    // -------------------------------------------------------------------------------------
+    // Transparency log witnessing
+
+    /// Offers the log's current checkpoint, with a consistency proof, to every connected witness
+    /// that has not cosigned it.
+    fn push_checkpoint(&mut self) {
+        let head = self.store.read().and_then(|rx| {
+            let (size, root) = crate::tlog::head(&rx)?;
+            Ok((rx, size, root))
+        });
+        let (rx, size, root) = match head {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(error = %e, "cannot read the transparency log");
+                return;
+            }
+        };
+        if size == 0 {
+            return;
+        }
+        let note = accord_protocol::transparency::sign_checkpoint(
+            self.net.id(),
+            self.me,
+            &self.log_key,
+            size,
+            &root,
+        );
+        let now = tokio::time::Instant::now();
+        let connected: Vec<MemberIndex> = self
+            .peers
+            .values()
+            .filter(|p| p.connections > 0)
+            .map(|p| p.member)
+            .collect();
+        for m in connected {
+            let Some(pid) = self.peer_of(m) else { continue };
+            let w = self.witnesses.entry(m).or_default();
+            if w.in_flight.is_some()
+                || w.cosigned == Some((size, root))
+                || w.next_try.is_some_and(|t| t > now)
+            {
+                continue;
+            }
+            // A witness holding more than we have means our log shrank: send anyway, and let it
+            // refuse (and record the fork) rather than hide it.
+            let proof = if w.held <= size {
+                match crate::tlog::consistency(&rx, w.held, size) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        warn!(error = %e, "cannot prove the log's consistency");
+                        continue;
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let id = self.swarm.behaviour_mut().witness.send_request(
+                &pid,
+                accord_protocol::transparency::AddCheckpoint {
+                    old_size: w.held,
+                    proof,
+                    checkpoint: note.clone(),
+                },
+            );
+            w.in_flight = Some((id, size, root, note.clone()));
+        }
+    }
+
+    fn on_witness(
+        &mut self,
+        e: request_response::Event<
+            accord_protocol::transparency::AddCheckpoint,
+            accord_protocol::transparency::WitnessReply,
+        >,
+    ) {
+        use accord_protocol::transparency::WitnessReply;
+        match e {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                // The authenticated connection names the log's member, never the body.
+                let Some(&from) = self.by_peer.get(&peer) else {
+                    return;
+                };
+                let reply = self.witness(from, &request);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .witness
+                    .send_response(channel, reply);
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let Some(&from) = self.by_peer.get(&peer) else {
+                    return;
+                };
+                let name = self.name_of(from).to_string();
+                let Some(w) = self.witnesses.get_mut(&from) else {
+                    return;
+                };
+                let Some((id, size, root, note)) = w.in_flight.take() else {
+                    return;
+                };
+                if id != request_id {
+                    return;
+                }
+                match response {
+                    WitnessReply::Cosigned(line) => {
+                        // Keep the line only if it is a valid cosignature by that witness.
+                        let valid =
+                            accord_protocol::transparency::add_cosignatures(&note, &[line.clone()])
+                                .and_then(|n| {
+                                    accord_protocol::transparency::verify_checkpoint(
+                                        n.as_bytes(),
+                                        &self.log_keys,
+                                    )
+                                })
+                                .is_ok_and(|cp| cp.cosigners.iter().any(|(m, _)| *m == from));
+                        if !valid {
+                            warn!(witness = %name, "invalid cosignature ignored");
+                            w.next_try = Some(tokio::time::Instant::now() + WITNESS_RETRY);
+                            return;
+                        }
+                        let c = crate::tlog::Cosignature { size, root, line };
+                        if let Err(e) = self.store.set_cosignature(from.0, &c) {
+                            warn!(error = %e, "cannot store a cosignature");
+                            return;
+                        }
+                        debug!(witness = %name, size, "checkpoint cosigned");
+                        w.held = size;
+                        w.cosigned = Some((size, root));
+                    }
+                    WitnessReply::Conflict { size: held } => {
+                        debug!(witness = %name, held, "witness holds another size; retrying");
+                        w.held = held;
+                    }
+                    WitnessReply::Refused(reason) => {
+                        warn!(witness = %name, %reason, "witness refused our checkpoint");
+                        w.next_try = Some(tokio::time::Instant::now() + WITNESS_RETRY);
+                    }
+                }
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "witness request failed");
+                if let Some(w) = self
+                    .by_peer
+                    .get(&peer)
+                    .and_then(|m| self.witnesses.get_mut(m))
+                {
+                    w.in_flight = None;
+                    w.next_try = Some(tokio::time::Instant::now() + WITNESS_RETRY);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound witness request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// The witness side (C2SP tlog-witness): check the checkpoint of `from`'s log against what we
+    /// hold, persist the new state, and only then cosign.
+    fn witness(
+        &mut self,
+        from: MemberIndex,
+        request: &accord_protocol::transparency::AddCheckpoint,
+    ) -> accord_protocol::transparency::WitnessReply {
+        use accord_protocol::transparency::{WitnessRefusal, WitnessReply, cosign, witness_check};
+        if from == self.me {
+            return WitnessReply::Refused("a log does not witness itself".into());
+        }
+        let held = match self.store.witnessed(from.0) {
+            Ok(h) => h,
+            Err(e) => return WitnessReply::Refused(format!("witness storage: {e}")),
+        };
+        match witness_check(&self.log_keys, from, request, held.as_ref()) {
+            Ok((cp, state)) => {
+                if let Err(e) = self.store.set_witnessed(from.0, &state) {
+                    return WitnessReply::Refused(format!("witness storage: {e}"));
+                }
+                let secs = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                WitnessReply::Cosigned(cosign(
+                    self.net.id(),
+                    self.me,
+                    &self.log_key,
+                    &cp.text,
+                    secs,
+                ))
+            }
+            Err(WitnessRefusal::OldSize { held, .. }) => WitnessReply::Conflict { size: held },
+            Err(e @ WitnessRefusal::Fork { .. }) => {
+                tracing::error!(log = %self.name_of(from), error = %e, "a member's transparency log forked: keeping the conflicting checkpoint as evidence");
+                self.metrics.inc_rejected("witness-fork");
+                if let Err(err) = self.store.set_fork(from.0, &request.checkpoint) {
+                    warn!(error = %err, "cannot store the fork evidence");
+                }
+                WitnessReply::Refused(e.to_string())
+            }
+            Err(e) => {
+                self.metrics.inc_rejected("witness-refused");
+                WitnessReply::Refused(e.to_string())
+            }
+        }
     }
 
     // -------------------------------------------------------------------------------------

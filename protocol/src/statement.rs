@@ -448,6 +448,10 @@ pub fn verify_statement(
 
 /// Checks many statements under one bundle with batch Ed25519 verification; returns each result in
 /// order.
+///
+/// Statements of one period batch share one signature over one checkpoint: each distinct
+/// (message, signature) pair is verified once, and every statement's own inclusion proof is
+/// checked against its checkpoint.
 pub fn verify_statements(
     signed: &[SignedStatement],
     bundle: &TrustBundle,
@@ -462,25 +466,31 @@ pub fn verify_statements(
         .iter()
         .map(|s| check_statement_except_signature(s, bundle))
         .collect();
-    let pending: Vec<usize> = results
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(i, _)| i)
-        .collect();
-    let items: Vec<(&ed25519_dalek::VerifyingKey, &[u8], &Signature)> = pending
-        .iter()
-        .map(|&i| {
-            (
-                &key,
-                results[i].as_ref().map(Vec::as_slice).unwrap_or_default(),
-                &signed[i].signature,
-            )
-        })
-        .collect();
-    let bad = crate::crypto::verify_many(&items);
-    for b in bad {
-        results[pending[b]] = Err(VerifyError::BadSignature);
+    // Distinct (message, signature) pairs, and which pair each pending statement needs.
+    let mut distinct: std::collections::BTreeMap<(&[u8], &[u8; 64]), usize> =
+        std::collections::BTreeMap::new();
+    let mut items: Vec<(&ed25519_dalek::VerifyingKey, &[u8], &Signature)> = Vec::new();
+    let mut needs: Vec<(usize, usize)> = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        let Ok(message) = r else { continue };
+        let sig = &signed[i].signature;
+        let next = items.len();
+        let j = *distinct
+            .entry((message.as_slice(), &sig.0))
+            .or_insert(next);
+        if j == next {
+            items.push((&key, message.as_slice(), sig));
+        }
+        needs.push((i, j));
+    }
+    let bad: std::collections::BTreeSet<usize> =
+        crate::crypto::verify_many(&items).into_iter().collect();
+    drop(distinct);
+    drop(items);
+    for (i, j) in needs {
+        if bad.contains(&j) {
+            results[i] = Err(VerifyError::BadSignature);
+        }
     }
     results
         .into_iter()

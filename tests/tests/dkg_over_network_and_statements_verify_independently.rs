@@ -1,7 +1,8 @@
 //! 5 members, t = 4: the DKG runs over the network (no dealer), a realistic period is submitted,
 //! a co-signed statement comes for every slot at every member, and every statement verifies
 //! with `accord verify`, Python's `cryptography`, PyNaCl and the OpenSSL command line; a one-bit
-//! change in message, signature or key fails under all of them (FAULTS 31).
+//! change in message, signature or key fails under all of them (FAULTS 31). The Python check of
+//! `docs/observers.md` (signature and inclusion proof) is run as written on every statement.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -119,7 +120,7 @@ fn dkg_over_the_network_then_every_slot_is_co_signed_and_verifies_independently(
     let files = write_statements(&out_dir, &c.trust_bundle_json(2), &statements);
     let mut args = vec![
         "verify".to_string(),
-        "--bundle".into(),
+        "--trust".into(),
         out_dir.join("trust-bundle.json").display().to_string(),
     ];
     args.extend(files.iter().map(|f| f.display().to_string()));
@@ -163,6 +164,62 @@ fn dkg_over_the_network_then_every_slot_is_co_signed_and_verifies_independently(
         let mut bad_sig = s.signature.0;
         bad_sig[10] ^= 0x20;
         assert!(!openssl_verify(&tmp, &s.group_key.0, &bad_sig, &msg));
+        let mut bad_key = s.group_key.0;
+        bad_key[5] ^= 0x04;
+        assert!(!openssl_verify(&tmp, &bad_key, &s.signature.0, &msg));
+    }
+
+    // The documented Python check (signature and RFC 9162 inclusion proof), run as written.
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/observers.md"),
+    )
+    .unwrap();
+    let block = docs
+        .split("<!-- observers-python-begin -->")
+        .nth(1)
+        .and_then(|r| r.split("<!-- observers-python-end -->").next())
+        .unwrap()
+        .trim()
+        .trim_start_matches("```python")
+        .trim_end_matches("```");
+    let bundle_file = out_dir.join("trust-bundle.json");
+    for f in &files {
+        let py = Command::new("python3")
+            .arg("-c")
+            .arg(block)
+            .arg(f)
+            .arg(&bundle_file)
+            .output()
+            .unwrap();
+        assert!(
+            py.status.success() && String::from_utf8_lossy(&py.stdout).starts_with("OK "),
+            "docs/observers.md Python check on {}: {}",
+            f.display(),
+            String::from_utf8_lossy(&py.stderr)
+        );
+        // A statement whose inclusion proof was tampered with fails the documented check.
+        let mut s: accord_node::export::StatementExport =
+            serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let b = s
+            .batch
+            .as_mut()
+            .expect("the default network signs per period");
+        if let Some(p) = b.proof.first_mut() {
+            p.0[0] ^= 1;
+        } else {
+            b.index += 1;
+        }
+        let bad = out_dir.join("bad-proof.json");
+        std::fs::write(&bad, serde_json::to_string(&s).unwrap()).unwrap();
+        let py = Command::new("python3")
+            .arg("-c")
+            .arg(block)
+            .arg(&bad)
+            .arg(&bundle_file)
+            .output()
+            .unwrap();
+        assert!(!py.status.success(), "a bad inclusion proof must fail");
+        std::fs::remove_file(&bad).unwrap();
     }
 
     // A tampered decoded field makes `accord verify` fail even with the original message.
@@ -179,4 +236,22 @@ fn dkg_over_the_network_then_every_slot_is_co_signed_and_verifies_independently(
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL"));
+
+    // `--all DIR` batch-verifies the directory: the five good statements pass, the tampered one
+    // is named with its reason.
+    let out = accord(&[
+        "verify",
+        "--trust",
+        out_dir.join("trust-bundle.json").to_str().unwrap(),
+        "--all",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert_eq!(stdout.matches("OK ").count(), 5, "{stdout}");
+    assert_eq!(stdout.matches("FAIL").count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("tampered.json") && stdout.contains("does not match"),
+        "{stdout}"
+    );
 }

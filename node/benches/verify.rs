@@ -1,0 +1,165 @@
+//! Observer verification throughput: `accord verify --all DIR` (the library code the command runs:
+//! list the directory, read and parse every file, check every field, batch-verify) against raw
+//! ed25519-dalek batch verification of the same signatures, in the same run.
+//!
+//! `cargo bench -p accord-node --bench verify`; the result and the ratio are in
+//! `docs/performance.md`, "Observer verification".
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::PathBuf;
+
+use accord_node::export::StatementExport;
+use accord_node::verify::{statement_files, verify_files};
+use accord_protocol::crypto::{Digest, SecretKey};
+use accord_protocol::fixtures::{Testnet, TestnetSpec};
+use accord_protocol::policy::Verdict;
+use accord_protocol::roster::{Network, Period, SigningMode};
+use accord_protocol::statement::{CoSigned, SignedStatement, Slot, Statement, TrustBundle, Unit};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rand::{RngCore as _, SeedableRng as _};
+
+/// Statements per run.
+const N: usize = 2048;
+/// Labs per period in the per-period batch case.
+const LABS: usize = 64;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    bundle: TrustBundle,
+    raw: Vec<(Vec<u8>, ed25519_dalek::Signature)>,
+    key: ed25519_dalek::VerifyingKey,
+}
+
+fn statement(net: &Network, lab: usize, period: u64, rng: &mut impl rand::RngCore) -> Statement {
+    let mut evidence: Vec<Digest> = (0..2)
+        .map(|_| {
+            let mut d = [0u8; 32];
+            rng.fill_bytes(&mut d);
+            Digest(d)
+        })
+        .collect();
+    evidence.sort();
+    Statement {
+        network_id: *net.id(),
+        policy_hash: *net.policy_hash(),
+        slot: Slot {
+            lab: format!("lab-{lab:03}"),
+            period: Period(period),
+        },
+        evidence,
+        verdict: Verdict::Compliant,
+    }
+}
+
+/// `N` exported statements in a directory, signed by a group key (a FROST group signature is a
+/// plain Ed25519 signature, so an ordinary key stands in for the aggregate here).
+fn fixture(mode: SigningMode) -> Fixture {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
+    let mut spec = TestnetSpec::new(4, 2, 1_700_000_000_000);
+    spec.mode = mode;
+    let testnet = Testnet::generate(&spec, &mut rng, |k| format!("12D3Koo{}", &k.to_hex()[..20]));
+    let net = Network::new(testnet.roster.clone()).unwrap();
+    let group = SecretKey::generate(&mut rng);
+    let bundle = TrustBundle::new(&net, group.public());
+    let mut signed: Vec<SignedStatement> = Vec::new();
+    match mode {
+        SigningMode::PerSlot => {
+            for i in 0..N {
+                let s = statement(&net, i % LABS, (i / LABS) as u64, &mut rng);
+                signed.push(SignedStatement {
+                    signature: group.sign(&s.signing_bytes()),
+                    statement: s,
+                    batch: None,
+                });
+            }
+        }
+        SigningMode::PerPeriod => {
+            for p in 0..(N / LABS) as u64 {
+                let statements: Vec<Statement> =
+                    (0..LABS).map(|l| statement(&net, l, p, &mut rng)).collect();
+                let unit = Unit::Period(Period(p));
+                let message =
+                    accord_protocol::statement::signing_message(net.id(), &unit, &statements);
+                let c = CoSigned {
+                    unit,
+                    statements,
+                    signature: group.sign(&message),
+                };
+                signed.extend(c.export(net.id()));
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let raw = signed
+        .iter()
+        .map(|s| {
+            (
+                s.message(),
+                ed25519_dalek::Signature::from_bytes(&s.signature.0),
+            )
+        })
+        .collect();
+    for (i, s) in signed.iter().enumerate() {
+        let e = StatementExport::new(s, group.public());
+        std::fs::write(
+            dir.path().join(format!("statement-{i:05}.json")),
+            serde_json::to_string_pretty(&e).unwrap(),
+        )
+        .unwrap();
+    }
+    Fixture {
+        dir: dir.path().to_path_buf(),
+        _dir: dir,
+        key: bundle.group_key.verifying_key().unwrap(),
+        bundle,
+        raw,
+    }
+}
+
+fn accord_verify_all(f: &Fixture) {
+    let files = statement_files(&f.dir).unwrap();
+    let (outcomes, errors) = verify_files(&files, &f.bundle, None);
+    assert!(errors.is_empty());
+    assert_eq!(outcomes.len(), N);
+    assert!(outcomes.iter().all(|o| o.result.is_ok()));
+}
+
+fn raw_batch(items: &[(Vec<u8>, ed25519_dalek::Signature)], key: ed25519_dalek::VerifyingKey) {
+    let messages: Vec<&[u8]> = items.iter().map(|(m, _)| m.as_slice()).collect();
+    let signatures: Vec<ed25519_dalek::Signature> = items.iter().map(|(_, s)| *s).collect();
+    let keys = vec![key; items.len()];
+    ed25519_dalek::verify_batch(&messages, &signatures, &keys).unwrap();
+}
+
+fn bench(c: &mut Criterion) {
+    let slot = fixture(SigningMode::PerSlot);
+    let period = fixture(SigningMode::PerPeriod);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut g = c.benchmark_group("observer-verification");
+    g.throughput(Throughput::Elements(N as u64));
+    g.sample_size(20);
+    g.bench_function("raw ed25519-dalek verify_batch, one core", |b| {
+        b.iter(|| raw_batch(&slot.raw, slot.key));
+    });
+    g.bench_function("raw ed25519-dalek verify_batch, all cores", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for part in slot.raw.chunks(N.div_ceil(cores)) {
+                    s.spawn(move || raw_batch(part, slot.key));
+                }
+            });
+        });
+    });
+    g.bench_function("accord verify --all, per-slot signatures", |b| {
+        b.iter(|| accord_verify_all(&slot));
+    });
+    g.bench_function("accord verify --all, per-period batches of 64", |b| {
+        b.iter(|| accord_verify_all(&period));
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

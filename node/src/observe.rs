@@ -1,0 +1,538 @@
+//! `accord observe`: an independent observer of the members' transparency logs.
+//!
+//! For every node given it fetches the signed checkpoint, checks the log's signature and the
+//! witness cosignatures (at least k), downloads the entries and rebuilds the tree (so every
+//! entry is included in the checkpoint), verifies every logged statement under the trust bundle,
+//! and checks that every statement the node serves is in its log with an inclusion proof. Across
+//! nodes it compares each log with what the other members cosigned for it as witnesses (split
+//! view), and the slots (a verdict one node has and another lacks, or two unordered verdicts).
+//! Over time it keeps the last checkpoint of each log in a state file and requires a
+//! consistency proof from it (a rewritten or rolled-back log).
+//!
+//! Nodes are not trusted: every answer is size-capped, parsed into typed errors, and checked.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use accord_protocol::crypto::Digest;
+use accord_protocol::statement::{MerkleTree, SignedStatement, Slot, TrustBundle};
+use accord_protocol::transparency::{
+    MAX_NOTE_BYTES, VerifiedCheckpoint, check_consistency, check_inclusion, decode_log_entry,
+    leaf_hash, log_entry, verify_checkpoint,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{ConsistencyProof, InclusionProof, LogEntry, WitnessState};
+use crate::client::Client;
+use crate::export::StatementExport;
+
+/// Most entries downloaded from one log.
+pub const MAX_LOG_ENTRIES: u64 = 1_000_000;
+
+/// What the observer remembers between runs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ObserverState {
+    /// The last checkpoint accepted per log origin.
+    pub logs: BTreeMap<String, SeenCheckpoint>,
+}
+
+/// One remembered checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeenCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash.
+    pub root: Digest,
+    /// The signed note, kept as evidence.
+    pub note: String,
+}
+
+impl ObserverState {
+    /// Loads the state file (an absent file is an empty state).
+    ///
+    /// # Errors
+    /// An unreadable or malformed file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        if !path.exists() {
+            return Ok(Self::default());
+        }
+        let text = crate::verify::read_capped(path, 64 * 1024 * 1024).map_err(|e| e.to_string())?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Writes the state file atomically (temporary file, fsync, rename).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        use std::io::Write as _;
+        let tmp = path.with_extension("tmp");
+        let json = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        f.write_all(&json)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// One problem the observer found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// A node could not be reached or gave an unusable answer.
+    Unreachable {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// A checkpoint or entry failed its signature or format checks.
+    BadLog {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// Fewer witness cosignatures than required.
+    TooFewWitnesses {
+        /// The node.
+        node: String,
+        /// Valid cosignatures.
+        found: usize,
+        /// Required.
+        required: usize,
+    },
+    /// The log is not an extension of the checkpoint seen earlier.
+    RewrittenLog {
+        /// The node.
+        node: String,
+        /// Details.
+        detail: String,
+    },
+    /// The log shows the observer a different tree than it showed a witness.
+    SplitView {
+        /// The log's node.
+        node: String,
+        /// The witness that holds the other view.
+        witness: String,
+        /// Details.
+        detail: String,
+    },
+    /// A statement the node serves is not in its log.
+    NotLogged {
+        /// The node.
+        node: String,
+        /// The slot.
+        slot: Slot,
+    },
+    /// A slot has a verdict in one node's log and none in another's.
+    MissingSlot {
+        /// The slot.
+        slot: Slot,
+        /// Where it is.
+        present_on: String,
+        /// Where it is not.
+        missing_on: String,
+    },
+    /// Two co-signed statements for one slot are not ordered by evidence inclusion.
+    ConflictingVerdicts {
+        /// The slot.
+        slot: Slot,
+        /// One node.
+        a: String,
+        /// The other.
+        b: String,
+    },
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let slot = |s: &Slot| format!("period {} lab {}", s.period.0, s.lab);
+        match self {
+            Finding::Unreachable { node, reason } => write!(f, "UNREACHABLE {node}: {reason}"),
+            Finding::BadLog { node, reason } => write!(f, "BAD LOG {node}: {reason}"),
+            Finding::TooFewWitnesses {
+                node,
+                found,
+                required,
+            } => write!(
+                f,
+                "TOO FEW WITNESSES {node}: {found} valid cosignatures, {required} required"
+            ),
+            Finding::RewrittenLog { node, detail } => write!(f, "REWRITTEN LOG {node}: {detail}"),
+            Finding::SplitView {
+                node,
+                witness,
+                detail,
+            } => write!(f, "SPLIT VIEW {node} (witness {witness}): {detail}"),
+            Finding::NotLogged { node, slot: s } => write!(
+                f,
+                "NOT LOGGED {node}: serves a statement for {} that is not in its log",
+                slot(s)
+            ),
+            Finding::MissingSlot {
+                slot: s,
+                present_on,
+                missing_on,
+            } => write!(
+                f,
+                "MISSING SLOT {}: verdict present on {present_on}, missing on {missing_on}",
+                slot(s)
+            ),
+            Finding::ConflictingVerdicts { slot: s, a, b } => write!(
+                f,
+                "CONFLICTING VERDICTS {}: {a} and {b} hold co-signed statements not ordered by evidence inclusion",
+                slot(s)
+            ),
+        }
+    }
+}
+
+/// One node's log as downloaded and checked.
+#[derive(Debug)]
+pub struct ObservedLog {
+    /// The node's URL.
+    pub url: String,
+    /// Its member name.
+    pub name: String,
+    /// The checkpoint.
+    pub checkpoint: VerifiedCheckpoint,
+    /// The entries, decoded.
+    pub statements: Vec<SignedStatement>,
+}
+
+/// The observer's report.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Logs that passed their own checks.
+    pub logs: Vec<ObservedLog>,
+    /// Everything found.
+    pub findings: Vec<Finding>,
+}
+
+/// Downloads and checks one node's log: signature, witnesses, entries rebuilding the root, and
+/// each entry verifying under the bundle.
+///
+/// # Errors
+/// A [`Finding`] for the first problem.
+pub async fn fetch_log(
+    client: &Client,
+    bundle: &TrustBundle,
+    witnesses: usize,
+) -> Result<(ObservedLog, Vec<Finding>), Finding> {
+    let node = client.base().to_string();
+    let unreachable = |e: crate::client::ClientError| Finding::Unreachable {
+        node: node.clone(),
+        reason: e.to_string(),
+    };
+    let bad = |reason: String| Finding::BadLog {
+        node: node.clone(),
+        reason,
+    };
+    let note = client
+        .get_text("/v1/log/checkpoint", MAX_NOTE_BYTES)
+        .await
+        .map_err(unreachable)?;
+    let cp = verify_checkpoint(note.as_bytes(), &bundle.logs).map_err(|e| bad(e.to_string()))?;
+    let name = bundle
+        .logs
+        .get(usize::from(cp.member.0))
+        .map_or_else(|| format!("member {}", cp.member.0), |k| k.name.clone());
+    let node_name = format!("{name} ({node})");
+    let mut findings = Vec::new();
+    if cp.cosigners.len() < witnesses {
+        findings.push(Finding::TooFewWitnesses {
+            node: node_name.clone(),
+            found: cp.cosigners.len(),
+            required: witnesses,
+        });
+    }
+    if cp.size > MAX_LOG_ENTRIES {
+        return Err(bad(format!(
+            "the log claims {} entries, more than this observer reads",
+            cp.size
+        )));
+    }
+    let mut tree = MerkleTree::default();
+    let mut statements = Vec::new();
+    while tree.len() < cp.size {
+        let page: Vec<LogEntry> = client
+            .get(&format!("/v1/log/entries?start={}&limit=1000", tree.len()))
+            .await
+            .map_err(unreachable)?;
+        if page.is_empty() {
+            return Err(bad(format!(
+                "the log has {} entries but its checkpoint claims {}",
+                tree.len(),
+                cp.size
+            )));
+        }
+        for e in page {
+            if e.index != tree.len() || tree.len() >= cp.size {
+                break;
+            }
+            let bytes =
+                hex::decode(&e.entry).map_err(|_| bad(format!("entry {} is not hex", e.index)))?;
+            let signed = decode_log_entry(&bundle.network_id, &bytes)
+                .map_err(|err| bad(format!("entry {}: {err}", e.index)))?;
+            tree.push(&bytes);
+            statements.push(signed);
+        }
+    }
+    if Digest(tree.root().0) != cp.root {
+        return Err(bad(format!(
+            "the {} entries served do not hash to the signed checkpoint's root",
+            cp.size
+        )));
+    }
+    for (i, r) in accord_protocol::statement::verify_statements(&statements, bundle)
+        .into_iter()
+        .enumerate()
+    {
+        if let Err(e) = r {
+            findings.push(bad(format!("entry {i} does not verify: {e}")));
+        }
+    }
+    Ok((
+        ObservedLog {
+            url: node,
+            name: node_name,
+            checkpoint: cp,
+            statements,
+        },
+        findings,
+    ))
+}
+
+/// Checks that every statement `client` serves is in its log, by leaf lookup and an inclusion
+/// proof against the checkpoint.
+async fn check_served(client: &Client, bundle: &TrustBundle, log: &ObservedLog) -> Vec<Finding> {
+    let served: Vec<StatementExport> = match client.get("/v1/statements?limit=1000").await {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![Finding::Unreachable {
+                node: log.name.clone(),
+                reason: e.to_string(),
+            }];
+        }
+    };
+    let cp = &log.checkpoint;
+    let mut findings = Vec::new();
+    for s in served {
+        let leaf = leaf_hash(&log_entry(&bundle.network_id, &s.to_signed()));
+        let slot = Slot {
+            lab: s.lab.clone(),
+            period: accord_protocol::Period(s.period),
+        };
+        #[derive(Deserialize)]
+        struct Found {
+            index: u64,
+        }
+        let found: Result<Found, _> = client
+            .get(&format!("/v1/log/lookup/{}", leaf.to_hex()))
+            .await;
+        let Ok(Found { index }) = found else {
+            findings.push(Finding::NotLogged {
+                node: log.name.clone(),
+                slot,
+            });
+            continue;
+        };
+        if index >= cp.size {
+            // Logged after the checkpoint was fetched: covered by the next run.
+            continue;
+        }
+        let proof: Result<InclusionProof, _> = client
+            .get(&format!(
+                "/v1/log/proof/inclusion?index={index}&size={}",
+                cp.size
+            ))
+            .await;
+        let ok =
+            proof.is_ok_and(|p| check_inclusion(&p.proof, cp.size, &cp.root, index, &leaf).is_ok());
+        if !ok {
+            findings.push(Finding::NotLogged {
+                node: log.name.clone(),
+                slot,
+            });
+        }
+    }
+    findings
+}
+
+/// Whether `client`'s log (as in `current`) extends the checkpoint (`size`, `root`).
+async fn extends(
+    client: &Client,
+    current: &VerifiedCheckpoint,
+    size: u64,
+    root: &Digest,
+) -> Result<(), String> {
+    if size > current.size {
+        return Err(format!(
+            "the log now has {} entries, fewer than the {size} seen before",
+            current.size
+        ));
+    }
+    if size == current.size {
+        return if *root == current.root {
+            Ok(())
+        } else {
+            Err(format!(
+                "two checkpoints of size {size} with different roots ({root} and {})",
+                current.root
+            ))
+        };
+    }
+    let proof: ConsistencyProof = client
+        .get(&format!(
+            "/v1/log/proof/consistency?old={size}&size={}",
+            current.size
+        ))
+        .await
+        .map_err(|e| format!("no consistency proof from size {size}: {e}"))?;
+    check_consistency(&proof.proof, size, root, current.size, &current.root).map_err(|_| {
+        format!(
+            "the log of size {} is not an extension of the one of size {size} seen before",
+            current.size
+        )
+    })
+}
+
+/// Runs the observer over `urls`; updates `state` for the logs found sound.
+pub async fn observe(
+    urls: &[String],
+    bundle: &TrustBundle,
+    witnesses: usize,
+    state: &mut ObserverState,
+) -> Report {
+    let mut report = Report::default();
+    let clients: Vec<Client> = urls.iter().map(|u| Client::new(u)).collect();
+    let mut by_member: BTreeMap<u16, usize> = BTreeMap::new();
+    for c in &clients {
+        match fetch_log(c, bundle, witnesses).await {
+            Ok((log, findings)) => {
+                report.findings.extend(findings);
+                report.findings.extend(check_served(c, bundle, &log).await);
+                by_member.insert(log.checkpoint.member.0, report.logs.len());
+                report.logs.push(log);
+            }
+            Err(f) => report.findings.push(f),
+        }
+    }
+    // Over time: each log must extend the checkpoint this observer accepted before.
+    let mut sound: Vec<bool> = vec![true; report.logs.len()];
+    for (i, log) in report.logs.iter().enumerate() {
+        let origin = log.checkpoint.text.lines().next().unwrap_or_default();
+        if let Some(seen) = state.logs.get(origin) {
+            let client = Client::new(&log.url);
+            if let Err(detail) = extends(&client, &log.checkpoint, seen.size, &seen.root).await {
+                sound[i] = false;
+                report.findings.push(Finding::RewrittenLog {
+                    node: log.name.clone(),
+                    detail,
+                });
+            }
+        }
+    }
+    // Between nodes: what each member cosigned as a witness must be a prefix of the log it
+    // witnessed, as that log shows itself to us; a witnessed fork is reported too.
+    for c in &clients {
+        let Ok(w) = c.get::<WitnessState>("/v1/witness").await else {
+            continue;
+        };
+        let witness_name = report
+            .logs
+            .iter()
+            .find(|l| l.url == c.base())
+            .map_or_else(|| c.base().to_string(), |l| l.name.clone());
+        for held in &w.witnessed {
+            let Ok(cp) = verify_checkpoint(held.checkpoint.as_bytes(), &bundle.logs) else {
+                continue;
+            };
+            let Some(&i) = by_member.get(&cp.member.0) else {
+                continue;
+            };
+            let log = &report.logs[i];
+            let client = Client::new(&log.url);
+            if let Err(detail) = extends(&client, &log.checkpoint, cp.size, &cp.root).await {
+                sound[i] = false;
+                report.findings.push(Finding::SplitView {
+                    node: log.name.clone(),
+                    witness: witness_name.clone(),
+                    detail,
+                });
+            }
+        }
+        for fork in &w.forks {
+            if let Ok(cp) = verify_checkpoint(fork.checkpoint.as_bytes(), &bundle.logs)
+                && let Some(&i) = by_member.get(&cp.member.0)
+            {
+                sound[i] = false;
+                report.findings.push(Finding::SplitView {
+                    node: report.logs[i].name.clone(),
+                    witness: witness_name.clone(),
+                    detail: format!(
+                        "the witness refused a conflicting checkpoint of size {} signed by this log",
+                        cp.size
+                    ),
+                });
+            }
+        }
+    }
+    // Slots: the authoritative (largest) statement per slot in each log.
+    let per_log: Vec<BTreeMap<Slot, &SignedStatement>> = report
+        .logs
+        .iter()
+        .map(|l| {
+            let mut m: BTreeMap<Slot, &SignedStatement> = BTreeMap::new();
+            for s in &l.statements {
+                let e = m.entry(s.statement.slot.clone()).or_insert(s);
+                if s.statement.includes(&e.statement) {
+                    *e = s;
+                }
+            }
+            m
+        })
+        .collect();
+    let slots: std::collections::BTreeSet<&Slot> = per_log.iter().flat_map(|m| m.keys()).collect();
+    for slot in slots {
+        let holders: Vec<usize> = (0..per_log.len())
+            .filter(|&i| per_log[i].contains_key(slot))
+            .collect();
+        for (i, m) in per_log.iter().enumerate() {
+            if !m.contains_key(slot) {
+                report.findings.push(Finding::MissingSlot {
+                    slot: slot.clone(),
+                    present_on: report.logs[holders[0]].name.clone(),
+                    missing_on: report.logs[i].name.clone(),
+                });
+            }
+        }
+        for (x, &a) in holders.iter().enumerate() {
+            for &b in &holders[x + 1..] {
+                let (sa, sb) = (&per_log[a][slot].statement, &per_log[b][slot].statement);
+                if !sa.includes(sb) && !sb.includes(sa) {
+                    report.findings.push(Finding::ConflictingVerdicts {
+                        slot: slot.clone(),
+                        a: report.logs[a].name.clone(),
+                        b: report.logs[b].name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    for (log, ok) in report.logs.iter().zip(sound) {
+        let origin = log.checkpoint.text.lines().next().unwrap_or_default();
+        if ok {
+            state.logs.insert(
+                origin.to_string(),
+                SeenCheckpoint {
+                    size: log.checkpoint.size,
+                    root: log.checkpoint.root,
+                    note: log.checkpoint.note.clone(),
+                },
+            );
+        }
+    }
+    report
+}
