@@ -343,6 +343,7 @@ struct SignerSlot {
 
 struct Session {
     package: frost::SigningPackage,
+    started: Instant,
     signers: BTreeSet<MemberIndex>,
     shares: BTreeMap<frost::Identifier, frost::round2::SignatureShare>,
 }
@@ -356,7 +357,6 @@ struct Coordinator {
     excluded: BTreeSet<MemberIndex>,
     sessions: BTreeMap<u32, Session>,
     next_session: u32,
-    last_session_start: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -1262,7 +1262,6 @@ impl Engine {
         coord.ready.clear();
         coord.busy.clear();
         coord.sessions.clear();
-        coord.last_session_start = None;
         self.event(Event::Proposed { id: proposal.id });
         self.outputs
             .push_back(Output::Broadcast(Message::Proposal(proposal.clone())));
@@ -1455,7 +1454,6 @@ impl Engine {
                 return;
             };
             while coord.ready.len() >= t && coord.may_start(now, patience) {
-                coord.last_session_start = Some(now);
                 let signers: Vec<MemberIndex> = coord.ready.keys().take(t).copied().collect();
                 let mut commitments = BTreeMap::new();
                 for s in &signers {
@@ -1481,6 +1479,7 @@ impl Engine {
                     session,
                     Session {
                         package: package.into_inner(),
+                        started: now,
                         signers: signers.iter().copied().collect(),
                         shares: BTreeMap::new(),
                     },
@@ -1628,15 +1627,15 @@ impl Engine {
             if o.observation.period != period || !self.observation_is_well_formed(&o.observation) {
                 return Delivery::Rejected(MessageError::Malformed("observation"));
             }
-            // A relayed observation that does not verify is its author's fault, not the
-            // sender's: drop it and keep the rest of the reply.
+            // A bad signature proves nothing about the member it names, and an honest member
+            // relays only observations it verified strictly: the sender is at fault. Drop it
+            // and keep the rest of the reply.
             if self.verify_observation(o) {
                 self.note_observation(o.clone(), true);
             } else {
-                self.culprit(o.observation.member, Offence::BadObservation);
+                self.culprit(from, Offence::BadObservation);
             }
         }
-        let _ = from;
         self.try_propose(unit);
         Delivery::Accepted
     }
@@ -1687,8 +1686,8 @@ impl Engine {
             None => {}
         }
         state.seen.insert(id, digest);
-        let verified = match self.check_proposal(&proposal) {
-            Ok(verified) => verified,
+        match self.check_proposal(&proposal) {
+            Ok(()) => {}
             Err(ProposalCheck::Invalid(reason)) => {
                 self.culprit(from, Offence::InvalidProposal(reason.clone()));
                 return Delivery::Rejected(MessageError::Proposal(reason));
@@ -1717,8 +1716,11 @@ impl Engine {
                 self.learn_evidence(ev, lab);
             }
         }
-        for (o, verified) in proposal.observations.iter().zip(verified) {
-            self.note_observation(o.clone(), verified);
+        // Stored as unverified even when the batch check above covered them: a batch accepts
+        // rare crafted signatures that strict verification refuses, and an observation this
+        // member relays or proposes must pass the strict check every member applies.
+        for o in &proposal.observations {
+            self.note_observation(o.clone(), false);
         }
         let record = AcceptedRecord {
             id,
@@ -1763,8 +1765,7 @@ impl Engine {
     /// every item is validly signed for it and vouched by f + 1 observations in the proposal, the
     /// verdict is the policy's, and nothing it knows to be vouched (or already accepted) is left
     /// out.
-    /// On success, returns for each of the proposal's observations whether it was verified.
-    fn check_proposal(&mut self, p: &Proposal) -> Result<Vec<bool>, ProposalCheck> {
+    fn check_proposal(&mut self, p: &Proposal) -> Result<(), ProposalCheck> {
         let unit = p.id.unit;
         let period = unit.period();
         let labs = unit.labs(&self.net);
@@ -1803,17 +1804,11 @@ impl Engine {
                     .is_some_and(|e| e.admitted_before_close)
             })
             .collect();
-        let verified: Vec<bool> = p
-            .observations
-            .iter()
-            .map(|o| o.observation.items.iter().any(|d| unknown.contains(d)))
-            .collect();
         let to_check: Vec<Arc<SignedObservation>> = p
             .observations
             .iter()
-            .zip(&verified)
-            .filter(|(_, v)| **v)
-            .map(|(o, _)| o.clone())
+            .filter(|o| o.observation.items.iter().any(|d| unknown.contains(d)))
+            .cloned()
             .collect();
         if !self.batch_check(&to_check).is_empty() {
             return invalid("badly signed observation");
@@ -1899,7 +1894,7 @@ impl Engine {
             .copied()
             .collect();
         if outside.is_empty() {
-            return Ok(verified);
+            return Ok(());
         }
         let candidates = |engine: &Self| -> Vec<Digest> {
             outside
@@ -1924,7 +1919,7 @@ impl Engine {
         };
         let first = candidates(self);
         if first.is_empty() {
-            return Ok(verified);
+            return Ok(());
         }
         // Before claiming items are missing, check the observations that vouch for them.
         let wanted: BTreeSet<Digest> = first.into_iter().collect();
@@ -1933,7 +1928,7 @@ impl Engine {
         });
         let missing = candidates(self);
         if missing.is_empty() {
-            return Ok(verified);
+            return Ok(());
         }
         let evidence: Vec<Arc<Evidence>> = missing
             .iter()
@@ -2371,23 +2366,27 @@ impl Coordinator {
             excluded: BTreeSet::new(),
             sessions: BTreeMap::new(),
             next_session: 0,
-            last_session_start: None,
         }
     }
 
-    /// ROAST starts a session whenever t signers are ready; we wait `patience` after the last
-    /// one before adding a spare session next to a session still open, so a healthy network
-    /// signs once, while a session stalled by a silent signer is overtaken quickly.
+    /// ROAST starts a session whenever t signers are ready. We add a spare session next to open
+    /// ones only once the oldest open session has been open for `patience`: a healthy network
+    /// signs once, and from then on every ready set starts a session at once, as in ROAST. Each
+    /// open session holds its signers (a busy member's accepts are ignored), so f withholders
+    /// stall at most f sessions and session f + 1 completes (the bound a throttle measured from
+    /// the latest start would break: withholders joining each spare in turn stall them all).
     fn may_start(&self, now: Instant, patience: core::time::Duration) -> bool {
-        self.sessions.is_empty()
-            || self
-                .last_session_start
-                .is_none_or(|s| now >= s.saturating_add(patience))
+        self.oldest_open()
+            .is_none_or(|s| now >= s.saturating_add(patience))
+    }
+
+    fn oldest_open(&self) -> Option<Instant> {
+        self.sessions.values().map(|s| s.started).min()
     }
 
     /// When a spare session may start, if one is wanted.
     fn spare_session_due(&self, t: usize, patience: core::time::Duration) -> Option<Instant> {
         let pending = self.proposal.is_some() && !self.sessions.is_empty() && self.ready.len() >= t;
-        pending.then(|| self.last_session_start.map(|s| s.saturating_add(patience)))?
+        pending.then(|| self.oldest_open().map(|s| s.saturating_add(patience)))?
     }
 }
