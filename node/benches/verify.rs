@@ -17,7 +17,7 @@ use accord_protocol::policy::Verdict;
 use accord_protocol::roster::{Network, Period, SigningMode};
 use accord_protocol::statement::{CoSigned, SignedStatement, Slot, Statement, TrustBundle, Unit};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rand::{RngCore as _, SeedableRng as _};
+use rand::SeedableRng as _;
 
 /// Statements per run.
 const N: usize = 2048;
@@ -27,6 +27,7 @@ const LABS: usize = 64;
 struct Fixture {
     _dir: tempfile::TempDir,
     dir: PathBuf,
+    array: tempfile::NamedTempFile,
     bundle: TrustBundle,
     raw: Vec<(Vec<u8>, ed25519_dalek::Signature)>,
     key: ed25519_dalek::VerifyingKey,
@@ -101,15 +102,23 @@ fn fixture(mode: SigningMode) -> Fixture {
             )
         })
         .collect();
-    for (i, s) in signed.iter().enumerate() {
-        let e = StatementExport::new(s, group.public());
+    let exports: Vec<StatementExport> = signed
+        .iter()
+        .map(|s| StatementExport::new(s, group.public()))
+        .collect();
+    for (i, e) in exports.iter().enumerate() {
         std::fs::write(
             dir.path().join(format!("statement-{i:05}.json")),
-            serde_json::to_string_pretty(&e).unwrap(),
+            serde_json::to_string_pretty(e).unwrap(),
         )
         .unwrap();
     }
+    // The same statements as one JSON array (what `accord statements` prints), outside the
+    // directory `--all` reads.
+    let array = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(array.path(), serde_json::to_string(&exports).unwrap()).unwrap();
     Fixture {
+        array,
         dir: dir.path().to_path_buf(),
         _dir: dir,
         key: bundle.group_key.verifying_key().unwrap(),
@@ -121,6 +130,13 @@ fn fixture(mode: SigningMode) -> Fixture {
 fn accord_verify_all(f: &Fixture) {
     let files = statement_files(&f.dir).unwrap();
     let (outcomes, errors) = verify_files(&files, &f.bundle, None);
+    assert!(errors.is_empty());
+    assert_eq!(outcomes.len(), N);
+    assert!(outcomes.iter().all(|o| o.result.is_ok()));
+}
+
+fn accord_verify_array(f: &Fixture) {
+    let (outcomes, errors) = verify_files(&[f.array.path().to_path_buf()], &f.bundle, None);
     assert!(errors.is_empty());
     assert_eq!(outcomes.len(), N);
     assert!(outcomes.iter().all(|o| o.result.is_ok()));
@@ -158,6 +174,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("accord verify --all, per-period batches of 64", |b| {
         b.iter(|| accord_verify_all(&period));
     });
+    g.bench_function("accord verify, one array file, per-slot signatures", |b| {
+        b.iter(|| accord_verify_array(&slot));
+    });
+    g.bench_function(
+        "accord verify, one array file, per-period batches of 64",
+        |b| {
+            b.iter(|| accord_verify_array(&period));
+        },
+    );
     g.finish();
 }
 

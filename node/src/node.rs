@@ -1205,15 +1205,17 @@ impl EventLoop {
                 match response {
                     WitnessReply::Cosigned(line) => {
                         // Keep the line only if it is a valid cosignature by that witness.
-                        let valid =
-                            accord_protocol::transparency::add_cosignatures(&note, &[line.clone()])
-                                .and_then(|n| {
-                                    accord_protocol::transparency::verify_checkpoint(
-                                        n.as_bytes(),
-                                        &self.log_keys,
-                                    )
-                                })
-                                .is_ok_and(|cp| cp.cosigners.iter().any(|(m, _)| *m == from));
+                        let valid = accord_protocol::transparency::add_cosignatures(
+                            &note,
+                            std::slice::from_ref(&line),
+                        )
+                        .and_then(|n| {
+                            accord_protocol::transparency::verify_checkpoint(
+                                n.as_bytes(),
+                                &self.log_keys,
+                            )
+                        })
+                        .is_ok_and(|cp| cp.cosigners.iter().any(|(m, _)| *m == from));
                         if !valid {
                             warn!(witness = %name, "invalid cosignature ignored");
                             w.next_try = Some(tokio::time::Instant::now() + WITNESS_RETRY);

@@ -269,7 +269,7 @@ pub fn verify_exports(
     }
     results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Failure::Export(ExportError::BadHex))))
+        .map(|r| r.expect("every statement got a result above: a field error or a verification"))
         .collect()
 }
 

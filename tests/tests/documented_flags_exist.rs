@@ -27,6 +27,7 @@ fn every_documented_flag_and_command_exists() {
         vec!["submit"],
         vec!["statements"],
         vec!["verify"],
+        vec!["observe"],
         vec!["demo"],
     ];
     let mut all_help = help(&["--help"]);
@@ -35,11 +36,19 @@ fn every_documented_flag_and_command_exists() {
         args.push("--help");
         all_help.push_str(&help(&args));
     }
-    let guide = std::fs::read_to_string(concat!(
+    let mut guide = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/operations.md"
     ))
     .unwrap();
+    // The observers' guide documents `accord verify` and `accord observe` flags.
+    guide.push_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/observers.md"
+        ))
+        .unwrap(),
+    );
     let flags: BTreeSet<String> = guide
         .split(|c: char| c.is_whitespace() || c == '`' || c == '(' || c == ')' || c == ',')
         .filter(|w| w.starts_with("--") && w.as_bytes().get(2).is_some_and(u8::is_ascii_lowercase))
@@ -52,7 +61,7 @@ fn every_documented_flag_and_command_exists() {
         })
         .collect();
     assert!(flags.len() > 10, "the guide documents flags: {flags:?}");
-    // Flags of other tools the guide shows (cargo).
+    // Flags of other tools the guides show (cargo, openssl's are single-dash).
     let foreign = ["--release"];
     for f in flags.iter().filter(|f| !foreign.contains(&f.as_str())) {
         assert!(
