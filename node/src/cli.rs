@@ -291,15 +291,15 @@ pub(crate) struct VerifyArgs {
     #[arg(long = "trust", visible_alias = "bundle", env = "ACCORD_TRUST_BUNDLE")]
     pub(crate) bundle: PathBuf,
     /// Statement files (one statement or an array each).
-    #[arg(required_unless_present_any = ["all", "log"])]
+    #[arg(required_unless_present_any = ["all", "log_url"])]
     pub(crate) files: Vec<PathBuf>,
     /// Verify every `*.json` statement file in this directory (batch verification).
     #[arg(long, env = "ACCORD_VERIFY_ALL")]
     pub(crate) all: Option<PathBuf>,
     /// Verify every entry of a node's transparency log (its API URL), after checking the log's
     /// signed checkpoint and that the entries hash to it.
-    #[arg(long, env = "ACCORD_VERIFY_LOG")]
-    pub(crate) log: Option<String>,
+    #[arg(long = "log-url", env = "ACCORD_VERIFY_LOG_URL")]
+    pub(crate) log_url: Option<String>,
     /// Evidence JSON files or directories (as served by `GET /v1/evidence/{digest}`): check that
     /// each verdict is the policy's verdict on its evidence (needs --roster).
     #[arg(
@@ -707,7 +707,7 @@ fn verify(a: VerifyArgs) -> Result<()> {
         files.extend(v::statement_files(dir)?);
     }
     let (mut outcomes, errors) = v::verify_files(&files, &bundle, evidence.as_ref());
-    if let Some(url) = &a.log {
+    if let Some(url) = &a.log_url {
         let client = Client::new(url);
         let (log, findings) = runtime()?
             .block_on(accord_node::observe::fetch_log(&client, &bundle, 0))

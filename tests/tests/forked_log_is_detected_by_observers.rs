@@ -2,7 +2,7 @@
 //! have, is detected by `accord observe`.
 //!
 //! 4 members (t = 3) co-sign a period; every member's log is cosigned by the 3 others and
-//! `accord observe` passes (and `accord verify --log` verifies a node's whole log). Then one
+//! `accord observe` passes (and `accord verify --log-url` verifies a node's whole log). Then one
 //! member is stopped and its redb log file rewritten the way a dishonest operator would (the
 //! node itself has no switch for this): first the last two entries swapped (same statements,
 //! same size, another root: a fork), then the last entry dropped and its statement deleted
@@ -120,7 +120,7 @@ fn a_forked_rewritten_or_hiding_log_is_reported_and_honest_logs_pass() {
         "verify",
         "--trust",
         bundle_path.to_str().unwrap(),
-        "--log",
+        "--log-url",
         &c.nodes[1].api,
     ]);
     assert!(
