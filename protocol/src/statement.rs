@@ -475,9 +475,7 @@ pub fn verify_statements(
         let Ok(message) = r else { continue };
         let sig = &signed[i].signature;
         let next = items.len();
-        let j = *distinct
-            .entry((message.as_slice(), &sig.0))
-            .or_insert(next);
+        let j = *distinct.entry((message.as_slice(), &sig.0)).or_insert(next);
         if j == next {
             items.push((&key, message.as_slice(), sig));
         }

@@ -43,11 +43,8 @@ fn every_documented_flag_and_command_exists() {
     .unwrap();
     // The observers' guide documents `accord verify` and `accord observe` flags.
     guide.push_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../docs/observers.md"
-        ))
-        .unwrap(),
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/observers.md"))
+            .unwrap(),
     );
     let flags: BTreeSet<String> = guide
         .split(|c: char| c.is_whitespace() || c == '`' || c == '(' || c == ')' || c == ',')
