@@ -331,3 +331,125 @@ fn a_member_restarted_in_the_confirm_phase_activates_its_key_from_peers() {
     c.submit_period(Period(0), |_| LabConduct::Compliant);
     c.assert_live(0..1, 60_000);
 }
+
+#[test]
+fn withholders_timing_their_accepts_stall_at_most_one_session_each() {
+    // Found in review: spare sessions were throttled from the *latest* start, one per quarter
+    // attempt (five fit in the first attempt here, which starts early). f = 5 withholders
+    // (n = 16, t = 11), the k-th sending its accept just before the k-th spare session was due
+    // and never sharing, stalled every one of them. With patience measured from the oldest open
+    // session, once the first stalled session is overdue a session starts whenever t are ready,
+    // and at most f + 1 sessions are needed.
+    let n = 16usize;
+    let mut rng = child_rng(11, "withholders", 0, 0);
+    let tn = Testnet::generate(&TestnetSpec::new(n, 2, 1_000_000), &mut rng, |k| k.to_hex());
+    let net = Network::new(tn.roster.clone()).unwrap();
+    assert_eq!(net.t(), 11);
+    let keys = deal(&net, &mut rng).unwrap();
+    let mut engines: Vec<Engine> = (0..n)
+        .map(|i| {
+            Engine::new(
+                net.clone(),
+                MemberIndex(i as u16),
+                SecretKey::from_seed(&tn.members[i].seed()),
+                Some(keys[i].clone()),
+                EngineConfig::default(),
+            )
+        })
+        .collect();
+    let mut rngs: Vec<_> = (0..n as u64)
+        .map(|i| child_rng(11, "member", i, 0))
+        .collect();
+    let schedule = net.schedule().clone();
+    let patience = schedule.attempt_timeout_ms / 4;
+    let latency = core::time::Duration::from_millis(5);
+    let start = schedule.start(Period(0)).saturating_add(secs(1));
+    for (i, lab) in tn.labs.iter().enumerate() {
+        let id = net.lab_id(LabIndex(i as u16)).to_string();
+        for ev in lab_submissions(
+            net.id(),
+            &id,
+            lab,
+            Period(0),
+            &net.roster().policy,
+            LabConduct::Compliant,
+            start,
+            &mut rng,
+        ) {
+            engines[0].submit(start, ev).unwrap();
+        }
+    }
+    // A time-ordered network with a fixed latency; the withholders (the five lowest-indexed
+    // members other than the first coordinator, so always among the t lowest of a ready set)
+    // delay their k-th accept by k patiences less 50 ms and drop their shares.
+    type Queue =
+        std::collections::BTreeMap<(accord_protocol::time::Instant, u64), (usize, usize, Message)>;
+    let mut queue: Queue = Default::default();
+    let mut seq = 0u64;
+    let mut withholders: Vec<usize> = Vec::new();
+    let mut now = start;
+    let deadline = schedule.attempt_start(Period(0), 1);
+    let mut decided_at = None;
+    let mut sessions = 0;
+    while decided_at.is_none() && now < deadline {
+        for (i, engine) in engines.iter_mut().enumerate() {
+            while let Some(o) = engine.poll_output() {
+                let targets: Vec<(usize, Message)> = match o {
+                    Output::Send { to, message } => vec![(usize::from(to.0), message)],
+                    Output::Broadcast(m) => {
+                        (0..n).filter(|j| *j != i).map(|j| (j, m.clone())).collect()
+                    }
+                    Output::Event(Event::SessionStarted { .. }) => {
+                        sessions += 1;
+                        vec![]
+                    }
+                    _ => vec![],
+                };
+                for (to, m) in targets {
+                    if let Message::Proposal(_) = &m
+                        && withholders.is_empty()
+                    {
+                        withholders = (0..n).filter(|j| *j != i).take(5).collect();
+                    }
+                    if let Message::CoSigned(_) = &m {
+                        decided_at.get_or_insert(now);
+                    }
+                    let mut at = now.saturating_add(latency);
+                    if let Some(k) = withholders.iter().position(|w| *w == i) {
+                        match &m {
+                            Message::Share(_) => continue,
+                            Message::Accept(_) => {
+                                let extra = (k as u64 * patience).saturating_sub(50);
+                                at = at.saturating_add(core::time::Duration::from_millis(extra));
+                            }
+                            _ => {}
+                        }
+                    }
+                    seq += 1;
+                    queue.insert((at, seq), (i, to, m));
+                }
+            }
+        }
+        let next_message = queue.keys().next().map(|(at, _)| *at);
+        let next_timer = engines.iter().filter_map(Engine::poll_timeout).min();
+        let Some(next) = [next_message, next_timer].into_iter().flatten().min() else {
+            break;
+        };
+        now = next.max(now);
+        if next_message == Some(next) {
+            let key = *queue.keys().next().unwrap();
+            let (from, to, m) = queue.remove(&key).unwrap();
+            engines[to].handle_message(now, MemberIndex(from as u16), m, &mut rngs[to]);
+        } else {
+            for (i, e) in engines.iter_mut().enumerate() {
+                if e.poll_timeout().is_some_and(|t| t <= now) {
+                    e.handle_timeout(now, &mut rngs[i]);
+                }
+            }
+        }
+    }
+    assert_eq!(withholders.len(), 5, "a proposal was made");
+    let decided_at = decided_at.expect("the first attempt co-signs despite five timed withholders");
+    assert!(decided_at < deadline);
+    assert!(sessions <= 6, "{sessions} sessions for f = 5");
+}
