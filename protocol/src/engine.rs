@@ -1525,7 +1525,9 @@ impl Engine {
         if !session.signers.contains(&from) || session.shares.contains_key(&from.identifier()) {
             return Delivery::Ignored;
         }
-        session.shares.insert(from.identifier(), share.share.into_inner());
+        session
+            .shares
+            .insert(from.identifier(), share.share.into_inner());
         coord.busy.remove(&from);
         if !coord.excluded.contains(&from) {
             coord.ready.insert(from, share.next.into_inner());

@@ -355,11 +355,19 @@ fn malformed_packages_get_no_share() {
             Box::new(|r: &Rig| {
                 let mut c: BTreeMap<_, _> = [MemberIndex(0), MemberIndex(2), MemberIndex(3)]
                     .iter()
-                    .map(|s| (s.identifier(), r.accepts()[s].commitments.clone().into_inner()))
+                    .map(|s| {
+                        (
+                            s.identifier(),
+                            r.accepts()[s].commitments.clone().into_inner(),
+                        )
+                    })
                     .collect();
                 c.insert(
                     SIGNER.identifier(),
-                    r.accepts()[&MemberIndex(2)].commitments.clone().into_inner(),
+                    r.accepts()[&MemberIndex(2)]
+                        .commitments
+                        .clone()
+                        .into_inner(),
                 );
                 frost::SigningPackage::new(c, &r.message())
             }),
@@ -378,11 +386,19 @@ fn malformed_packages_get_no_share() {
             Box::new(|r: &Rig| {
                 let mut c: BTreeMap<_, _> = [MemberIndex(0), MemberIndex(1), MemberIndex(2)]
                     .iter()
-                    .map(|s| (s.identifier(), r.accepts()[s].commitments.clone().into_inner()))
+                    .map(|s| {
+                        (
+                            s.identifier(),
+                            r.accepts()[s].commitments.clone().into_inner(),
+                        )
+                    })
                     .collect();
                 c.insert(
                     frost::Identifier::try_from(99u16).unwrap(),
-                    r.accepts()[&MemberIndex(2)].commitments.clone().into_inner(),
+                    r.accepts()[&MemberIndex(2)]
+                        .commitments
+                        .clone()
+                        .into_inner(),
                 );
                 frost::SigningPackage::new(c, &r.message())
             }),
@@ -509,7 +525,10 @@ fn fewer_than_t_colluding_members_cannot_forge() {
         nonces.insert(c, n);
         commitments.insert(c.identifier(), cm);
     }
-    commitments.insert(SIGNER.identifier(), rig.accepts()[&SIGNER].commitments.clone().into_inner());
+    commitments.insert(
+        SIGNER.identifier(),
+        rig.accepts()[&SIGNER].commitments.clone().into_inner(),
+    );
     let package = frost::SigningPackage::new(commitments, &bogus);
     // The honest member refuses: the message is not the statement it accepted.
     let (d, out) = rig.ask(COORD, package.clone(), 0);
