@@ -75,8 +75,15 @@ pub async fn read_frame<T: AsyncRead + Unpin>(io: &mut T, limit: usize) -> io::R
             "frame of {len} bytes is over the limit of {limit} bytes"
         )));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
+    // Grown as bytes arrive: a peer that announces 16 MiB and sends nothing costs nothing.
+    let mut buf = Vec::with_capacity(len.min(64 * 1024));
+    (&mut *io).take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame ended after {} of {len} bytes", buf.len()),
+        ));
+    }
     Ok(buf)
 }
 

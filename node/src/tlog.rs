@@ -242,17 +242,7 @@ pub fn index_of(rx: &redb::ReadTransaction, leaf: &Digest) -> Result<Option<u64>
 /// # Errors
 /// Storage errors or a corrupt row.
 pub fn cosignatures(rx: &redb::ReadTransaction) -> Result<Vec<(u16, Cosignature)>, StorageError> {
-    let t = rx.open_table(LOG_COSIGNATURES).map_err(db)?;
-    let mut out = Vec::new();
-    for row in t.iter().map_err(db)? {
-        let (k, v) = row.map_err(db)?;
-        out.push((
-            k.value(),
-            codec::decode(v.value(), MAX_MESSAGE_BYTES)
-                .map_err(|source| StorageError::Corrupt { seq: 0, source })?,
-        ));
-    }
-    Ok(out)
+    decoded_rows(rx, LOG_COSIGNATURES)
 }
 
 /// What this node holds as a witness for each other member's log.
@@ -260,7 +250,15 @@ pub fn cosignatures(rx: &redb::ReadTransaction) -> Result<Vec<(u16, Cosignature)
 /// # Errors
 /// Storage errors or a corrupt row.
 pub fn witnessed(rx: &redb::ReadTransaction) -> Result<Vec<(u16, WitnessedLog)>, StorageError> {
-    let t = rx.open_table(WITNESSED).map_err(db)?;
+    decoded_rows(rx, WITNESSED)
+}
+
+/// Every row of a member-keyed table of canonically encoded values.
+fn decoded_rows<T: serde::de::DeserializeOwned>(
+    rx: &redb::ReadTransaction,
+    table: TableDefinition<u16, &[u8]>,
+) -> Result<Vec<(u16, T)>, StorageError> {
+    let t = rx.open_table(table).map_err(db)?;
     let mut out = Vec::new();
     for row in t.iter().map_err(db)? {
         let (k, v) = row.map_err(db)?;
