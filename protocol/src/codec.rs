@@ -6,9 +6,10 @@
 //!
 //! - fixed-width little-endian integers and `u64` length prefixes, so an encoding has one form;
 //! - a byte limit on every decode ([`MAX_MESSAGE_BYTES`] or less), checked before decoding; a
-//!   length prefix larger than the input's limit tier is a typed error before any allocation,
-//!   and no allocation exceeds that tier (4 KiB, 64 KiB, 1 MiB or 16 MiB, the smallest that
-//!   holds the input);
+//!   length prefix larger than the input's limit tier (4 KiB, 64 KiB, 1 MiB or 16 MiB, the
+//!   smallest that holds the input) is a typed error before any allocation, so strings and byte
+//!   buffers never exceed the tier; serde may still reserve up to 1 MiB for another sequence
+//!   before finding its elements missing (a transient allocation, freed with the error);
 //! - trailing bytes are rejected;
 //! - [`decode_canonical`] re-encodes what it decoded and insists on the same bytes, so two
 //!   different byte strings never decode to the same signed value.

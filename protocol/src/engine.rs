@@ -727,6 +727,16 @@ impl Engine {
                 message: Message::Dkg(m),
             });
         }
+        let request = self.sync_request();
+        self.outputs.push_back(Output::Send {
+            to: member,
+            message: Message::SyncRequest(request),
+        });
+    }
+
+    /// What to ask a peer for: results from the oldest undecided period on, and the DKG
+    /// confirmations if this member holds a key it has not seen confirmed.
+    fn sync_request(&self) -> SyncRequest {
         let from = self
             .units
             .keys()
@@ -735,13 +745,10 @@ impl Engine {
             .min()
             .unwrap_or(self.next_close)
             .min(self.next_close);
-        self.outputs.push_back(Output::Send {
-            to: member,
-            message: Message::SyncRequest(SyncRequest {
-                from,
-                key_unconfirmed: self.unconfirmed_keys.is_some(),
-            }),
-        });
+        SyncRequest {
+            from,
+            key_unconfirmed: self.unconfirmed_keys.is_some(),
+        }
     }
 
     /// Starts DKG ceremony `ceremony` (every member must start the same number; members that
@@ -2244,21 +2251,24 @@ impl Engine {
         }
         let ceremony = msg.ceremony;
         let active = self.dkg.as_ref().map(DkgMachine::ceremony);
-        if active != Some(ceremony) {
-            // A member restarted after storing its key but before seeing every confirmation
-            // collects the signed confirmations (from peers' catch-up answers) and activates
-            // its key once they prove that every member holds the same key.
-            if let (Some(key), DkgBody::Confirm { .. }) = (&self.unconfirmed_keys, &msg.body)
-                && self.last_ceremony == Some(ceremony)
-            {
-                let key = key.clone();
-                self.pending_confirms.insert(msg.sender, msg);
-                let all: Vec<DkgMessage> = self.pending_confirms.values().cloned().collect();
-                if dkg::confirmations_prove(&self.net, &key, ceremony, &all) {
-                    self.activate_key(ceremony, all);
-                }
-                return Delivery::Accepted;
+        // A member that stored its key but did not see every confirmation (it restarted, or its
+        // Confirm phase timed out while the others completed) collects the signed confirmations
+        // from peers' catch-up answers and activates its key once they prove that every member
+        // holds the same key.
+        let collecting = self.last_ceremony == Some(ceremony)
+            && (active != Some(ceremony) || self.dkg.as_ref().is_some_and(DkgMachine::is_finished));
+        if let (Some(key), DkgBody::Confirm { .. }, true) =
+            (&self.unconfirmed_keys, &msg.body, collecting)
+        {
+            let key = key.clone();
+            self.pending_confirms.insert(msg.sender, msg);
+            let all: Vec<DkgMessage> = self.pending_confirms.values().cloned().collect();
+            if dkg::confirmations_prove(&self.net, &key, ceremony, &all) {
+                self.activate_key(ceremony, all);
             }
+            return Delivery::Accepted;
+        }
+        if active != Some(ceremony) {
             // Join a newer ceremony that another member started with a signed round-1 package,
             // but not one absurdly far ahead (which would burn the ceremony numbers).
             let last = self.last_ceremony.unwrap_or(0);
@@ -2312,11 +2322,24 @@ impl Engine {
                     self.activate_key(ceremony, confirmations);
                 }
                 DkgOutput::Aborted(failure) => {
-                    self.unconfirmed_keys = None;
                     for (m, offence) in &failure.culprits {
                         self.culprit(*m, Offence::Dkg(offence.clone()));
                     }
                     self.event(Event::DkgAborted(failure));
+                    // Aborted in the Confirm phase with the key stored: the others may well have
+                    // completed (only our view of their confirmations is short). Keep the key
+                    // unconfirmed, as a restart would, and ask every peer for its confirmations;
+                    // it is used only once all n of them prove the same key. A later ceremony
+                    // replaces it.
+                    if self.unconfirmed_keys.is_some() {
+                        let request = self.sync_request();
+                        let me = self.me;
+                        let peers: Vec<MemberIndex> =
+                            self.net.members().filter(|m| *m != me).collect();
+                        for m in peers {
+                            self.send(m, Message::SyncRequest(request.clone()));
+                        }
+                    }
                 }
             }
         }

@@ -96,6 +96,8 @@ pub struct Cluster {
     pub observer: Observer,
     /// Members cut off from the network (messages to and from them are dropped).
     pub partitioned: BTreeSet<MemberIndex>,
+    /// Per member, which incoming messages are lost on the way to it.
+    pub deaf: BTreeMap<MemberIndex, fn(&Message) -> bool>,
     queue: BTreeMap<(Instant, u64), Pending>,
     seq: u64,
     latency_ms: u64,
@@ -179,6 +181,7 @@ impl Cluster {
             lab_keys: testnet.labs,
             observer: Observer::default(),
             partitioned: BTreeSet::new(),
+            deaf: BTreeMap::new(),
             queue: BTreeMap::new(),
             seq: 0,
             latency_ms: spec.latency_ms,
@@ -404,6 +407,9 @@ impl Cluster {
                 self.schedule_timer(m);
             }
             Pending::Deliver { from, to, message } => {
+                if self.deaf.get(&to).is_some_and(|lost| lost(&message)) {
+                    return;
+                }
                 let now = self.now;
                 let node = &mut self.nodes[usize::from(to.0)];
                 if node.behaviour == Behaviour::Silent {

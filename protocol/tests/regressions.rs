@@ -453,3 +453,46 @@ fn withholders_timing_their_accepts_stall_at_most_one_session_each() {
     assert!(decided_at < deadline);
     assert!(sessions <= 6, "{sessions} sessions for f = 5");
 }
+
+#[test]
+fn a_member_whose_confirm_phase_timed_out_recovers_its_key_from_peers() {
+    // Found in review: a member that stored its key share but never received the others'
+    // confirmations aborted at the Confirm timeout and dropped its key, while every other member
+    // completed and then refused every later ceremony: the member stayed keyless for good. It now
+    // keeps the key unconfirmed, asks its peers for their signed confirmations, and activates it.
+    fn confirm(m: &Message) -> bool {
+        matches!(m, Message::Dkg(d) if matches!(d.body, DkgBody::Confirm { .. }))
+    }
+    let mut spec = ClusterSpec::new(4, 2);
+    spec.dkg = true;
+    let mut c = Cluster::new(spec);
+    c.deaf.insert(MemberIndex(2), confirm);
+    c.start_dkg(1);
+    let split = c.run_until_condition(c.now.saturating_add(secs(120)), |c| {
+        c.observer.dkg_aborted.contains_key(&MemberIndex(2))
+    });
+    assert!(split, "member 2 times out in the Confirm phase");
+    assert_eq!(c.observer.dkg_complete.len(), 3, "the others completed");
+    assert!(c.engine(MemberIndex(2)).group_key().is_none());
+    c.deaf.clear();
+    let ok = c.run_until_condition(c.now.saturating_add(secs(10)), |c| {
+        c.engine(MemberIndex(2)).group_key().is_some()
+    });
+    assert!(
+        ok,
+        "member 2 activated its key from the signed confirmations"
+    );
+    assert_eq!(
+        c.engine(MemberIndex(2)).group_key(),
+        c.engine(MemberIndex(0)).group_key()
+    );
+    c.run_until(
+        c.net
+            .schedule()
+            .start(Period(0))
+            .max(c.now)
+            .saturating_add(secs(1)),
+    );
+    c.submit_period(Period(0), |_| LabConduct::Compliant);
+    c.assert_live(0..1, 60_000);
+}

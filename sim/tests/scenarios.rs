@@ -13,6 +13,7 @@ const SMALL: &[&str] = &[
     "faults-09-split-view",
     "faults-12-dkg-equivocation",
     "faults-13-dkg-offline",
+    "faults-14-dkg-crash-after-key",
     "faults-26-crashed-members",
     "faults-27-partition-heal",
     "faults-28-loss-jitter",
