@@ -41,5 +41,5 @@ fi
 
 # Build the `accord` binary the process-level tests start (cargo test builds it for the
 # workspace, this makes `scripts/test.sh -p accord-tests` work too).
-cargo build -p accord-node --bin accord
+cargo build -p accord-node --bin accord --features failpoints
 cargo test --workspace "$@"

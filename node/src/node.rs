@@ -277,7 +277,8 @@ struct PeerState {
 }
 
 /// Fault injection for the process-level tests, from the `ACCORD_FAILPOINT` environment
-/// variable. Never set it in production.
+/// variable. Compiled in only with the `failpoints` cargo feature (the process tests build the
+/// binary with it); a production build ignores the variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Failpoint {
     /// No fault.
@@ -289,12 +290,22 @@ enum Failpoint {
 
 impl Failpoint {
     fn from_env() -> Self {
-        match std::env::var("ACCORD_FAILPOINT").as_deref() {
-            Ok("crash-after-accept") => {
+        let Ok(value) = std::env::var("ACCORD_FAILPOINT") else {
+            return Self::None;
+        };
+        if !cfg!(feature = "failpoints") {
+            warn!(%value, "ACCORD_FAILPOINT ignored: this build has no failpoints");
+            return Self::None;
+        }
+        match value.as_str() {
+            "crash-after-accept" => {
                 warn!("failpoint crash-after-accept is set (tests only)");
                 Self::CrashAfterAccept
             }
-            _ => Self::None,
+            other => {
+                warn!(value = %other, "unknown ACCORD_FAILPOINT ignored");
+                Self::None
+            }
         }
     }
 }

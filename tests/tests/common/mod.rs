@@ -37,6 +37,8 @@ fn find_or_build_bin() -> PathBuf {
             "accord-node",
             "--bin",
             "accord",
+            "--features",
+            "failpoints",
             "--manifest-path",
         ])
         .arg(&manifest)
