@@ -131,6 +131,12 @@ impl Client {
     /// # Errors
     /// Unreachable node, an API error, or an undecodable answer.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let (url, r) = self.send_get(path).await?;
+        Self::decode(&url, r).await
+    }
+
+    /// Sends `GET path`; returns the URL (for errors) and the response.
+    async fn send_get(&self, path: &str) -> Result<(String, reqwest::Response), ClientError> {
         let url = format!("{}{path}", self.base);
         let r = self
             .http
@@ -141,7 +147,7 @@ impl Client {
                 url: url.clone(),
                 message: e.to_string(),
             })?;
-        Self::decode(&url, r).await
+        Ok((url, r))
     }
 
     /// `GET path` as text of at most `cap` bytes (e.g. a signed checkpoint).
@@ -149,16 +155,7 @@ impl Client {
     /// # Errors
     /// Unreachable node, an API error, an over-long or non-UTF-8 answer.
     pub async fn get_text(&self, path: &str, cap: usize) -> Result<String, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let r = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+        let (url, r) = self.send_get(path).await?;
         let status = r.status();
         let bytes = read_capped(&url, r, cap).await?;
         if !status.is_success() {
