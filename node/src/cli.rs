@@ -737,12 +737,13 @@ fn verify(a: VerifyArgs) -> Result<()> {
     for o in &outcomes {
         match &o.result {
             Ok(ok) if !a.quiet => println!(
-                "OK    {} period {} lab {}: {} ({} evidence items)",
+                "OK    {} period {} lab {}: {} ({} evidence item{})",
                 o.file.display(),
                 ok.slot.period.0,
                 ok.slot.lab,
                 ok.verdict.kind(),
-                ok.evidence
+                ok.evidence,
+                if ok.evidence == 1 { "" } else { "s" }
             ),
             Ok(_) => {}
             Err(e) => {

@@ -408,7 +408,7 @@ async fn drive(
         dir.display()
     );
     println!(
-        "verify them offline: accord verify --bundle {} {}",
+        "verify them offline: accord verify --trust {} {}",
         dir.join("trust-bundle.json").display(),
         dir.join("statement-*.json").display()
     );
