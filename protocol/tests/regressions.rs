@@ -496,3 +496,232 @@ fn a_member_whose_confirm_phase_timed_out_recovers_its_key_from_peers() {
     c.submit_period(Period(0), |_| LabConduct::Compliant);
     c.assert_live(0..1, 60_000);
 }
+
+/// Signs `message` as `seed`'s Ed25519 key, with an order-8 torsion point added to R: strict
+/// (and cofactorless) verification refuses it, a batch check accepts it one time in eight.
+fn torsion_signature(seed: &[u8; 32], message: &[u8], nonce: u64) -> Signature {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest as _, Sha512};
+    let h = Sha512::digest(seed);
+    let mut a = [0u8; 32];
+    a.copy_from_slice(&h[..32]);
+    a[0] &= 248;
+    a[31] &= 127;
+    a[31] |= 64;
+    let a = Scalar::from_bytes_mod_order(a);
+    let public = (ED25519_BASEPOINT_POINT * a).compress();
+    let wide: [u8; 64] = Sha512::new()
+        .chain_update(b"torsion nonce")
+        .chain_update(nonce.to_le_bytes())
+        .finalize()
+        .into();
+    let r = Scalar::from_bytes_mod_order_wide(&wide);
+    let big_r = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[1]).compress();
+    let k: [u8; 64] = Sha512::new()
+        .chain_update(big_r.as_bytes())
+        .chain_update(public.as_bytes())
+        .chain_update(message)
+        .finalize()
+        .into();
+    let s = r + Scalar::from_bytes_mod_order_wide(&k) * a;
+    let mut out = [0u8; 64];
+    out[..32].copy_from_slice(big_r.as_bytes());
+    out[32..].copy_from_slice(s.as_bytes());
+    Signature(out)
+}
+
+#[test]
+fn a_batch_valid_torsion_observation_is_never_carried_by_an_honest_coordinator() {
+    // Found in review: observations covered only by a proposal's batch check were stored as
+    // verified. A faulty member (3) signs its observation with a torsion component in R; a
+    // faulty coordinator (0) puts it in a proposal that member 1's batch check happens to pass.
+    // Member 1 must not then carry it unchecked when it coordinates (attempt 1): members whose
+    // batch fails would reject its proposal and blame an honest coordinator.
+    let mut rng = child_rng(9, "torsion", 0, 0);
+    let tn = Testnet::generate(&TestnetSpec::new(4, 1, 1_000_000), &mut rng, |k| k.to_hex());
+    let net = Network::new(tn.roster.clone()).unwrap();
+    let keys = deal(&net, &mut rng).unwrap();
+    let mut engines: Vec<Engine> = (0..4u16)
+        .map(|i| {
+            Engine::new(
+                net.clone(),
+                MemberIndex(i),
+                SecretKey::from_seed(&tn.members[usize::from(i)].seed()),
+                Some(keys[usize::from(i)].clone()),
+                EngineConfig::default(),
+            )
+        })
+        .collect();
+    let mut rngs: Vec<_> = (0..4).map(|i| child_rng(9, "m", i, 0)).collect();
+    let now = net.schedule().start(Period(0)).saturating_add(secs(1));
+    let lab = net.lab_id(LabIndex(0)).to_string();
+    let x = lab_submissions(
+        net.id(),
+        &lab,
+        &tn.labs[0],
+        Period(0),
+        &net.roster().policy,
+        LabConduct::Compliant,
+        now,
+        &mut rng,
+    )
+    .remove(0);
+    let Evidence::Attestation { attestation, .. } = &x else {
+        unreachable!()
+    };
+    // Report d: admitted by members 2 and 3 only, so member 1 relies on their vouchers.
+    let d = inspection(
+        net.id(),
+        MemberIndex(2),
+        &tn.members[2],
+        attestation,
+        100,
+        now,
+    );
+    for e in engines.iter_mut() {
+        e.submit(now, x.clone()).unwrap();
+    }
+    engines[2].submit(now, d.clone()).unwrap();
+    engines[3].submit(now, d.clone()).unwrap();
+    for e in engines.iter_mut() {
+        while e.poll_output().is_some() {}
+    }
+    let close = net.schedule().close(Period(0));
+    let mut obs: Vec<Arc<SignedObservation>> = vec![];
+    for (i, e) in engines.iter_mut().enumerate() {
+        e.handle_timeout(close, &mut rngs[i]);
+        while let Some(o) = e.poll_output() {
+            if let Output::Broadcast(Message::Observation(so)) = o {
+                obs.push(so);
+            }
+        }
+        assert_eq!(obs.len(), i + 1);
+    }
+    // Member 3 shows its valid observation to members 0 and 2 only; member 1 sees 0's and 2's.
+    let deliver = |engines: &mut Vec<Engine>, rngs: &mut Vec<_>, to: usize, from: usize, m| {
+        engines[to].handle_message(close, MemberIndex(from as u16), m, &mut rngs[to])
+    };
+    for (to, froms) in [
+        (0usize, vec![1, 2, 3]),
+        (2, vec![0, 1, 3]),
+        (3, vec![0, 1, 2]),
+        (1, vec![0, 2]),
+    ] {
+        for from in froms {
+            deliver(
+                &mut engines,
+                &mut rngs,
+                to,
+                from,
+                Message::Observation(obs[from].clone()),
+            );
+        }
+    }
+    // Run members 0, 2 and 3 (member 1 hears nothing) until coordinator 0 proposes d.
+    let mut with_d = None;
+    for _ in 0..20 {
+        let mut moved = false;
+        for i in [0usize, 2, 3] {
+            let out: Vec<Output> = std::iter::from_fn(|| engines[i].poll_output()).collect();
+            for o in out {
+                let targets: Vec<(usize, Message)> = match o {
+                    Output::Send { to, message } => vec![(usize::from(to.0), message)],
+                    Output::Broadcast(m) => [0usize, 2, 3]
+                        .into_iter()
+                        .filter(|j| *j != i)
+                        .map(|j| (j, m.clone()))
+                        .collect(),
+                    _ => vec![],
+                };
+                for (to, m) in targets {
+                    if let Message::Proposal(p) = &m
+                        && p.evidence.iter().any(|e| e.digest() == d.digest())
+                    {
+                        with_d.get_or_insert_with(|| p.clone());
+                    }
+                    if to != 1 {
+                        moved = true;
+                        deliver(&mut engines, &mut rngs, to, i, m);
+                    }
+                }
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    let honest = with_d.expect("coordinator 0 proposes d once members 2 and 3 show it");
+    // The faulty coordinator swaps member 3's observation for the torsion-signed one, grinding
+    // until member 1's batch (the observations vouching for d, in proposal order) passes.
+    let three = honest
+        .observations
+        .iter()
+        .position(|o| o.observation.member == MemberIndex(3))
+        .expect("member 3 vouches for d in the honest proposal");
+    let bytes = honest.observations[three]
+        .observation
+        .signing_bytes(net.id());
+    let mut planted = None;
+    for nonce in 0..64u64 {
+        let sig = torsion_signature(&tn.members[3].seed(), &bytes, nonce);
+        let key3 = net.member_key(MemberIndex(3)).unwrap();
+        assert!(accord_protocol::crypto::verify_strict(key3, &bytes, &sig).is_err());
+        let mut p = (*honest).clone();
+        p.observations[three] = Arc::new(SignedObservation {
+            observation: honest.observations[three].observation.clone(),
+            signature: sig,
+        });
+        let batch: Vec<(Vec<u8>, Signature, MemberIndex)> = p
+            .observations
+            .iter()
+            .filter(|o| o.observation.items.contains(&d.digest()))
+            .map(|o| {
+                (
+                    o.observation.signing_bytes(net.id()),
+                    o.signature,
+                    o.observation.member,
+                )
+            })
+            .collect();
+        let items: Vec<_> = batch
+            .iter()
+            .map(|(m, s, who)| (net.member_key(*who).unwrap(), m.as_slice(), s))
+            .collect();
+        if accord_protocol::crypto::verify_many(&items).is_empty() {
+            planted = Some(Arc::new(p));
+            break;
+        }
+    }
+    let planted = planted.expect("one nonce in eight passes the batch");
+    let delivery = deliver(&mut engines, &mut rngs, 1, 0, Message::Proposal(planted));
+    assert_eq!(
+        delivery,
+        Delivery::Accepted,
+        "member 1's batch check passed"
+    );
+    while engines[1].poll_output().is_some() {}
+    // Member 1 coordinates attempt 1: its proposal carries only strictly valid observations.
+    let at = net.schedule().attempt_start(Period(0), 1);
+    engines[1].handle_timeout(at, &mut rngs[1]);
+    let mut own = None;
+    while let Some(o) = engines[1].poll_output() {
+        if let Output::Broadcast(Message::Proposal(p)) = o {
+            own = Some(p);
+        }
+    }
+    let own = own.expect("member 1 proposes in its attempt");
+    for o in &own.observations {
+        let key = net.member_key(o.observation.member).unwrap();
+        assert!(
+            accord_protocol::crypto::verify_strict(
+                key,
+                &o.observation.signing_bytes(net.id()),
+                &o.signature
+            )
+            .is_ok(),
+            "member 1 carried {:?}'s observation without a strict check",
+            o.observation.member
+        );
+    }
+}
