@@ -145,6 +145,9 @@ pub(crate) struct TestnetArgs {
     /// Deal the FROST keys now (trusted dealer, for tests) instead of running the DKG.
     #[arg(long, env = "ACCORD_DEALER")]
     pub(crate) dealer: bool,
+    /// Members connect over QUIC instead of TCP (needs a build with `--features quic`).
+    #[arg(long, env = "ACCORD_QUIC")]
+    pub(crate) quic: bool,
     #[command(flatten)]
     pub(crate) passphrase: PassphraseArgs,
 }
@@ -420,6 +423,10 @@ fn make_testnet(a: TestnetArgs) -> Result<()> {
         opts.mode = SigningMode::PerSlot;
     }
     opts.dealer = a.dealer;
+    if a.quic && !accord_node::net::QUIC {
+        bail!("this accord build has no QUIC transport: rebuild it with `--features quic`");
+    }
+    opts.quic = a.quic;
     opts.passphrase = a.passphrase.load()?;
     let layout = testnet::create(&opts)?;
     println!("roster: {}", layout.roster.display());

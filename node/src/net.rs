@@ -321,6 +321,19 @@ pub fn behaviour(
     })
 }
 
+/// Whether this build has the QUIC transport (cargo feature `quic`) next to TCP.
+pub const QUIC: bool = cfg!(feature = "quic");
+
+/// Whether `addr` needs the QUIC transport.
+pub fn is_quic(addr: &libp2p::Multiaddr) -> bool {
+    addr.iter().any(|p| {
+        matches!(
+            p,
+            libp2p::multiaddr::Protocol::QuicV1 | libp2p::multiaddr::Protocol::Quic
+        )
+    })
+}
+
 /// The libp2p keypair of a member, from its Ed25519 identity seed.
 pub fn keypair_from_seed(seed: &[u8; 32]) -> identity::Keypair {
     let mut bytes = zeroize::Zeroizing::new(*seed);

@@ -453,14 +453,24 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     let allowed: Vec<PeerId> = by_peer.keys().copied().collect();
     let n = net.n();
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+    if net::is_quic(&config.listen) && !net::QUIC {
+        return Err(NodeError::Network(format!(
+            "{} needs the QUIC transport, which this build lacks: rebuild with `--features quic`",
+            config.listen
+        )));
+    }
+    let builder = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
             libp2p::tcp::Config::default().nodelay(true),
             libp2p::noise::Config::new,
             libp2p::yamux::Config::default,
         )
-        .map_err(|e| NodeError::Network(e.to_string()))?
+        .map_err(|e| NodeError::Network(e.to_string()))?;
+    // QUIC authenticates the same libp2p identity (TLS), so the allow-list works unchanged.
+    #[cfg(feature = "quic")]
+    let builder = builder.with_quic();
+    let mut swarm = builder
         .with_behaviour(|key| {
             net::behaviour(key, &network_tag, allowed, n)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)

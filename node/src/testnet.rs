@@ -50,6 +50,8 @@ pub struct TestnetOptions {
     pub dealer: bool,
     /// Seal the secret files with this passphrase.
     pub passphrase: Option<Passphrase>,
+    /// Members listen and dial over QUIC (`/udp/PORT/quic-v1`) instead of TCP.
+    pub quic: bool,
 }
 
 impl TestnetOptions {
@@ -67,6 +69,7 @@ impl TestnetOptions {
             mode: SigningMode::PerPeriod,
             dealer: false,
             passphrase: None,
+            quic: false,
         }
     }
 }
@@ -173,6 +176,14 @@ pub fn free_port(host: &str) -> std::io::Result<u16> {
     Ok(TcpListener::bind((host, 0))?.local_addr()?.port())
 }
 
+/// A UDP port free on `host` right now.
+///
+/// # Errors
+/// The host cannot be bound.
+pub fn free_udp_port(host: &str) -> std::io::Result<u16> {
+    Ok(std::net::UdpSocket::bind((host, 0))?.local_addr()?.port())
+}
+
 /// Creates the network directory.
 ///
 /// # Errors
@@ -193,7 +204,9 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
     });
     let mut members = Vec::new();
     for (i, m) in testnet.roster.members.iter_mut().enumerate() {
-        let port = if opts.base_port == 0 {
+        let port = if opts.base_port == 0 && opts.quic {
+            free_udp_port(&opts.host).map_err(|e| io(&dir, e))?
+        } else if opts.base_port == 0 {
             free_port(&opts.host).map_err(|e| io(&dir, e))?
         } else {
             opts.base_port.saturating_add(i as u16)
@@ -203,7 +216,11 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
         } else {
             opts.api_base_port.saturating_add(i as u16)
         };
-        let p2p = format!("/ip4/{}/tcp/{port}", opts.host);
+        let p2p = if opts.quic {
+            format!("/ip4/{}/udp/{port}/quic-v1", opts.host)
+        } else {
+            format!("/ip4/{}/tcp/{port}", opts.host)
+        };
         m.addresses = vec![p2p.clone()];
         let mdir = dir.join("members").join(&m.name);
         members.push(MemberEntry {

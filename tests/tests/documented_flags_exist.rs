@@ -59,7 +59,7 @@ fn every_documented_flag_and_command_exists() {
         .collect();
     assert!(flags.len() > 10, "the guide documents flags: {flags:?}");
     // Flags of other tools the guides show (cargo, openssl's are single-dash).
-    let foreign = ["--release"];
+    let foreign = ["--release", "--features", "--test"];
     for f in flags.iter().filter(|f| !foreign.contains(&f.as_str())) {
         assert!(
             all_help.contains(f.as_str()),

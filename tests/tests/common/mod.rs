@@ -38,7 +38,11 @@ fn find_or_build_bin() -> PathBuf {
             "--bin",
             "accord",
             "--features",
-            "failpoints",
+            if cfg!(feature = "quic") {
+                "failpoints,quic"
+            } else {
+                "failpoints"
+            },
             "--manifest-path",
         ])
         .arg(&manifest)
