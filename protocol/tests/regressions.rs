@@ -725,3 +725,28 @@ fn a_batch_valid_torsion_observation_is_never_carried_by_an_honest_coordinator()
         );
     }
 }
+
+#[test]
+fn schedules_whose_clock_skew_reaches_a_timeout_are_refused() {
+    // Found in review: nothing checked the skew bound the liveness argument assumes (a member
+    // whose clock runs max_clock_skew_ms ahead must still be inside the same attempt and see the
+    // observation wait). The roster is refused instead.
+    let mut rng = child_rng(13, "skew", 0, 0);
+    let tn = Testnet::generate(&TestnetSpec::new(4, 1, 1_000_000), &mut rng, |k| k.to_hex());
+    assert!(Network::new(tn.roster.clone()).is_ok());
+    let refused = |edit: &dyn Fn(&mut accord_protocol::roster::Schedule)| {
+        let mut roster = tn.roster.clone();
+        edit(&mut roster.schedule);
+        match Network::new(roster) {
+            Err(accord_protocol::roster::RosterError::Schedule(why)) => why,
+            other => panic!("accepted or refused for another reason: {other:?}"),
+        }
+    };
+    let why = refused(&|s| s.max_clock_skew_ms = s.attempt_timeout_ms);
+    assert!(why.contains("attempt timeout"), "{why}");
+    let why = refused(&|s| {
+        s.max_clock_skew_ms = s.observation_wait_ms;
+        s.attempt_timeout_ms = s.attempt_timeout_ms.max(s.observation_wait_ms + 1);
+    });
+    assert!(why.contains("observation wait"), "{why}");
+}
