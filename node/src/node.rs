@@ -579,18 +579,6 @@ async fn crash_timer(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Whether a message may travel by gossip (a broadcast), as opposed to a direct request.
-fn is_broadcast_kind(m: &Message) -> bool {
-    match m {
-        Message::Evidence(_)
-        | Message::Observation(_)
-        | Message::Proposal(_)
-        | Message::CoSigned(_) => true,
-        Message::Dkg(d) => d.recipient.is_none(),
-        _ => false,
-    }
-}
-
 fn rejection_reason(e: &accord_protocol::engine::MessageError) -> &'static str {
     use accord_protocol::engine::MessageError as E;
     match e {
@@ -1037,7 +1025,7 @@ impl EventLoop {
                 return Ok(A::Reject);
             }
         };
-        if !is_broadcast_kind(&decoded) {
+        if !decoded.is_gossip() {
             self.metrics.inc_rejected("direct-kind-over-gossip");
             return Ok(A::Reject);
         }

@@ -174,6 +174,20 @@ pub enum Message {
 }
 
 impl Message {
+    /// Whether the message travels by gossip (a broadcast every member validates and relays),
+    /// as opposed to a direct request to one member. The node, the harness and the simulator
+    /// all route by it.
+    pub fn is_gossip(&self) -> bool {
+        match self {
+            Message::Evidence(_)
+            | Message::Observation(_)
+            | Message::Proposal(_)
+            | Message::CoSigned(_) => true,
+            Message::Dkg(d) => d.recipient.is_none(),
+            _ => false,
+        }
+    }
+
     /// A short name for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {

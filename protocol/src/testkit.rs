@@ -418,7 +418,7 @@ impl Cluster {
                 let Some(engine) = node.engine.as_mut() else {
                     return;
                 };
-                let gossip = is_gossip(&message);
+                let gossip = message.is_gossip();
                 let relay = gossip.then(|| message.clone());
                 let delivery = engine.handle_message(now, from, message, &mut node.rng);
                 self.drain(to);
@@ -792,18 +792,6 @@ pub fn child_rng(seed: u64, label: &str, index: u64, incarnation: u64) -> ChaCha
 
 fn node_is_honest(nodes: &[Node], m: MemberIndex) -> bool {
     nodes[usize::from(m.0)].behaviour.is_honest()
-}
-
-/// Whether a message travels by gossip (and is relayed by those who accept it).
-pub fn is_gossip(m: &Message) -> bool {
-    match m {
-        Message::Evidence(_)
-        | Message::Observation(_)
-        | Message::Proposal(_)
-        | Message::CoSigned(_) => true,
-        Message::Dkg(d) => d.recipient.is_none(),
-        _ => false,
-    }
 }
 
 /// Whether a DKG message is a round-1 package (for tests that tamper with ceremonies).

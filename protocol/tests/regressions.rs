@@ -12,9 +12,80 @@ use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, inspection, la
 use accord_protocol::message::{Message, Observation, SignedObservation};
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period};
 use accord_protocol::testkit::{Behaviour, Cluster, ClusterSpec, child_rng};
+use accord_protocol::time::Instant;
+use rand_chacha::ChaCha20Rng;
 
 fn secs(s: u64) -> core::time::Duration {
     core::time::Duration::from_secs(s)
+}
+
+/// n engines holding dealt keys over a fresh testnet, driven by hand.
+struct Members {
+    tn: Testnet,
+    net: Arc<Network>,
+    engines: Vec<Engine>,
+    /// One per member.
+    rngs: Vec<ChaCha20Rng>,
+    /// The test's own randomness, after the testnet and the keys were drawn from it.
+    rng: ChaCha20Rng,
+}
+
+fn members(n: usize, labs: usize, seed: u64, label: &str, member_label: &str) -> Members {
+    let mut rng = child_rng(seed, label, 0, 0);
+    let tn = Testnet::generate(&TestnetSpec::new(n, labs, 1_000_000), &mut rng, |k| {
+        k.to_hex()
+    });
+    let net = Network::new(tn.roster.clone()).unwrap();
+    let keys = deal(&net, &mut rng).unwrap();
+    let engines = (0..n)
+        .map(|i| {
+            Engine::new(
+                net.clone(),
+                MemberIndex(i as u16),
+                SecretKey::from_seed(&tn.members[i].seed()),
+                Some(keys[i].clone()),
+                EngineConfig::default(),
+            )
+        })
+        .collect();
+    let rngs = (0..n as u64)
+        .map(|i| child_rng(seed, member_label, i, 0))
+        .collect();
+    Members {
+        tn,
+        net,
+        engines,
+        rngs,
+        rng,
+    }
+}
+
+/// Lab 0's compliant attestation x, and member 2's inspection report d on it.
+fn attestation_and_report(m: &mut Members, now: Instant) -> (Evidence, Evidence) {
+    let lab = m.net.lab_id(LabIndex(0)).to_string();
+    let x = lab_submissions(
+        m.net.id(),
+        &lab,
+        &m.tn.labs[0],
+        Period(0),
+        &m.net.roster().policy,
+        LabConduct::Compliant,
+        now,
+        &mut m.rng,
+    )
+    .remove(0);
+    let Evidence::Attestation { attestation, .. } = &x else {
+        unreachable!()
+    };
+    let d = inspection(
+        m.net.id(),
+        MemberIndex(2),
+        &m.tn.members[2],
+        attestation,
+        100,
+        now,
+    );
+    (x, d)
 }
 
 #[test]
@@ -45,46 +116,16 @@ fn a_signer_that_accepts_then_falls_silent_does_not_delay_the_verdict() {
 fn an_equivocated_observation_does_not_invalidate_an_honest_proposal() {
     // Member 1 sends observation A = {x} and B = {x, d}; d is a report only member 2 admitted.
     // Counting d as vouched through B, the coordinator must put B in its proposal.
-    let mut rng = child_rng(5, "x", 0, 0);
-    let tn = Testnet::generate(&TestnetSpec::new(4, 1, 1_000_000), &mut rng, |k| k.to_hex());
-    let net = Network::new(tn.roster.clone()).unwrap();
-    let keys = deal(&net, &mut rng).unwrap();
-    let mut engines: Vec<Engine> = (0..4u16)
-        .map(|i| {
-            Engine::new(
-                net.clone(),
-                MemberIndex(i),
-                SecretKey::from_seed(&tn.members[usize::from(i)].seed()),
-                Some(keys[usize::from(i)].clone()),
-                EngineConfig::default(),
-            )
-        })
-        .collect();
-    let mut rngs: Vec<_> = (0..4).map(|i| child_rng(5, "m", i, 0)).collect();
-    let now = net.schedule().start(Period(0)).saturating_add(secs(1));
-    let lab = net.lab_id(LabIndex(0)).to_string();
-    let x = lab_submissions(
-        net.id(),
-        &lab,
-        &tn.labs[0],
-        Period(0),
-        &net.roster().policy,
-        LabConduct::Compliant,
-        now,
-        &mut rng,
-    )
-    .remove(0);
-    let Evidence::Attestation { attestation, .. } = &x else {
-        unreachable!()
-    };
-    let d = inspection(
-        net.id(),
-        MemberIndex(2),
-        &tn.members[2],
-        attestation,
-        100,
-        now,
-    );
+    let mut m = members(4, 1, 5, "x", "m");
+    let now = m.net.schedule().start(Period(0)).saturating_add(secs(1));
+    let (x, d) = attestation_and_report(&mut m, now);
+    let Members {
+        tn,
+        net,
+        mut engines,
+        mut rngs,
+        ..
+    } = m;
     for e in engines.iter_mut() {
         e.submit(now, x.clone()).unwrap();
     }
@@ -341,25 +382,14 @@ fn withholders_timing_their_accepts_stall_at_most_one_session_each() {
     // session, once the first stalled session is overdue a session starts whenever t are ready,
     // and at most f + 1 sessions are needed.
     let n = 16usize;
-    let mut rng = child_rng(11, "withholders", 0, 0);
-    let tn = Testnet::generate(&TestnetSpec::new(n, 2, 1_000_000), &mut rng, |k| k.to_hex());
-    let net = Network::new(tn.roster.clone()).unwrap();
+    let Members {
+        tn,
+        net,
+        mut engines,
+        mut rngs,
+        mut rng,
+    } = members(n, 2, 11, "withholders", "member");
     assert_eq!(net.t(), 11);
-    let keys = deal(&net, &mut rng).unwrap();
-    let mut engines: Vec<Engine> = (0..n)
-        .map(|i| {
-            Engine::new(
-                net.clone(),
-                MemberIndex(i as u16),
-                SecretKey::from_seed(&tn.members[i].seed()),
-                Some(keys[i].clone()),
-                EngineConfig::default(),
-            )
-        })
-        .collect();
-    let mut rngs: Vec<_> = (0..n as u64)
-        .map(|i| child_rng(11, "member", i, 0))
-        .collect();
     let schedule = net.schedule().clone();
     let patience = schedule.attempt_timeout_ms / 4;
     let latency = core::time::Duration::from_millis(5);
@@ -382,8 +412,7 @@ fn withholders_timing_their_accepts_stall_at_most_one_session_each() {
     // A time-ordered network with a fixed latency; the withholders (the five lowest-indexed
     // members other than the first coordinator, so always among the t lowest of a ready set)
     // delay their k-th accept by k patiences less 50 ms and drop their shares.
-    type Queue =
-        std::collections::BTreeMap<(accord_protocol::time::Instant, u64), (usize, usize, Message)>;
+    type Queue = std::collections::BTreeMap<(Instant, u64), (usize, usize, Message)>;
     let mut queue: Queue = Default::default();
     let mut seq = 0u64;
     let mut withholders: Vec<usize> = Vec::new();
@@ -538,47 +567,17 @@ fn a_batch_valid_torsion_observation_is_never_carried_by_an_honest_coordinator()
     // faulty coordinator (0) puts it in a proposal that member 1's batch check happens to pass.
     // Member 1 must not then carry it unchecked when it coordinates (attempt 1): members whose
     // batch fails would reject its proposal and blame an honest coordinator.
-    let mut rng = child_rng(9, "torsion", 0, 0);
-    let tn = Testnet::generate(&TestnetSpec::new(4, 1, 1_000_000), &mut rng, |k| k.to_hex());
-    let net = Network::new(tn.roster.clone()).unwrap();
-    let keys = deal(&net, &mut rng).unwrap();
-    let mut engines: Vec<Engine> = (0..4u16)
-        .map(|i| {
-            Engine::new(
-                net.clone(),
-                MemberIndex(i),
-                SecretKey::from_seed(&tn.members[usize::from(i)].seed()),
-                Some(keys[usize::from(i)].clone()),
-                EngineConfig::default(),
-            )
-        })
-        .collect();
-    let mut rngs: Vec<_> = (0..4).map(|i| child_rng(9, "m", i, 0)).collect();
-    let now = net.schedule().start(Period(0)).saturating_add(secs(1));
-    let lab = net.lab_id(LabIndex(0)).to_string();
-    let x = lab_submissions(
-        net.id(),
-        &lab,
-        &tn.labs[0],
-        Period(0),
-        &net.roster().policy,
-        LabConduct::Compliant,
-        now,
-        &mut rng,
-    )
-    .remove(0);
-    let Evidence::Attestation { attestation, .. } = &x else {
-        unreachable!()
-    };
+    let mut m = members(4, 1, 9, "torsion", "m");
+    let now = m.net.schedule().start(Period(0)).saturating_add(secs(1));
     // Report d: admitted by members 2 and 3 only, so member 1 relies on their vouchers.
-    let d = inspection(
-        net.id(),
-        MemberIndex(2),
-        &tn.members[2],
-        attestation,
-        100,
-        now,
-    );
+    let (x, d) = attestation_and_report(&mut m, now);
+    let Members {
+        tn,
+        net,
+        mut engines,
+        mut rngs,
+        ..
+    } = m;
     for e in engines.iter_mut() {
         e.submit(now, x.clone()).unwrap();
     }

@@ -26,7 +26,7 @@ use accord_protocol::message::Message;
 use accord_protocol::policy::PolicyParams;
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period, Schedule, SigningMode};
 use accord_protocol::statement::Unit;
-use accord_protocol::testkit::{child_rng, is_gossip};
+use accord_protocol::testkit::child_rng;
 use accord_protocol::time::Instant;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
@@ -1236,7 +1236,7 @@ impl Simulation {
             }
         };
         let content: [u8; 32] = Sha256::digest(&bytes).into();
-        let gossip = is_gossip(&message);
+        let gossip = message.is_gossip();
         let id = if gossip {
             let next = self.packet_ids.len() as u32;
             *self.packet_ids.entry(content).or_insert(next)
