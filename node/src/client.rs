@@ -138,16 +138,18 @@ impl Client {
     /// Sends `GET path`; returns the URL (for errors) and the response.
     async fn send_get(&self, path: &str) -> Result<(String, reqwest::Response), ClientError> {
         let url = format!("{}{path}", self.base);
-        let r = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+        let r = Self::send(&url, self.http.get(&url)).await?;
         Ok((url, r))
+    }
+
+    async fn send(
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        request.send().await.map_err(|e| ClientError::Unreachable {
+            url: url.to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// `GET path` as text of at most `cap` bytes (e.g. a signed checkpoint).
@@ -181,16 +183,7 @@ impl Client {
         body: &B,
     ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        let r =
-            self.http
-                .post(&url)
-                .json(body)
-                .send()
-                .await
-                .map_err(|e| ClientError::Unreachable {
-                    url: url.clone(),
-                    message: e.to_string(),
-                })?;
+        let r = Self::send(&url, self.http.post(&url).json(body)).await?;
         Self::decode(&url, r).await
     }
 

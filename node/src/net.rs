@@ -321,6 +321,17 @@ pub fn behaviour(
     })
 }
 
+/// The short network tag in every protocol name and the gossip topic (the network id's first
+/// 8 bytes in hex), so nodes of different networks never talk.
+pub fn network_tag(net: &accord_protocol::roster::Network) -> String {
+    net.id().to_hex()[..16].to_string()
+}
+
+/// The one gossip topic of a network.
+pub fn gossip_topic(network_tag: &str) -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(format!("/accord/{network_tag}/gossip/1"))
+}
+
 /// Whether this build has the QUIC transport (cargo feature `quic`) next to TCP.
 pub const QUIC: bool = cfg!(feature = "quic");
 

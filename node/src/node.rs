@@ -420,7 +420,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     );
 
     let metrics = Arc::new(Metrics::new());
-    let network_tag = net.id().to_hex()[..16].to_string();
+    let network_tag = net::network_tag(&net);
     let mut peers = BTreeMap::new();
     let mut by_peer = HashMap::new();
     for (i, m) in net.roster().members.iter().enumerate() {
@@ -478,7 +478,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         .map_err(|e| NodeError::Network(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
-    let topic = gossipsub::IdentTopic::new(format!("/accord/{network_tag}/gossip/1"));
+    let topic = net::gossip_topic(&network_tag);
     swarm
         .behaviour_mut()
         .gossipsub

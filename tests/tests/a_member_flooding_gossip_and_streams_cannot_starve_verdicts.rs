@@ -44,22 +44,10 @@ fn a_flooding_member_cannot_starve_the_verdicts_of_the_others() {
         .collect();
     let victim: libp2p::PeerId = allowed[0];
     let victim_addr: libp2p::Multiaddr = c.layout.members[0].p2p.parse().unwrap();
-    let tag = c.net.id().to_hex()[..16].to_string();
+    let net = c.net.clone();
     let flood_for = Duration::from_secs(25);
     let flood = runtime().spawn(async move {
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                libp2p::tcp::Config::default(),
-                libp2p::noise::Config::new,
-                libp2p::yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|k| accord_node::net::behaviour(k, &tag, allowed, 4).unwrap())
-            .unwrap()
-            .build();
-        let topic = libp2p::gossipsub::IdentTopic::new(format!("/accord/{tag}/gossip/1"));
-        swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
+        let (mut swarm, topic) = foreign_swarm(key, &net, allowed);
         swarm.dial(victim_addr).unwrap();
         let mut sent = Sent::default();
         let deadline = tokio::time::Instant::now() + flood_for;

@@ -22,23 +22,11 @@ fn a_stranger_is_refused_and_its_gossip_never_arrives() {
 
     let victim_peer: libp2p::PeerId = c.net.roster().members[0].peer_id.parse().unwrap();
     let victim_addr: libp2p::Multiaddr = c.layout.members[0].p2p.parse().unwrap();
-    let tag = c.net.id().to_hex()[..16].to_string();
+    let net = c.net.clone();
 
     let (established, closed) = block_on(async move {
         let key = libp2p::identity::Keypair::generate_ed25519();
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                libp2p::tcp::Config::default(),
-                libp2p::noise::Config::new,
-                libp2p::yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|k| accord_node::net::behaviour(k, &tag, [victim_peer], 3).unwrap())
-            .unwrap()
-            .build();
-        let topic = libp2p::gossipsub::IdentTopic::new(format!("/accord/{tag}/gossip/1"));
-        swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
+        let (mut swarm, topic) = foreign_swarm(key, &net, [victim_peer]);
         swarm.dial(victim_addr).unwrap();
         let bytes = Message::Evidence(std::sync::Arc::new(evidence))
             .encode()

@@ -470,3 +470,32 @@ pub fn write_statements(dir: &Path, bundle_json: &str, list: &[StatementExport])
 pub fn digest_hex(d: &Digest) -> String {
     d.to_hex()
 }
+
+/// A libp2p swarm outside the node, speaking the network's own protocols with `key` (a
+/// stranger's or a stolen member identity), subscribed to its gossip topic; `allowed` are the
+/// peers it accepts.
+pub fn foreign_swarm(
+    key: libp2p::identity::Keypair,
+    net: &Network,
+    allowed: impl IntoIterator<Item = libp2p::PeerId>,
+) -> (
+    libp2p::Swarm<accord_node::net::Behaviour>,
+    libp2p::gossipsub::IdentTopic,
+) {
+    let tag = accord_node::net::network_tag(net);
+    let n = net.n();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|k| accord_node::net::behaviour(k, &tag, allowed, n).unwrap())
+        .unwrap()
+        .build();
+    let topic = accord_node::net::gossip_topic(&tag);
+    swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
+    (swarm, topic)
+}
