@@ -691,11 +691,25 @@ pub(crate) fn write_statements(
     )?;
     for s in list {
         std::fs::write(
-            dir.join(format!("statement-{}-{}.json", s.period, s.lab)),
+            dir.join(format!("statement-{}-{}.json", s.period, file_safe(&s.lab))),
             serde_json::to_string_pretty(s)?,
         )?;
     }
     Ok(())
+}
+
+/// A lab id as a file-name component: the node's answer is not verified yet, so a `/` or `..`
+/// must not lead outside the output directory.
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {

@@ -217,7 +217,18 @@ impl Client {
             q.push(format!("period={p}"));
         }
         if let Some(l) = lab {
-            q.push(format!("lab={l}"));
+            // Roster lab ids may hold characters with a meaning in a query string.
+            let encoded: String = l
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            q.push(format!("lab={encoded}"));
         }
         let path = if q.is_empty() {
             "/v1/statements".to_string()
