@@ -1055,9 +1055,9 @@ impl Engine {
         true
     }
 
-    /// Stores a verified observation relayed by others (in a proposal or reply); if it differs
-    /// from one already held for that member and period, and that one verifies too, the member
-    /// equivocated.
+    /// Stores an observation relayed by others (in a proposal or reply), strictly verified when
+    /// `verified`; if it differs from one already held for that member and period, and both
+    /// verify strictly, the member equivocated.
     fn note_observation(&mut self, signed: Arc<SignedObservation>, verified: bool) {
         let member = signed.observation.member;
         let period = signed.observation.period;
@@ -1162,11 +1162,15 @@ impl Engine {
         Delivery::Accepted
     }
 
-    /// Verifies (strictly) every unverified stored observation of `period` from the given members,
-    /// dropping and blaming bad ones.
-    fn verify_stored(&mut self, period: Period, filter: impl Fn(&SignedObservation) -> bool) {
+    /// Verifies (strictly) every unverified stored observation of `period` that `filter`
+    /// selects, dropping and blaming bad ones. Returns whether any was dropped.
+    fn verify_stored(
+        &mut self,
+        period: Period,
+        filter: impl Fn(&SignedObservation) -> bool,
+    ) -> bool {
         let Some(state) = self.periods.get(&period) else {
-            return;
+            return false;
         };
         let mut bad = Vec::new();
         let mut good = Vec::new();
@@ -1194,9 +1198,11 @@ impl Engine {
                 e.verified = true;
             }
         }
+        let dropped = !bad.is_empty();
         for (member, _) in bad {
             self.culprit(member, Offence::BadObservation);
         }
+        dropped
     }
 
     /// Members vouching for each item, counted over the stored observations of `period`.
@@ -1344,21 +1350,9 @@ impl Engine {
             // Check every chosen observation strictly (once per observation: the store remembers),
             // dropping and blaming bad ones. An honest proposal then carries only signatures
             // that any member's batch check accepts.
-            let picked = observations.len();
-            self.verify_stored(period, |o| {
+            if self.verify_stored(period, |o| {
                 observations.iter().any(|c| std::ptr::eq(&**c, o))
-            });
-            let state = self.periods.get(&period)?;
-            let kept = observations
-                .iter()
-                .filter(|c| {
-                    state
-                        .observations
-                        .get(&c.observation.member)
-                        .is_some_and(|v| v.iter().any(|e| Arc::ptr_eq(&e.signed, c)))
-                })
-                .count();
-            if kept != picked {
+            }) {
                 continue;
             }
             let mut statements = Vec::with_capacity(labs.len());
@@ -1786,8 +1780,8 @@ impl Engine {
         if p.observations.len() > 2 * n {
             return invalid("too many observations");
         }
-        // Observations: well-formed, for this period, at most two per member, and (as one batch,
-        // the same batch every member checks) validly signed.
+        // Observations: well-formed, for this period, at most two per member; those vouching for
+        // items this member did not admit in time are signature-checked below, as one batch.
         let mut per_member: BTreeMap<MemberIndex, usize> = BTreeMap::new();
         for o in &p.observations {
             if o.observation.period != period || !self.observation_is_well_formed(&o.observation) {
@@ -2234,8 +2228,7 @@ impl Engine {
         if self.keys.is_some() {
             return Delivery::Ignored;
         }
-        // Check the author's signature before the message can change anything here.
-        if !self.net.is_member(msg.sender) || !msg.verify(&self.net) {
+        if !self.net.is_member(msg.sender) {
             return Delivery::Rejected(MessageError::BadSignature);
         }
         // Round-1 packages (as equivocation proof) and confirmations (for a restarted member)
@@ -2245,9 +2238,15 @@ impl Engine {
             return Delivery::Rejected(MessageError::WrongSender);
         }
         // Gossip delivers a message many times; only the first copy is news (and forwarded).
+        // The digest covers the signature and only verified messages are remembered, so a copy
+        // is dropped before paying for a second verification.
         let digest = msg.digest();
         if self.dkg_seen.contains(&digest) {
             return Delivery::Duplicate;
+        }
+        // Check the author's signature before the message can change anything here.
+        if !msg.verify(&self.net) {
+            return Delivery::Rejected(MessageError::BadSignature);
         }
         let ceremony = msg.ceremony;
         let active = self.dkg.as_ref().map(DkgMachine::ceremony);
@@ -2261,10 +2260,16 @@ impl Engine {
             (&self.unconfirmed_keys, &msg.body, collecting)
         {
             let key = key.clone();
+            if self.dkg_seen.len() < MAX_DKG_SEEN_PER_MEMBER * self.net.n() {
+                self.dkg_seen.insert(digest);
+            }
             self.pending_confirms.insert(msg.sender, msg);
-            let all: Vec<DkgMessage> = self.pending_confirms.values().cloned().collect();
-            if dkg::confirmations_prove(&self.net, &key, ceremony, &all) {
-                self.activate_key(ceremony, all);
+            // One confirmation per member is needed: check (n signatures) only once all are in.
+            if self.pending_confirms.len() == self.net.n() {
+                let all: Vec<DkgMessage> = self.pending_confirms.values().cloned().collect();
+                if dkg::confirmations_prove(&self.net, &key, ceremony, &all) {
+                    self.activate_key(ceremony, all);
+                }
             }
             return Delivery::Accepted;
         }
