@@ -39,7 +39,6 @@ if ! command -v prlimit >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq util-linux >/dev/null
 fi
 
-# Build the `accord` binary the process-level tests start (cargo test builds it for the
-# workspace, this makes `scripts/test.sh -p accord-tests` work too).
-cargo build -p accord-node --bin accord --features failpoints
+# The process-level tests build the `accord` binary they start themselves (with the
+# failpoints feature; tests/tests/common/mod.rs), so `scripts/test.sh -p accord-tests` works too.
 cargo test --workspace "$@"

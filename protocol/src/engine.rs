@@ -2179,6 +2179,13 @@ impl Engine {
         Delivery::Accepted
     }
 
+    /// Whether `period` is within the retention window (the last `retain_periods` before the
+    /// next close), whose state and evidence are kept even once decided. The harness and the
+    /// simulator check that nothing acknowledged in it is lost across a restart.
+    pub fn retains(&self, period: Period) -> bool {
+        period.0.saturating_add(self.config.retain_periods) >= self.next_close.0
+    }
+
     fn prune(&mut self) {
         let keep = self.config.retain_periods;
         let Some(horizon) = self.next_close.0.checked_sub(keep) else {

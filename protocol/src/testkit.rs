@@ -311,7 +311,7 @@ impl Cluster {
                 .observer
                 .bodies
                 .get(d)
-                .is_some_and(|e| e.period().0 + 4 >= engine.status().next_close.0);
+                .is_some_and(|e| engine.retains(e.period()));
             assert!(
                 !within || engine.evidence(d).is_some(),
                 "invariant 7: acknowledged item {d:?} lost by {m} across a restart"

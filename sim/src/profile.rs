@@ -35,7 +35,7 @@ pub struct FrostCounts {
 /// Engine time for one input kind.
 #[derive(Clone, Debug, Serialize)]
 pub struct KindTime {
-    /// Input kind (`msg:proposal`, `timeout`, `submit`, ...).
+    /// Input kind (`proposal`, `timeout`, `submit`, `restore`, ...).
     pub kind: String,
     /// Calls.
     pub calls: u64,

@@ -1736,11 +1736,10 @@ impl Simulation {
             node.records.iter().cloned(),
         );
         // Invariant 7: everything acknowledged (in periods the engine still keeps) survived.
-        let next = engine.status().next_close.0;
         let lost: Vec<Digest> = node
             .acknowledged
             .iter()
-            .filter(|(d, p)| p.0 + 4 >= next && engine.evidence(d).is_none())
+            .filter(|(d, p)| engine.retains(**p) && engine.evidence(d).is_none())
             .map(|(d, _)| *d)
             .collect();
         let decided: Vec<Unit> = engine.decided().map(|c| c.unit).collect();

@@ -41,11 +41,9 @@ fn every_shipped_scenario_parses() {
         let f = common::scenario(n);
         assert!(!f.rows.is_empty(), "{n}");
         let big = ["un-scale", "dkg-un-scale"].contains(&n.as_str());
-        // Reproducers of open engine issues: they state the wanted behaviour and fail today.
-        let known_issue = n.starts_with("issue-");
         assert!(
-            big || known_issue || SMALL.contains(&n.as_str()),
-            "{n}.toml is neither run by this test nor listed as a large scenario or known issue"
+            big || SMALL.contains(&n.as_str()),
+            "{n}.toml is neither run by this test nor listed as a large scenario"
         );
     }
     let un = common::scenario("un-scale").rows.remove(0).scenario;
