@@ -393,7 +393,6 @@ fn init(a: InitArgs) -> Result<()> {
         key_share: None,
         listen: a.listen.clone(),
         api: a.api.clone(),
-        log_format: None,
     }
     .save(&config_path)?;
     let entry = Member {
@@ -464,7 +463,6 @@ fn run_node(a: RunArgs) -> Result<()> {
             key_share: None,
             listen: accord_node::config::DEFAULT_LISTEN.into(),
             api: DEFAULT_API.into(),
-            log_format: None,
         },
     };
     if let Some(v) = a.roster {

@@ -33,9 +33,6 @@ pub struct FileConfig {
     /// HTTP API socket address.
     #[serde(default = "default_api")]
     pub api: String,
-    /// Log format, `text` or `json`.
-    #[serde(default)]
-    pub log_format: Option<String>,
 }
 
 fn default_listen() -> String {

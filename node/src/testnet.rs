@@ -274,7 +274,6 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
             key_share: None,
             listen: entry.p2p.clone(),
             api,
-            log_format: None,
         };
         config
             .save(&entry.config)
