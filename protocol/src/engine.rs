@@ -377,7 +377,8 @@ pub struct Engine {
     keys: Option<Arc<KeyMaterial>>,
     unconfirmed_keys: Option<Arc<KeyMaterial>>,
     pending_confirms: BTreeMap<MemberIndex, DkgMessage>,
-    confirmations: Option<(u32, Vec<DkgMessage>)>,
+    /// The signed confirmations of the ceremony that produced `keys`, for peers to recover.
+    confirmations: Option<Arc<[DkgMessage]>>,
     dkg: Option<DkgMachine>,
     dkg_seen: BTreeSet<Digest>,
     last_ceremony: Option<u32>,
@@ -450,7 +451,7 @@ impl Engine {
     ) -> Self {
         let mut engine = Self::new(net, me, identity, None, config);
         let mut dkg_started = false;
-        let mut confirmed: Option<(u32, PublicKey, Vec<DkgMessage>)> = None;
+        let mut confirmed: Option<(PublicKey, Vec<DkgMessage>)> = None;
         for record in records {
             match record {
                 Record::Evidence {
@@ -497,18 +498,18 @@ impl Engine {
                         Some(engine.last_ceremony.map_or(ceremony, |c| c.max(ceremony)));
                 }
                 Record::DkgComplete {
-                    ceremony,
                     group_key,
                     confirmations,
-                } => confirmed = Some((ceremony, group_key, confirmations)),
+                    ..
+                } => confirmed = Some((group_key, confirmations)),
             }
         }
         if let Some(k) = keys {
             let k = Arc::new(k);
             match confirmed {
-                Some((ceremony, group_key, confirmations)) if group_key == k.group_key() => {
+                Some((group_key, confirmations)) if group_key == k.group_key() => {
                     engine.keys = Some(k);
-                    engine.confirmations = Some((ceremony, confirmations));
+                    engine.confirmations = Some(confirmations.into());
                 }
                 _ if !dkg_started => engine.keys = Some(k),
                 _ => engine.unconfirmed_keys = Some(k),
@@ -2170,10 +2171,10 @@ impl Engine {
             self.send(from, Message::Observation(o));
         }
         if req.key_unconfirmed
-            && let Some((_, confirmations)) = self.confirmations.clone()
+            && let Some(confirmations) = self.confirmations.clone()
         {
-            for c in confirmations {
-                self.send(from, Message::Dkg(c));
+            for c in confirmations.iter() {
+                self.send(from, Message::Dkg(c.clone()));
             }
         }
         Delivery::Accepted
@@ -2314,7 +2315,7 @@ impl Engine {
             group_key,
             confirmations: confirmations.clone(),
         }));
-        self.confirmations = Some((ceremony, confirmations));
+        self.confirmations = Some(confirmations.into());
         self.event(Event::DkgComplete { group_key });
     }
 
@@ -2423,7 +2424,9 @@ impl Coordinator {
 
     /// When a spare session may start, if one is wanted.
     fn spare_session_due(&self, t: usize, patience: core::time::Duration) -> Option<Instant> {
-        let pending = self.proposal.is_some() && !self.sessions.is_empty() && self.ready.len() >= t;
-        pending.then(|| self.oldest_open().map(|s| s.saturating_add(patience)))?
+        if self.proposal.is_none() || self.sessions.is_empty() || self.ready.len() < t {
+            return None;
+        }
+        self.oldest_open().map(|s| s.saturating_add(patience))
     }
 }
