@@ -585,12 +585,7 @@ fn lab(c: LabCommand) -> Result<()> {
         LabCommand::Attest(a) => {
             let a = *a;
             let net = accord_node::node::load_roster(&a.roster)?;
-            let seed = keyfile::read_secret(&a.key, a.passphrase.load()?.as_ref())?;
-            let seed: [u8; 32] = seed
-                .as_slice()
-                .try_into()
-                .context("a lab key file holds 32 bytes")?;
-            let key = SecretKey::from_seed(&seed);
+            let key = keyfile::read_key(&a.key, a.passphrase.load()?.as_ref())?;
             let lab = net
                 .lab_by_id(&a.lab)
                 .with_context(|| format!("lab {:?} is not in the roster", a.lab))?;

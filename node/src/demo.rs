@@ -20,7 +20,6 @@ use accord_node::export::StatementExport;
 use accord_node::keyfile;
 use accord_node::node::{StatusReport, now};
 use accord_node::testnet::{self, Layout, TestnetOptions};
-use accord_protocol::crypto::SecretKey;
 use accord_protocol::evidence::Evidence;
 use accord_protocol::fixtures::{LabConduct, inspection, lab_submissions};
 use accord_protocol::roster::{MemberIndex, Network, Period};
@@ -569,20 +568,10 @@ fn period_evidence(
         .config
         .parent()
         .context("member directory")?;
-    let seed = keyfile::read_secret(&inspector_dir.join("identity.key"), None)?;
-    let inspector_key = SecretKey::from_seed(
-        seed.as_slice()
-            .try_into()
-            .context("an identity key is 32 bytes")?,
-    );
+    let inspector_key = keyfile::read_key(&inspector_dir.join("identity.key"), None)?;
     for (i, (_, conduct)) in CONDUCT.iter().enumerate() {
         let lab = &layout.labs[i];
-        let seed = keyfile::read_secret(&lab.key, None)?;
-        let key = SecretKey::from_seed(
-            seed.as_slice()
-                .try_into()
-                .context("a lab key is 32 bytes")?,
-        );
+        let key = keyfile::read_key(&lab.key, None)?;
         let items = lab_submissions(
             net.id(),
             &lab.id,

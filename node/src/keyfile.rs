@@ -234,6 +234,25 @@ pub fn is_sealed(path: &Path) -> Result<bool, SecretFileError> {
     Ok(bytes.starts_with(SEALED))
 }
 
+/// Reads an Ed25519 key file (a member's identity or a lab's key: its 32-byte seed).
+///
+/// # Errors
+/// As [`read_secret`], or a secret that is not 32 bytes.
+pub fn read_key(
+    path: &Path,
+    passphrase: Option<&Passphrase>,
+) -> Result<accord_protocol::crypto::SecretKey, SecretFileError> {
+    let seed = read_secret(path, passphrase)?;
+    let seed: &[u8; 32] = seed
+        .as_slice()
+        .try_into()
+        .map_err(|_| SecretFileError::Malformed {
+            path: path.to_path_buf(),
+            reason: "an Ed25519 key file holds a 32-byte seed",
+        })?;
+    Ok(accord_protocol::crypto::SecretKey::from_seed(seed))
+}
+
 /// Reads a secret file written by [`write_secret`].
 ///
 /// # Errors

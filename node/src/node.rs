@@ -352,15 +352,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         });
     }
     let net = load_roster(&config.roster)?;
-    let seed = keyfile::read_secret(&config.identity, config.passphrase.as_ref())?;
-    let seed: [u8; 32] = seed
-        .as_slice()
-        .try_into()
-        .map_err(|_| SecretFileError::Malformed {
-            path: config.identity.clone(),
-            reason: "an identity key is 32 bytes",
-        })?;
-    let identity = SecretKey::from_seed(&seed);
+    let identity = keyfile::read_key(&config.identity, config.passphrase.as_ref())?;
+    let seed = identity.seed();
     // The same roster key signs this member's log checkpoints and its witness cosignatures (see
     // `accord_protocol::transparency` for the domain separation).
     let log_key = Arc::new(SecretKey::from_seed(&seed));

@@ -356,14 +356,12 @@ impl Cluster {
     }
 
     pub fn lab_key(&self, i: usize) -> SecretKey {
-        let seed = accord_node::keyfile::read_secret(&self.layout.labs[i].key, None).unwrap();
-        SecretKey::from_seed(seed.as_slice().try_into().unwrap())
+        accord_node::keyfile::read_key(&self.layout.labs[i].key, None).unwrap()
     }
 
     pub fn member_key(&self, i: usize) -> SecretKey {
         let dir = self.layout.members[i].config.parent().unwrap();
-        let seed = accord_node::keyfile::read_secret(&dir.join("identity.key"), None).unwrap();
-        SecretKey::from_seed(seed.as_slice().try_into().unwrap())
+        accord_node::keyfile::read_key(&dir.join("identity.key"), None).unwrap()
     }
 
     /// Lab `i`'s evidence for `period` under `conduct`.
