@@ -7,9 +7,11 @@
 use core::fmt;
 use std::sync::Arc;
 
-use ed25519_dalek::Verifier as _;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::IsIdentity as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
@@ -193,34 +195,142 @@ pub fn verify_strict(
         .map_err(|_| SignatureError::BadSignature)
 }
 
-/// Verifies many signatures at once; on failure, finds which ones are bad.
+/// Verifies one member signature under the **batchable rule** used for every signature that is
+/// checked in batches (members' observations): RFC 8032's verification with the cofactored
+/// equation `[8][s]B = [8]R + [8][k]A`, canonical encodings of `R` (y < p) and `s` (s < ℓ), and
+/// `R` and `A` not of small order.
 ///
-/// The batch equation's coefficients come from a transcript of the whole batch, so the same list
-/// gives the same answer on every member. Returns the indexes of the signatures that fail
-/// (empty when all verify).
+/// Cofactorless batch verification (what `ed25519_dalek::verify_batch` does) is not consistent
+/// with cofactorless single verification: a signature whose `R` has a torsion component passes a
+/// batch for some random coefficients and fails for others, so two members checking different
+/// batches could judge it differently. With the cofactored equation a batch passes exactly when
+/// every signature in it passes alone (up to a 2^-128 chance), so [`verify_member`] and
+/// [`verify_many`] are one rule (Chalkias, Garillot, Nikolaenko, "Taming the many EdDSAs", 2020;
+/// Zcash ZIP 215). A signature that passes `verify_strict` always passes this rule; the rule also
+/// accepts a torsion component in `R`, which only the key's holder can put there.
+///
+/// # Errors
+/// [`SignatureError::BadSignature`] when it does not verify.
+pub fn verify_member(
+    key: &ed25519_dalek::VerifyingKey,
+    message: &[u8],
+    signature: &Signature,
+) -> Result<(), SignatureError> {
+    let item = BatchItem::parse(key, message, signature).ok_or(SignatureError::BadSignature)?;
+    // [s]B - [k]A - R, times the cofactor.
+    let check =
+        EdwardsPoint::vartime_double_scalar_mul_basepoint(&item.k, &-item.a, &item.s) - item.r;
+    if check.mul_by_cofactor().is_identity() {
+        Ok(())
+    } else {
+        Err(SignatureError::BadSignature)
+    }
+}
+
+/// Verifies many member signatures at once under the rule of [`verify_member`]; returns the
+/// indexes of those that fail it (empty when all pass). A list passes the batch exactly when
+/// every item passes [`verify_member`], so the answer for an item never depends on the others.
+///
+/// The batch coefficients are 128-bit values derived from a SHA-512 transcript of the whole
+/// batch (no external randomness), so the outcome is a function of the list.
 pub fn verify_many(items: &[(&ed25519_dalek::VerifyingKey, &[u8], &Signature)]) -> Vec<usize> {
+    use curve25519_dalek::traits::VartimeMultiscalarMul as _;
     if items.is_empty() {
         return Vec::new();
     }
-    let messages: Vec<&[u8]> = items.iter().map(|(_, m, _)| *m).collect();
-    let signatures: Vec<ed25519_dalek::Signature> = items
+    let parsed: Vec<Option<BatchItem>> = items
         .iter()
-        .map(|(_, _, s)| ed25519_dalek::Signature::from_bytes(&s.0))
+        .map(|(k, m, s)| BatchItem::parse(k, m, s))
         .collect();
-    let keys: Vec<ed25519_dalek::VerifyingKey> = items.iter().map(|(k, _, _)| **k).collect();
-    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+    let mut transcript = Sha512::new();
+    transcript.update(b"accord/batch-verify/v1");
+    for (item, (key, _, signature)) in parsed.iter().zip(items) {
+        transcript.update(key.as_bytes());
+        transcript.update(signature.0);
+        if let Some(i) = item {
+            transcript.update(i.k.as_bytes());
+        }
+    }
+    let seed = transcript.finalize();
+    let all_parsed = parsed.iter().all(Option::is_some);
+    let passes = all_parsed && {
+        let mut b_coefficient = Scalar::ZERO;
+        let mut scalars = Vec::with_capacity(2 * items.len() + 1);
+        let mut points = Vec::with_capacity(2 * items.len() + 1);
+        scalars.push(Scalar::ZERO);
+        points.push(curve25519_dalek::constants::ED25519_BASEPOINT_POINT);
+        for (i, item) in parsed.iter().flatten().enumerate() {
+            let mut h = Sha512::new();
+            h.update(seed);
+            h.update((i as u64).to_le_bytes());
+            let wide = h.finalize();
+            let mut z = [0u8; 32];
+            z[..16].copy_from_slice(&wide[..16]);
+            let z = Scalar::from_bytes_mod_order(z);
+            b_coefficient -= z * item.s;
+            scalars.push(z);
+            points.push(item.r);
+            scalars.push(z * item.k);
+            points.push(item.a);
+        }
+        scalars[0] = b_coefficient;
+        EdwardsPoint::vartime_multiscalar_mul(&scalars, &points)
+            .mul_by_cofactor()
+            .is_identity()
+    };
+    if passes {
         return Vec::new();
     }
     items
         .iter()
         .enumerate()
-        .filter(|(_, (k, m, s))| {
-            k.verify(m, &ed25519_dalek::Signature::from_bytes(&s.0))
-                .is_err()
-                || verify_strict(k, m, s).is_err()
-        })
+        .filter(|(_, (k, m, s))| verify_member(k, m, s).is_err())
         .map(|(i, _)| i)
         .collect()
+}
+
+/// One signature parsed for the batchable rule: `R` and `s` decoded canonically, `A`, and the
+/// challenge `k = H(R ‖ A ‖ M)`.
+struct BatchItem {
+    r: EdwardsPoint,
+    s: Scalar,
+    a: EdwardsPoint,
+    k: Scalar,
+}
+
+impl BatchItem {
+    fn parse(
+        key: &ed25519_dalek::VerifyingKey,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Option<Self> {
+        let r_bytes: [u8; 32] = signature.0[..32].try_into().ok()?;
+        let s_bytes: [u8; 32] = signature.0[32..].try_into().ok()?;
+        if !canonical_y(&r_bytes) {
+            return None;
+        }
+        let r = CompressedEdwardsY(r_bytes).decompress()?;
+        // Small order R also covers the x = 0 points, the only ones with a second encoding
+        // that has a canonical y (the sign bit).
+        let a = key.to_edwards();
+        if r.is_small_order() || a.is_small_order() {
+            return None;
+        }
+        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(r_bytes)
+                .chain_update(key.as_bytes())
+                .chain_update(message),
+        );
+        Some(Self { r, s, a, k })
+    }
+}
+
+/// Whether the y coordinate of a compressed point is reduced (y < p = 2^255 − 19).
+fn canonical_y(bytes: &[u8; 32]) -> bool {
+    let top = bytes[31] & 0x7f;
+    !(top == 0x7f && bytes[1..31].iter().all(|b| *b == 0xff) && bytes[0] >= 0xed)
 }
 
 /// A member's or lab's Ed25519 signing key. Zeroized on drop; never serialized onto the wire.
@@ -268,11 +378,33 @@ impl fmt::Debug for SecretKey {
 ///
 /// The canonical bytes are kept next to the value (shared, so clones are cheap): serializing a
 /// signing package compresses two points per signer, and a signer, the codec and the simulator's
-/// byte accounting would otherwise each redo it for the same package.
+/// byte accounting would otherwise each redo it for the same package. The cached bytes are
+/// zeroized when the last copy drops, as frost zeroizes its own secret types (a DKG round-2
+/// package carries a secret share).
 #[derive(Clone)]
 pub struct Frost<T> {
     value: T,
-    bytes: Arc<[u8]>,
+    bytes: Arc<CachedBytes>,
+}
+
+/// A FROST value's canonical bytes, zeroized on drop.
+struct CachedBytes(Box<[u8]>);
+
+impl CachedBytes {
+    /// Takes the bytes out of `v` (copied into an exact-size buffer; `v` is zeroized).
+    fn take(mut v: Vec<u8>) -> Arc<Self> {
+        use zeroize::Zeroize as _;
+        let bytes: Box<[u8]> = v.as_slice().into();
+        v.zeroize();
+        Arc::new(Self(bytes))
+    }
+}
+
+impl Drop for CachedBytes {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.0.zeroize();
+    }
 }
 
 /// FROST types that have a canonical byte form.
@@ -311,19 +443,21 @@ impl<T: FrostBytes> Frost<T> {
     pub fn new(value: T) -> Self {
         let bytes = value
             .to_frost_bytes()
-            .expect("a locally built FROST value serializes")
-            .into();
-        Frost { value, bytes }
+            .expect("a locally built FROST value serializes");
+        Frost {
+            value,
+            bytes: CachedBytes::take(bytes),
+        }
     }
 
     /// The canonical bytes (frost's serialization).
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes.0
     }
 
     /// Digest of the canonical bytes under `tag`.
     pub fn digest(&self, tag: &str) -> Digest {
-        Digest::tagged(tag, &[&self.bytes])
+        Digest::tagged(tag, &[&self.bytes.0])
     }
 
     /// The wrapped value.
@@ -342,7 +476,7 @@ impl<T> core::ops::Deref for Frost<T> {
 /// Equal when the canonical bytes are equal (the value is a function of them).
 impl<T> PartialEq for Frost<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.bytes == other.bytes
+        self.bytes.0 == other.bytes.0
     }
 }
 
@@ -350,23 +484,22 @@ impl<T> Eq for Frost<T> {}
 
 impl<T: FrostBytes> Serialize for Frost<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.bytes)
+        s.serialize_bytes(&self.bytes.0)
     }
 }
 
 impl<'de, T: FrostBytes> Deserialize<'de> for Frost<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let bytes: serde_bytes_compat::ByteBuf = Deserialize::deserialize(d)?;
+        let bytes = CachedBytes::take(bytes.0);
         let value = T::from_frost_bytes(&bytes.0)
             .ok_or_else(|| serde::de::Error::custom("invalid FROST encoding"))?;
         // Canonical: frost's own serialization must reproduce the bytes.
-        if value.to_frost_bytes().as_deref() != Some(&bytes.0[..]) {
+        let again = zeroize::Zeroizing::new(value.to_frost_bytes());
+        if again.as_deref() != Some(&bytes.0[..]) {
             return Err(serde::de::Error::custom("non-canonical FROST encoding"));
         }
-        Ok(Frost {
-            value,
-            bytes: bytes.0.into(),
-        })
+        Ok(Frost { value, bytes })
     }
 }
 
@@ -449,16 +582,168 @@ mod tests {
             .map(|i| (&vks[i], msgs[i].as_slice(), &sigs[i]))
             .collect();
         assert!(verify_many(&items).is_empty());
+        for i in 0..5 {
+            assert!(verify_member(&vks[i], &msgs[i], &sigs[i]).is_ok());
+        }
         sigs[3].0[5] ^= 1;
+        sigs[1].0[40] ^= 1;
         let items: Vec<_> = (0..5)
             .map(|i| (&vks[i], msgs[i].as_slice(), &sigs[i]))
             .collect();
-        assert_eq!(verify_many(&items), vec![3]);
+        assert_eq!(verify_many(&items), vec![1, 3]);
+        assert!(verify_member(&vks[3], &msgs[3], &sigs[3]).is_err());
         assert!(verify_strict(&vks[0], &msgs[0], &sigs[0]).is_ok());
         assert_eq!(
             verify_strict(&vks[0], &msgs[1], &sigs[0]),
             Err(SignatureError::BadSignature)
         );
+        assert!(verify_member(&vks[0], &msgs[1], &sigs[0]).is_err());
+    }
+
+    /// A signature whose R carries an 8-torsion component: valid under the cofactored equation,
+    /// invalid under RFC 8032's cofactorless one (what `verify_strict` checks).
+    fn torsion_signature(key: &SecretKey, message: &[u8], torsion: usize) -> Signature {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        let h = Sha512::digest(key.seed().as_slice());
+        let mut a = [0u8; 32];
+        a.copy_from_slice(&h[..32]);
+        a[0] &= 248;
+        a[31] &= 127;
+        a[31] |= 64;
+        let a = Scalar::from_bytes_mod_order(a);
+        let r = Scalar::from_bytes_mod_order_wide(&Sha512::digest(message).into());
+        let big_r = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[torsion]).compress();
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(big_r.as_bytes())
+                .chain_update(key.public().0)
+                .chain_update(message),
+        );
+        let s = r + k * a;
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(big_r.as_bytes());
+        out[32..].copy_from_slice(s.as_bytes());
+        Signature(out)
+    }
+
+    #[test]
+    fn torsion_in_r_is_judged_the_same_alone_and_in_every_batch() {
+        // The cofactorless batch accepted such a signature for some coefficient draws and the
+        // strict fallback refused it: two rules. Now one rule decides, whatever the batch.
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+        let keys: Vec<SecretKey> = (0..8).map(|_| SecretKey::generate(&mut rng)).collect();
+        let vks: Vec<_> = keys
+            .iter()
+            .map(|k| k.public().verifying_key().unwrap())
+            .collect();
+        let msgs: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 40]).collect();
+        for torsion in 1..8 {
+            let sigs: Vec<Signature> = (0..8)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        torsion_signature(&keys[i], &msgs[i], torsion)
+                    } else {
+                        keys[i].sign(&msgs[i])
+                    }
+                })
+                .collect();
+            for i in (0..8).step_by(2) {
+                assert!(verify_strict(&vks[i], &msgs[i], &sigs[i]).is_err());
+                assert!(verify_member(&vks[i], &msgs[i], &sigs[i]).is_ok());
+            }
+            for len in 1..=8 {
+                let items: Vec<_> = (0..len)
+                    .map(|i| (&vks[i], msgs[i].as_slice(), &sigs[i]))
+                    .collect();
+                assert!(verify_many(&items).is_empty(), "torsion {torsion}, {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn non_canonical_and_small_order_parts_fail_alone_and_in_batches() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let key = SecretKey::generate(&mut rng);
+        let vk = key.public().verifying_key().unwrap();
+        let good = key.sign(b"m");
+        // s + l: the same scalar, not reduced.
+        let mut unreduced = good;
+        let s = Scalar::from_canonical_bytes(good.0[32..].try_into().unwrap()).unwrap();
+        // The group order l, little-endian.
+        let mut l = [0u8; 32];
+        l[..16].copy_from_slice(&[
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14,
+        ]);
+        l[31] = 0x10;
+        unreduced.0[32..].copy_from_slice(&num_add(s.as_bytes(), &l));
+        // R of small order (the identity), and a non-canonical y.
+        let mut small_r = good;
+        small_r.0[..32].copy_from_slice(EIGHT_TORSION[0].compress().as_bytes());
+        let mut big_y = good;
+        big_y.0[..32].copy_from_slice(&[0xff; 32]);
+        big_y.0[31] = 0x7f;
+        for bad in [unreduced, small_r, big_y] {
+            assert!(verify_member(&vk, b"m", &bad).is_err());
+            assert_eq!(
+                verify_many(&[(&vk, b"m".as_slice(), &good), (&vk, b"m".as_slice(), &bad)]),
+                vec![1]
+            );
+        }
+        assert!(!canonical_y(&{
+            let mut p = [0xffu8; 32];
+            p[0] = 0xed;
+            p[31] = 0x7f;
+            p
+        }));
+        assert!(canonical_y(&{
+            let mut p = [0xffu8; 32];
+            p[0] = 0xec;
+            p[31] = 0x7f;
+            p
+        }));
+    }
+
+    /// Little-endian addition of two 32-byte numbers (the sum fits: both are below 2^253).
+    fn num_add(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let v = u16::from(a[i]) + u16::from(b[i]) + carry;
+            out[i] = v as u8;
+            carry = v >> 8;
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_batch_names_exactly_the_items_that_fail_alone(
+            seed in 0u64..1000,
+            corrupt in proptest::collection::vec(0usize..200, 0..4),
+            torsion in proptest::collection::vec(0usize..8, 6),
+        ) {
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+            let keys: Vec<SecretKey> = (0..6).map(|_| SecretKey::generate(&mut rng)).collect();
+            let vks: Vec<_> = keys.iter().map(|k| k.public().verifying_key().unwrap()).collect();
+            let msgs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i, (seed & 0xff) as u8]).collect();
+            let mut sigs: Vec<Signature> = (0..6)
+                .map(|i| if torsion[i] == 0 { keys[i].sign(&msgs[i]) } else { torsion_signature(&keys[i], &msgs[i], torsion[i]) })
+                .collect();
+            for c in &corrupt {
+                sigs[c % 6].0[c % 64] ^= 1 << (c % 8);
+            }
+            let items: Vec<_> = (0..6).map(|i| (&vks[i], msgs[i].as_slice(), &sigs[i])).collect();
+            let alone: Vec<usize> = (0..6).filter(|i| verify_member(&vks[*i], &msgs[*i], &sigs[*i]).is_err()).collect();
+            proptest::prop_assert_eq!(verify_many(&items), alone);
+            // Whatever passes strict verification passes the batchable rule.
+            for i in 0..6 {
+                if verify_strict(&vks[i], &msgs[i], &sigs[i]).is_ok() {
+                    proptest::prop_assert!(verify_member(&vks[i], &msgs[i], &sigs[i]).is_ok());
+                }
+            }
+        }
     }
 
     #[test]
