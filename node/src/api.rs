@@ -93,21 +93,12 @@ impl From<JsonRejection> for ApiError {
 }
 
 fn evidence_error(e: &EvidenceError) -> ApiError {
-    let (status, code) = match e {
-        EvidenceError::UnknownLab(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown-lab"),
-        EvidenceError::UnknownInspector(_) => {
-            (StatusCode::UNPROCESSABLE_ENTITY, "unknown-inspector")
-        }
-        EvidenceError::BadSignature(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-signature"),
-        EvidenceError::BadField(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-field"),
-        EvidenceError::Closed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "period-closed"),
-        EvidenceError::Future { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "period-not-started"),
-        EvidenceError::IssuedInFuture { .. } => {
-            (StatusCode::UNPROCESSABLE_ENTITY, "issued-in-future")
-        }
-        EvidenceError::SlotFull(_) => (StatusCode::CONFLICT, "slot-full"),
-        EvidenceError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
+    let status = match e {
+        EvidenceError::SlotFull(_) | EvidenceError::InspectorFull(_) => StatusCode::CONFLICT,
+        EvidenceError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
+    let code = e.code();
     let mut message = e.to_string();
     if matches!(e, EvidenceError::BadSignature(_)) {
         message.push_str(" (signed with another key, or for another network id?)");

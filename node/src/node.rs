@@ -572,21 +572,6 @@ async fn crash_timer(at: Option<tokio::time::Instant>) {
     }
 }
 
-fn rejection_reason(e: &accord_protocol::engine::MessageError) -> &'static str {
-    use accord_protocol::engine::MessageError as E;
-    match e {
-        E::NotAMember => "not-a-member",
-        E::WrongSender => "wrong-sender",
-        E::Evidence(_) => "bad-evidence",
-        E::BadSignature => "bad-signature",
-        E::Malformed(_) => "malformed",
-        E::NotCoordinator => "not-coordinator",
-        E::Proposal(_) => "proposal-refused",
-        E::SigningRefused(_) => "signing-refused",
-        E::NoKey => "no-key",
-    }
-}
-
 impl EventLoop {
     async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
         tokio::pin!(shutdown);
@@ -653,6 +638,14 @@ impl EventLoop {
                     }
                     records.push(record);
                 }
+                Output::Snapshot(snapshot) => {
+                    self.flush(&mut records, &mut statements)?;
+                    if let Err(e) = self.store.compact(&snapshot) {
+                        tracing::error!(error = %e, "record log compaction failed; stopping before anything else leaves");
+                        return Err(e.into());
+                    }
+                    debug!(records = snapshot.len(), "record log compacted");
+                }
                 Output::StoreKey(key) => {
                     self.flush(&mut records, &mut statements)?;
                     let bytes = zeroize::Zeroizing::new(codec::encode(&*key).map_err(|e| {
@@ -698,9 +691,19 @@ impl EventLoop {
         if records.is_empty() && statements.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.store.commit(records, statements) {
-            tracing::error!(error = %e, "storage commit failed; stopping before anything else leaves");
-            return Err(e.into());
+        match self.store.commit(records, statements) {
+            Ok(stored) if stored.len() < statements.len() => {
+                debug!(
+                    offered = statements.len(),
+                    stored = stored.len(),
+                    "co-signed statements not stored: the held ones are supersets"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "storage commit failed; stopping before anything else leaves");
+                return Err(e.into());
+            }
         }
         records.clear();
         statements.clear();
@@ -823,7 +826,7 @@ impl EventLoop {
                 self.metrics
                     .culprits
                     .get_or_create(&ReasonLabel {
-                        reason: offence.to_string(),
+                        reason: offence.code().into(),
                     })
                     .inc();
             }
@@ -1032,8 +1035,13 @@ impl EventLoop {
             Delivery::Duplicate | Delivery::Ignored => A::Ignore,
             Delivery::Rejected(reason) => {
                 debug!(from = %self.name_of(from), %reason, "gossip rejected");
-                self.metrics.inc_rejected(rejection_reason(&reason));
-                A::Reject
+                self.metrics.inc_rejected(reason.code());
+                // Only a sender at fault is scored down; "cannot help" is not its doing.
+                if reason.is_misbehaviour() {
+                    A::Reject
+                } else {
+                    A::Ignore
+                }
             }
         })
     }
@@ -1064,7 +1072,7 @@ impl EventLoop {
                 self.drain()?;
                 if let Delivery::Rejected(reason) = &delivery {
                     debug!(from = %self.name_of(from), %reason, "direct message rejected");
-                    self.metrics.inc_rejected(rejection_reason(reason));
+                    self.metrics.inc_rejected(reason.code());
                 }
                 let _ = self
                     .swarm

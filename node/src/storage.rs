@@ -5,8 +5,14 @@
 //!   with the protocol codec; replaying them into `Engine::restore` rebuilds the member after a
 //!   crash. This includes the verdict-protection records (`Record::Signed`) and accepted
 //!   proposals, so a share never leaves before what it commits to is on disk.
-//! - `statements`: the exported co-signed statement per slot, key `(period, lab)`, as JSON.
-//! - `evidence`: evidence digest → record sequence number (the evidence index).
+//!   The engine compacts its log from time to time ([`Store::compact`]: the records are replaced
+//!   by the engine's snapshot in one transaction), so the table stays bounded by what the engine
+//!   still keeps.
+//! - `statements`: the exported co-signed statement per slot, key `(period, lab)`, as JSON. A
+//!   stored statement is only ever replaced by one whose evidence is a superset (invariant 3's
+//!   order), so a replayed older, smaller statement never displaces the authoritative one.
+//! - `evidence_bodies`: evidence digest → the item (protocol codec), every item this member
+//!   ever stored, for `GET /v1/evidence/{digest}`; it outlives the record log's compaction.
 //! - `protection`: the verdict-protection index, nonce commitment digest → (proposal id, signing
 //!   package digest) of every signature share this member released (the same facts as the
 //!   `Record::Signed` records, indexed for audits; written in the same transaction).
@@ -23,7 +29,10 @@ use accord_protocol::codec::{self, CodecError, MAX_MESSAGE_BYTES};
 use accord_protocol::crypto::Digest;
 use accord_protocol::evidence::Evidence;
 use accord_protocol::{Record, SignedStatement};
-use redb::{Database, Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
+    TableDefinition,
+};
 use thiserror::Error;
 
 use crate::export::StatementExport;
@@ -31,7 +40,7 @@ use crate::tlog;
 
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 const STATEMENTS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("statements");
-const EVIDENCE: TableDefinition<&[u8], u64> = TableDefinition::new("evidence");
+const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence_bodies");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const PROTECTION: TableDefinition<&[u8], &[u8]> = TableDefinition::new("protection");
 
@@ -142,6 +151,7 @@ impl Store {
             }
         }
         tx.commit().map_err(db)?;
+        migrate_evidence_bodies(&database)?;
         let next = {
             let rx = database.begin_read().map_err(db)?;
             let t = rx.open_table(RECORDS).map_err(db)?;
@@ -176,7 +186,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Appends `records` and upserts `statements` in one transaction, durable when this returns.
+    /// Appends `records` and stores `statements` in one transaction, durable when this returns.
+    /// A statement replaces the one stored for its slot only if its evidence is a superset of
+    /// the stored one's; the statements stored (and logged) are returned, the others (equal, or
+    /// smaller: a replay) are not.
     ///
     /// # Errors
     /// Any database failure (disk full, fsync error): nothing may be sent after it.
@@ -184,11 +197,12 @@ impl Store {
         &self,
         records: &[Record],
         statements: &[StatementExport],
-    ) -> Result<(), StorageError> {
+    ) -> Result<Vec<StatementExport>, StorageError> {
         use std::sync::atomic::Ordering;
         let mut tx = self.db.begin_write().map_err(db)?;
         tx.set_durability(Durability::Immediate).map_err(db)?;
         let mut seq = self.next_seq.load(Ordering::SeqCst);
+        let mut stored = Vec::new();
         {
             let mut rt = tx.open_table(RECORDS).map_err(db)?;
             let mut et = tx.open_table(EVIDENCE).map_err(db)?;
@@ -198,7 +212,11 @@ impl Store {
                 rt.insert(seq, bytes.as_slice()).map_err(db)?;
                 match r {
                     Record::Evidence { evidence, .. } => {
-                        et.insert(evidence.digest().0.as_slice(), seq).map_err(db)?;
+                        let key = evidence.digest();
+                        if et.get(key.0.as_slice()).map_err(db)?.is_none() {
+                            let body = codec::encode(&**evidence).map_err(db)?;
+                            et.insert(key.0.as_slice(), body.as_slice()).map_err(db)?;
+                        }
                     }
                     Record::Signed(s) => {
                         let value = codec::encode(&(s.id, s.package)).map_err(db)?;
@@ -211,19 +229,69 @@ impl Store {
             }
             let mut st = tx.open_table(STATEMENTS).map_err(db)?;
             for s in statements {
+                let held: Option<StatementExport> = st
+                    .get((s.period, s.lab.as_str()))
+                    .map_err(db)?
+                    .map(|v| serde_json::from_slice(v.value()))
+                    .transpose()
+                    .map_err(db)?;
+                let replaces = held.as_ref().is_none_or(|h| {
+                    h.evidence != s.evidence
+                        && h.evidence
+                            .iter()
+                            .all(|d| s.evidence.binary_search(d).is_ok())
+                });
+                if !replaces {
+                    continue;
+                }
                 let json = serde_json::to_vec(s).map_err(db)?;
                 st.insert((s.period, s.lab.as_str()), json.as_slice())
                     .map_err(db)?;
+                stored.push(s.clone());
             }
         }
         // The transparency log: same transaction, so a statement is stored and logged or neither.
-        for s in statements {
+        for s in &stored {
             let entry = accord_protocol::transparency::log_entry(&self.network_id, &s.to_signed());
             tlog::append(&tx, &entry)?;
         }
         tx.commit().map_err(db)?;
         self.next_seq.store(seq, Ordering::SeqCst);
+        Ok(stored)
+    }
+
+    /// Replaces every record by `snapshot` (the engine's compaction) in one durable
+    /// transaction: a crash leaves either the old log or the snapshot, never a mix.
+    ///
+    /// # Errors
+    /// Any database failure.
+    pub fn compact(&self, snapshot: &[Record]) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering;
+        let mut tx = self.db.begin_write().map_err(db)?;
+        tx.set_durability(Durability::Immediate).map_err(db)?;
+        let mut seq = self.next_seq.load(Ordering::SeqCst);
+        tx.delete_table(RECORDS).map_err(db)?;
+        {
+            let mut rt = tx.open_table(RECORDS).map_err(db)?;
+            for r in snapshot {
+                let bytes = codec::encode(r).map_err(db)?;
+                rt.insert(seq, bytes.as_slice()).map_err(db)?;
+                seq += 1;
+            }
+        }
+        tx.commit().map_err(db)?;
+        self.next_seq.store(seq, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Number of records in the log (for metrics and tests).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn record_count(&self) -> Result<u64, StorageError> {
+        let rx = self.db.begin_read().map_err(db)?;
+        let t = rx.open_table(RECORDS).map_err(db)?;
+        t.len().map_err(db)
     }
 
     /// Exported statements, optionally for one period and/or lab, in (period, lab) order; at most
@@ -275,25 +343,19 @@ impl Store {
         Ok(Some(serde_json::from_slice(v.value()).map_err(db)?))
     }
 
-    /// An evidence item by digest, through the evidence index.
+    /// An evidence item by digest.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors or a corrupt row.
     pub fn evidence(&self, digest: &Digest) -> Result<Option<Evidence>, StorageError> {
         let rx = self.db.begin_read().map_err(db)?;
-        let idx = rx.open_table(EVIDENCE).map_err(db)?;
-        let Some(seq) = idx.get(digest.0.as_slice()).map_err(db)?.map(|v| v.value()) else {
+        let t = rx.open_table(EVIDENCE).map_err(db)?;
+        let Some(v) = t.get(digest.0.as_slice()).map_err(db)? else {
             return Ok(None);
         };
-        let rt = rx.open_table(RECORDS).map_err(db)?;
-        let Some(v) = rt.get(seq).map_err(db)? else {
-            return Ok(None);
-        };
-        match codec::decode::<Record>(v.value(), MAX_MESSAGE_BYTES) {
-            Ok(Record::Evidence { evidence, .. }) => Ok(Some((*evidence).clone())),
-            Ok(_) => Ok(None),
-            Err(source) => Err(StorageError::Corrupt { seq, source }),
-        }
+        codec::decode::<Evidence>(v.value(), MAX_MESSAGE_BYTES)
+            .map(Some)
+            .map_err(|source| StorageError::Corrupt { seq: 0, source })
     }
 
     /// The verdict-protection index: (commitment digest, proposal, package digest) for every
@@ -426,6 +488,35 @@ impl Store {
     }
 }
 
+/// Fills the evidence table from the record log if it is empty (data directories written before
+/// the table existed indexed evidence by record number).
+fn migrate_evidence_bodies(database: &Database) -> Result<(), StorageError> {
+    let tx = database.begin_write().map_err(db)?;
+    {
+        let rt = tx.open_table(RECORDS).map_err(db)?;
+        let mut et = tx.open_table(EVIDENCE).map_err(db)?;
+        if !et.is_empty().map_err(db)? {
+            return Ok(());
+        }
+        for row in rt.iter().map_err(db)? {
+            let (k, v) = row.map_err(db)?;
+            let record =
+                codec::decode::<Record>(v.value(), MAX_MESSAGE_BYTES).map_err(|source| {
+                    StorageError::Corrupt {
+                        seq: k.value(),
+                        source,
+                    }
+                })?;
+            if let Record::Evidence { evidence, .. } = record {
+                let body = codec::encode(&*evidence).map_err(db)?;
+                et.insert(evidence.digest().0.as_slice(), body.as_slice())
+                    .map_err(db)?;
+            }
+        }
+    }
+    tx.commit().map_err(db)
+}
+
 /// Exports every statement of a co-signed unit under `group_key`.
 pub fn exports_of(
     signed: &[SignedStatement],
@@ -483,5 +574,90 @@ mod tests {
             Store::open(dir.path(), &Digest([2; 32])),
             Err(StorageError::WrongNetwork { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod replace_tests {
+    use accord_protocol::crypto::{PublicKey, Signature};
+    use accord_protocol::policy::Verdict;
+    use accord_protocol::roster::Period;
+    use accord_protocol::statement::{Slot, Statement};
+
+    use super::*;
+
+    fn export(evidence: &[u8]) -> StatementExport {
+        let statement = Statement {
+            network_id: Digest([1; 32]),
+            policy_hash: Digest([2; 32]),
+            slot: Slot {
+                lab: "lab-000".into(),
+                period: Period(0),
+            },
+            evidence: evidence.iter().map(|b| Digest([*b; 32])).collect(),
+            verdict: Verdict::Compliant,
+        };
+        StatementExport::new(
+            &SignedStatement {
+                statement,
+                signature: Signature([3; 64]),
+                batch: None,
+            },
+            PublicKey([4; 32]),
+        )
+    }
+
+    #[test]
+    fn a_stored_statement_is_only_replaced_by_a_superset() {
+        // Review finding 12: a replayed older, smaller co-signed statement overwrote the stored
+        // one, so every node served the smaller verdict.
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), &Digest([1; 32])).unwrap();
+        let (small, large, other) = (export(&[5]), export(&[5, 6]), export(&[7]));
+        assert_eq!(
+            s.commit(&[], std::slice::from_ref(&small)).unwrap().len(),
+            1
+        );
+        assert_eq!(
+            s.commit(&[], std::slice::from_ref(&large)).unwrap().len(),
+            1
+        );
+        assert_eq!(s.commit(&[], &[small]).unwrap().len(), 0, "a replay");
+        assert_eq!(s.commit(&[], &[other]).unwrap().len(), 0, "incomparable");
+        assert_eq!(
+            s.commit(&[], std::slice::from_ref(&large)).unwrap().len(),
+            0,
+            "equal"
+        );
+        assert_eq!(s.statement(0, "lab-000").unwrap(), Some(large));
+        assert_eq!(
+            s.log_head().unwrap().0,
+            2,
+            "only stored statements are logged"
+        );
+    }
+
+    #[test]
+    fn compaction_replaces_the_records_and_keeps_evidence_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), &Digest([1; 32])).unwrap();
+        let records: Vec<Record> = (0..50)
+            .map(|c| Record::DkgStarted { ceremony: c })
+            .collect();
+        s.commit(&records, &[]).unwrap();
+        s.compact(&[Record::DkgStarted { ceremony: 49 }]).unwrap();
+        s.commit(&[Record::DkgStarted { ceremony: 50 }], &[])
+            .unwrap();
+        drop(s);
+        let s = Store::open(dir.path(), &Digest([1; 32])).unwrap();
+        assert_eq!(
+            s.records().unwrap(),
+            vec![
+                Record::DkgStarted { ceremony: 49 },
+                Record::DkgStarted { ceremony: 50 }
+            ]
+        );
+        assert_eq!(s.record_count().unwrap(), 2);
     }
 }

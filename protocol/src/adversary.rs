@@ -12,10 +12,10 @@ use rand_core::{CryptoRng, RngCore};
 
 use crate::crypto::{Digest, Frost, SecretKey};
 use crate::dkg::KeyMaterial;
-use crate::evidence::Evidence;
-use crate::message::{Message, Observation, SignedObservation};
+use crate::evidence::{Evidence, Place};
+use crate::message::{Message, Observation, SignedObservation, SlotItems};
 use crate::policy;
-use crate::roster::{MemberIndex, Network};
+use crate::roster::{LabIndex, MemberIndex, Network};
 
 /// How a member behaves. Byzantine behaviours rewrite what an otherwise honest engine sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -119,13 +119,10 @@ impl Adversary<'_> {
                 .into_iter()
                 .map(|(to, msg)| match msg {
                     Message::Observation(o) if to.0 % 2 == 0 => {
-                        let mut items = o.observation.items.clone();
-                        items.push(Digest([0xEE; 32]));
-                        items.sort();
-                        let observation = Observation {
-                            items,
-                            ..o.observation.clone()
-                        };
+                        let observation = with_items(
+                            &o.observation,
+                            &[(LabIndex(0), Place::Attestation, Digest([0xEE; 32]))],
+                        );
                         let signature =
                             self.identities[i].sign(&observation.signing_bytes(self.net.id()));
                         (
@@ -145,19 +142,8 @@ impl Adversary<'_> {
                     Message::Proposal(p) if to.0 % 2 == 0 => {
                         let mut q = (*p).clone();
                         if let Some(s) = q.statements.iter_mut().find(|s| !s.evidence.is_empty()) {
-                            let dropped = s.evidence.remove(0);
-                            q.evidence.retain(|e| e.digest() != dropped);
-                            let items: Vec<(Digest, &Evidence)> = s
-                                .evidence
-                                .iter()
-                                .filter_map(|d| {
-                                    q.evidence
-                                        .iter()
-                                        .find(|e| e.digest() == *d)
-                                        .map(|e| (*d, &**e))
-                                })
-                                .collect();
-                            s.verdict = policy::evaluate(&self.net.roster().policy, &items);
+                            s.evidence.remove(0);
+                            s.verdict = self.verdict(&s.evidence);
                         }
                         (to, Message::Proposal(Arc::new(q)))
                     }
@@ -177,94 +163,142 @@ impl Adversary<'_> {
                     other => (to, other),
                 })
                 .collect(),
-            Behaviour::LateInjector => out
-                .into_iter()
-                .map(|(to, msg)| match msg {
-                    Message::Proposal(p) => {
-                        // As coordinator, slip the late items into the statements.
-                        let mut q = (*p).clone();
-                        for d in self.late {
-                            let Some(body) = self.bodies.get(d).cloned() else {
-                                continue;
-                            };
-                            let Some(s) = q.statements.iter_mut().find(|s| {
-                                s.slot.lab == body.lab() && s.slot.period == body.period()
-                            }) else {
-                                continue;
-                            };
-                            if s.evidence.contains(d) {
-                                continue;
+            Behaviour::LateInjector => {
+                let late: Vec<(LabIndex, Place, Digest, Arc<Evidence>)> = self
+                    .late
+                    .iter()
+                    .filter_map(|d| {
+                        let body = self.bodies.get(d)?;
+                        let lab = self.net.lab_by_id(body.lab())?;
+                        Some((lab, body.place(), *d, body.clone()))
+                    })
+                    .collect();
+                let places: Vec<(LabIndex, Place, Digest)> =
+                    late.iter().map(|(l, p, d, _)| (*l, *p, *d)).collect();
+                out.into_iter()
+                    .map(|(to, msg)| match msg {
+                        Message::Proposal(p) => {
+                            // As coordinator, slip the late items into the statements.
+                            let mut q = (*p).clone();
+                            let period = q.id.unit.period();
+                            for (lab, _, d, _) in &late {
+                                let Some(s) = q.statements.iter_mut().find(|s| {
+                                    s.slot.lab == self.net.lab_id(*lab) && s.slot.period == period
+                                }) else {
+                                    continue;
+                                };
+                                if s.evidence.contains(d) {
+                                    continue;
+                                }
+                                s.evidence.push(*d);
+                                s.evidence.sort();
+                                s.verdict = self.verdict(&s.evidence);
                             }
-                            s.evidence.push(*d);
-                            s.evidence.sort();
-                            q.evidence.push(body);
-                            let items: Vec<(Digest, &Evidence)> = s
-                                .evidence
-                                .iter()
-                                .filter_map(|x| {
-                                    q.evidence
-                                        .iter()
-                                        .find(|e| e.digest() == *x)
-                                        .map(|e| (*x, &**e))
-                                })
-                                .collect();
-                            s.verdict = policy::evaluate(&self.net.roster().policy, &items);
+                            // Vouch with every colluder's observation.
+                            q.observations
+                                .retain(|o| !self.colluders.contains(&o.observation.member));
+                            for c in self.colluders {
+                                let mut observation = Observation {
+                                    member: *c,
+                                    period,
+                                    slots: Vec::new(),
+                                };
+                                let mut vouched = places.clone();
+                                for s in &q.statements {
+                                    for d in &s.evidence {
+                                        if let Some(b) = self.bodies.get(d)
+                                            && let Some(lab) = self.net.lab_by_id(b.lab())
+                                        {
+                                            vouched.push((lab, b.place(), *d));
+                                        }
+                                    }
+                                }
+                                observation = with_items(&observation, &vouched);
+                                let signature = self.identities[usize::from(c.0)]
+                                    .sign(&observation.signing_bytes(self.net.id()));
+                                q.observations.push(Arc::new(SignedObservation {
+                                    observation,
+                                    signature,
+                                }));
+                            }
+                            (to, Message::Proposal(Arc::new(q)))
                         }
-                        // Vouch with every colluder's observation.
-                        let colluders: Vec<usize> =
-                            self.colluders.iter().map(|c| usize::from(c.0)).collect();
-                        let period = q.id.unit.period();
-                        q.observations
-                            .retain(|o| !colluders.contains(&usize::from(o.observation.member.0)));
-                        for j in colluders {
-                            let mut items: Vec<Digest> = self.late.iter().copied().collect();
-                            items.extend(
-                                q.statements.iter().flat_map(|s| s.evidence.iter().copied()),
-                            );
-                            items.sort();
-                            items.dedup();
-                            let observation = Observation {
-                                member: MemberIndex(j as u16),
-                                period,
-                                items,
-                            };
+                        Message::Bodies(b) => {
+                            // Answer fetches with the late bodies too.
+                            let mut b = (*b).clone();
+                            for (_, _, _, body) in &late {
+                                if body.period() == b.unit.period() && !b.evidence.contains(body) {
+                                    b.evidence.push(body.clone());
+                                }
+                            }
+                            (to, Message::Bodies(Arc::new(b)))
+                        }
+                        Message::Observation(o) => {
+                            // Vouch for every late item the colluding lab handed us.
+                            let observation = with_items(&o.observation, &places);
                             let signature =
-                                self.identities[j].sign(&observation.signing_bytes(self.net.id()));
-                            q.observations.push(Arc::new(SignedObservation {
-                                observation,
-                                signature,
-                            }));
+                                self.identities[i].sign(&observation.signing_bytes(self.net.id()));
+                            (
+                                to,
+                                Message::Observation(Arc::new(SignedObservation {
+                                    observation,
+                                    signature,
+                                })),
+                            )
                         }
-                        (to, Message::Proposal(Arc::new(q)))
-                    }
-                    Message::Observation(o) => {
-                        // Vouch for every late item the colluding lab handed us.
-                        let mut items = o.observation.items.clone();
-                        items.extend(
-                            self.late
-                                .iter()
-                                .filter(|d| !items.contains(d))
-                                .copied()
-                                .collect::<Vec<_>>(),
-                        );
-                        items.sort();
-                        let observation = Observation {
-                            items,
-                            ..o.observation.clone()
-                        };
-                        let signature =
-                            self.identities[i].sign(&observation.signing_bytes(self.net.id()));
-                        (
-                            to,
-                            Message::Observation(Arc::new(SignedObservation {
-                                observation,
-                                signature,
-                            })),
-                        )
-                    }
-                    other => (to, other),
-                })
-                .collect(),
+                        other => (to, other),
+                    })
+                    .collect()
+            }
         }
     }
+
+    /// The policy's verdict on `items`, from the bodies the adversary knows.
+    fn verdict(&self, items: &[Digest]) -> policy::Verdict {
+        let known: Vec<(Digest, &Evidence)> = items
+            .iter()
+            .filter_map(|d| self.bodies.get(d).map(|e| (*d, &**e)))
+            .collect();
+        policy::evaluate(&self.net.roster().policy, &known)
+    }
+}
+
+/// `obs` with `items` added in their places, within the syntax rules' per-slot bounds (an
+/// item that does not fit is left out, so the observation still passes `Observation::check`).
+pub fn with_items(obs: &Observation, items: &[(LabIndex, Place, Digest)]) -> Observation {
+    let mut out = obs.clone();
+    for (lab, place, d) in items {
+        let i = match out.slots.binary_search_by_key(lab, |s| s.lab) {
+            Ok(i) => i,
+            Err(i) => {
+                out.slots.insert(
+                    i,
+                    SlotItems {
+                        lab: *lab,
+                        attestations: Vec::new(),
+                        reports: Vec::new(),
+                    },
+                );
+                i
+            }
+        };
+        let slot = &mut out.slots[i];
+        match place {
+            Place::Attestation => {
+                if let Err(j) = slot.attestations.binary_search(d)
+                    && slot.attestations.len() < crate::limits::MAX_ATTESTATIONS_PER_SLOT
+                {
+                    slot.attestations.insert(j, *d);
+                }
+            }
+            Place::Report(inspector) => {
+                if let Err(j) = slot.reports.binary_search_by_key(inspector, |(m, _)| *m) {
+                    slot.reports.insert(j, (*inspector, *d));
+                }
+            }
+        }
+    }
+    out.slots
+        .retain(|s| !s.attestations.is_empty() || !s.reports.is_empty());
+    out
 }

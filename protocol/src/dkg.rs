@@ -111,7 +111,7 @@ pub enum DkgBody {
     /// Round-2 package for `recipient` (direct, secret).
     Round2(Frost<dkg::round2::Package>),
     /// The accused's signed round-2 message to the complainer, revealed (broadcast).
-    Complaint(Box<DkgMessage>),
+    Complaint(Box<RevealedShare>),
     /// The resulting group key and public key package digest (broadcast).
     Confirm {
         /// The group key.
@@ -119,6 +119,50 @@ pub enum DkgBody {
         /// Digest of the public key package.
         public_package: Digest,
     },
+}
+
+/// The signed round-2 message an accused member sent the complainer, as a complaint reveals it.
+/// It is not a [`DkgMessage`] (whose body could be another complaint), so a complaint cannot
+/// nest: decoding depth stays fixed whatever the input.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevealedShare {
+    /// The accused (the round-2 message's sender).
+    pub sender: MemberIndex,
+    /// The share it sent the complainer.
+    pub share: Frost<dkg::round2::Package>,
+    /// The accused's signature over that round-2 message.
+    pub signature: Signature,
+}
+
+impl fmt::Debug for RevealedShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RevealedShare(sender={}, redacted)", self.sender)
+    }
+}
+
+impl RevealedShare {
+    /// Reveals `msg`, a round-2 message to the complainer.
+    pub fn of(msg: &DkgMessage) -> Option<Self> {
+        match &msg.body {
+            DkgBody::Round2(share) => Some(Self {
+                sender: msg.sender,
+                share: share.clone(),
+                signature: msg.signature,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The round-2 message as the accused signed it, sent to `complainer` in `ceremony`.
+    pub fn message(&self, ceremony: u32, complainer: MemberIndex) -> DkgMessage {
+        DkgMessage {
+            ceremony,
+            sender: self.sender,
+            recipient: Some(complainer),
+            body: DkgBody::Round2(self.share.clone()),
+            signature: self.signature,
+        }
+    }
 }
 
 /// A DKG message, signed by its sender's roster key.
@@ -242,12 +286,33 @@ pub enum DkgOffence {
     /// A confirmation with a different key.
     #[error("confirmed a different group key")]
     ConfirmMismatch,
+    /// Two different signed confirmations in one ceremony.
+    #[error("signed two different confirmations")]
+    EquivocatingConfirmation,
     /// Missing when the phase timed out.
     #[error("did not answer before the phase timed out")]
     Timeout,
     /// A malformed or wrongly signed message.
     #[error("sent a malformed or badly signed message")]
     Malformed,
+}
+
+impl DkgOffence {
+    /// A stable short code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DkgOffence::Equivocation => "dkg-equivocation",
+            DkgOffence::WrongCommitmentLength => "dkg-commitment-length",
+            DkgOffence::InvalidProofOfKnowledge => "dkg-proof-of-knowledge",
+            DkgOffence::InvalidShare => "dkg-invalid-share",
+            DkgOffence::FalseComplaint => "dkg-false-complaint",
+            DkgOffence::UnbackedEcho => "dkg-unbacked-echo",
+            DkgOffence::ConfirmMismatch => "dkg-confirm-mismatch",
+            DkgOffence::EquivocatingConfirmation => "dkg-equivocating-confirmation",
+            DkgOffence::Timeout => "dkg-timeout",
+            DkgOffence::Malformed => "dkg-malformed",
+        }
+    }
 }
 
 /// Why a ceremony ended without a key.
@@ -466,7 +531,10 @@ impl DkgMachine {
                 }
                 self.progress(identity, now, &mut out);
             }
-            DkgBody::Complaint(inner) => self.on_complaint(msg.sender, &inner, &mut out),
+            DkgBody::Complaint(revealed) => {
+                let inner = revealed.message(self.ceremony, msg.sender);
+                self.on_complaint(msg.sender, &inner, &mut out);
+            }
             DkgBody::Confirm { .. } => {
                 self.confirms.entry(msg.sender).or_insert(msg);
                 self.progress(identity, now, &mut out);
@@ -730,14 +798,14 @@ impl DkgMachine {
                 culprit: Some(culprit),
             }) => {
                 if let Some(accused) = MemberIndex::from_identifier(&culprit, self.net.n()) {
-                    if let Some(evidence) = self.round2.get(&accused) {
+                    if let Some(evidence) = self.round2.get(&accused).and_then(RevealedShare::of) {
                         let complaint = DkgMessage::new(
                             &self.net,
                             identity,
                             self.ceremony,
                             self.me,
                             None,
-                            DkgBody::Complaint(Box::new(evidence.clone())),
+                            DkgBody::Complaint(Box::new(evidence)),
                         );
                         out.push(DkgOutput::Broadcast(complaint));
                     }
@@ -777,6 +845,14 @@ fn confirmed(msg: &DkgMessage) -> Option<(PublicKey, Digest)> {
         } => Some((*group_key, *public_package)),
         _ => None,
     }
+}
+
+/// Whether `msg` is a broadcast confirmation of `key` (its group key and public key package) in
+/// `ceremony` (the signature is not checked here).
+pub fn confirms(msg: &DkgMessage, key: &KeyMaterial, ceremony: u32) -> bool {
+    msg.ceremony == ceremony
+        && msg.recipient.is_none()
+        && confirmed(msg) == Some((key.group_key(), key.public_digest()))
 }
 
 /// Whether `confirmations` prove that every member of `net` confirmed `key` in `ceremony`: one

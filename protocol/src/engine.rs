@@ -22,38 +22,36 @@ use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::crypto::{Digest, Frost, PublicKey, SecretKey, verify_many, verify_strict};
+use crate::crypto::{Digest, Frost, PublicKey, SecretKey, verify_many, verify_member};
 use crate::dkg::{
     self, DkgBody, DkgFailure, DkgMachine, DkgMessage, DkgOffence, DkgOutput, KeyMaterial,
 };
-use crate::evidence::{Evidence, EvidenceError};
+use crate::evidence::{Evidence, EvidenceError, Place};
+pub use crate::limits::MAX_ATTESTATIONS_PER_SLOT;
+use crate::limits::{BODIES_CHUNK_BYTES, MAX_REVISIONS};
 use crate::message::{
-    Accept, Message, Missing, Observation, Proposal, ProposalId, Share, SignRequest,
-    SignedObservation, SyncRequest,
+    Accept, Bodies, Fetch, Message, Missing, Observation, ObservationFault, Proposal, ProposalId,
+    Share, SignRequest, SignedObservation, SlotItems, SyncRequest,
 };
 use crate::policy;
 use crate::roster::{LabIndex, MemberIndex, Network, Period};
 use crate::statement::{CoSigned, Statement, Unit, signing_message};
 use crate::time::Instant;
 
-/// Most attestations kept for one slot (two already prove a conflict).
-pub const MAX_ATTESTATIONS_PER_SLOT: usize = 4;
 /// Most co-signed units sent in answer to one sync request.
 pub const MAX_SYNC_UNITS: usize = 64;
 /// DKG message digests remembered for deduplication, per member.
 const MAX_DKG_SEEN_PER_MEMBER: usize = 64;
-/// How far ahead of the last ceremony a member joins a ceremony another member started.
-const MAX_CEREMONY_JUMP: u32 = 16;
-/// Signer states kept per unit (older proposals' nonces are dropped).
-const SIGNER_SLOTS_PER_UNIT: usize = 4;
+/// How far ahead of the last ceremony a member starts or joins a ceremony.
+pub const MAX_CEREMONY_JUMP: u32 = 16;
+/// Bodies answers one member gets per unit and attempt (one per revision, and one spare).
+const FETCH_ANSWERS_PER_ATTEMPT: u32 = MAX_REVISIONS as u32 + 2;
 
 /// Engine tuning that does not affect agreement between members.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// The first period this member observes (earlier periods are left to sync).
     pub first_period: Period,
-    /// Most re-proposals a coordinator makes within one attempt.
-    pub max_revisions: u16,
     /// Decided periods kept in memory (older ones live only in storage).
     pub retain_periods: u64,
 }
@@ -62,7 +60,6 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             first_period: Period(0),
-            max_revisions: 8,
             retain_periods: 4,
         }
     }
@@ -82,6 +79,11 @@ pub enum Output {
     Broadcast(Message),
     /// Make this record durable before performing any later output.
     Persist(Record),
+    /// Replace every record persisted so far by these, atomically, before performing any later
+    /// output: [`Engine::restore`] from them rebuilds the same member (the record log's
+    /// compaction; emitted when old periods are pruned, so storage and restart time stay
+    /// bounded).
+    Snapshot(Vec<Record>),
     /// Store this member's new key share in its key file before performing any later output.
     StoreKey(Box<KeyMaterial>),
     /// Something happened (for metrics, logs, the API).
@@ -101,7 +103,7 @@ pub enum Record {
     },
     /// This member's own observation for a period (never to be contradicted after a restart).
     Observation(Arc<SignedObservation>),
-    /// A proposal this member accepted, with the observations that vouched for its items.
+    /// The proposal this member accepted grew the unit's locked set.
     Accepted(Arc<AcceptedRecord>),
     /// A signature share this member released (the verdict-protection record).
     Signed(SignedRecord),
@@ -122,9 +124,13 @@ pub enum Record {
         /// them all).
         confirmations: Vec<DkgMessage>,
     },
+    /// Another member's verified observation that vouches for items this member locked
+    /// (persisted once, before the accept it justifies, so a restarted member can still show
+    /// why its locked items are vouched).
+    Vouch(Arc<SignedObservation>),
 }
 
-/// A proposal this member accepted.
+/// A proposal this member accepted whose statements grew the unit's locked set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcceptedRecord {
     /// Which proposal.
@@ -133,8 +139,6 @@ pub struct AcceptedRecord {
     pub proposal: Digest,
     /// Its statements.
     pub statements: Vec<Statement>,
-    /// Observations that vouched for its items.
-    pub observations: Vec<Arc<SignedObservation>>,
 }
 
 /// One released signature share: the commitment it used is bound to this package forever.
@@ -216,7 +220,8 @@ pub enum Event {
     DkgAborted(DkgFailure),
 }
 
-/// What a member did wrong.
+/// What a member did wrong. [`Offence::code`] is a stable label (metrics, logs): no variant
+/// carries text a peer chose.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum Offence {
     /// A signature share that failed FROST verification.
@@ -230,16 +235,143 @@ pub enum Offence {
     EquivocatingProposal,
     /// A proposal that breaks the proposal rule.
     #[error("invalid proposal: {0}")]
-    InvalidProposal(String),
-    /// A badly signed observation.
-    #[error("badly signed observation")]
+    InvalidProposal(ProposalFault),
+    /// Its own observation did not verify or broke the syntax rules.
+    #[error("badly signed or malformed observation")]
     BadObservation,
+    /// It relayed (in a proposal or a reply) an observation that does not verify or breaks the
+    /// syntax rules; an honest member relays only observations it verified.
+    #[error("relayed a badly signed or malformed observation")]
+    RelayedBadObservation,
+    /// It sent evidence that does not validate (an honest member sends only what it validated).
+    #[error("sent invalid evidence")]
+    BadEvidence,
     /// Misbehaviour in key generation.
     #[error("DKG: {0}")]
     Dkg(DkgOffence),
 }
 
-/// Why a message was not accepted.
+impl Offence {
+    /// A stable short code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Offence::InvalidShare => "invalid-share",
+            Offence::EquivocatingObservation => "equivocating-observation",
+            Offence::EquivocatingProposal => "equivocating-proposal",
+            Offence::InvalidProposal(_) => "invalid-proposal",
+            Offence::BadObservation => "bad-observation",
+            Offence::RelayedBadObservation => "relayed-bad-observation",
+            Offence::BadEvidence => "bad-evidence",
+            Offence::Dkg(d) => d.code(),
+        }
+    }
+}
+
+/// Which rule of the proposal rule (`docs/protocol.md` §13) a proposal breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum ProposalFault {
+    /// The revision is above [`MAX_REVISIONS`].
+    #[error("revision above the limit")]
+    Revision,
+    /// Not one statement per lab of the unit.
+    #[error("wrong number of statements")]
+    StatementCount,
+    /// A statement for another network or policy.
+    #[error("wrong network or policy")]
+    WrongNetwork,
+    /// A statement for another slot than its position.
+    #[error("statement for another slot")]
+    WrongSlot,
+    /// Evidence digests not sorted and distinct.
+    #[error("evidence not sorted and distinct")]
+    EvidenceOrder,
+    /// More items in a slot or the unit than any honest proposal names.
+    #[error("more items than vouching allows")]
+    TooManyItems,
+    /// More observations than the limit, or more than two from one member.
+    #[error("too many observations")]
+    TooManyObservations,
+    /// An observation for another period or breaking the syntax rules.
+    #[error("observation for another period or malformed")]
+    MalformedObservation,
+    /// An observation whose signature does not verify.
+    #[error("badly signed observation")]
+    BadlySignedObservation,
+    /// An item of another slot or period than its statement's.
+    #[error("item of another slot")]
+    ItemOfAnotherSlot,
+    /// An item not vouched by f + 1 members, in its place, among the proposal's observations.
+    #[error("item not vouched by f + 1 observations")]
+    NotVouched,
+    /// A verdict that is not the policy's on the statement's items.
+    #[error("verdict is not the policy's")]
+    WrongVerdict,
+}
+
+impl ProposalFault {
+    /// A stable short code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProposalFault::Revision => "revision",
+            ProposalFault::StatementCount => "statement-count",
+            ProposalFault::WrongNetwork => "wrong-network",
+            ProposalFault::WrongSlot => "wrong-slot",
+            ProposalFault::EvidenceOrder => "evidence-order",
+            ProposalFault::TooManyItems => "too-many-items",
+            ProposalFault::TooManyObservations => "too-many-observations",
+            ProposalFault::MalformedObservation => "malformed-observation",
+            ProposalFault::BadlySignedObservation => "badly-signed-observation",
+            ProposalFault::ItemOfAnotherSlot => "item-of-another-slot",
+            ProposalFault::NotVouched => "not-vouched",
+            ProposalFault::WrongVerdict => "wrong-verdict",
+        }
+    }
+}
+
+/// Why a signing request gets no share because the request itself is wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum SigningFault {
+    /// Fewer than t commitments.
+    #[error("fewer than t commitments")]
+    TooFewCommitments,
+    /// A commitment under an identifier that is not a member's.
+    #[error("commitment from a non-member")]
+    NonMember,
+    /// This member's commitment is not in the package.
+    #[error("our commitment is not in the package")]
+    NoCommitmentOfOurs,
+    /// The commitment already signed a different package.
+    #[error("commitment already used for a different package")]
+    CommitmentReused,
+    /// The package's message is not the accepted proposal's.
+    #[error("package message differs from the accepted proposal")]
+    WrongMessage,
+    /// The package carries a commitment of ours that is not the current one.
+    #[error("package carries a commitment that is not our current one")]
+    StaleCommitment,
+}
+
+/// Why this member cannot help, through no fault of the sender (rustls keeps
+/// `PeerIncompatible` apart from `PeerMisbehaved` in the same way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum CannotHelp {
+    /// No key share yet.
+    #[error("this member has no key share yet")]
+    NoKey,
+    /// No signer state for the proposal: not accepted in this process lifetime (nonces never
+    /// survive a restart), or already replaced.
+    #[error("no accepted proposal for this id (nonces do not survive a restart)")]
+    NoNonces,
+    /// The nonces were consumed by an earlier failed signing attempt.
+    #[error("nonces already used")]
+    NoncesUsed,
+    /// frost refused to produce a share.
+    #[error("frost refused to sign")]
+    FrostRefused,
+}
+
+/// Why a message was not accepted: the sender misbehaved, or this member cannot help.
+/// [`MessageError::code`] is a stable label.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum MessageError {
     /// The sender is not in the roster.
@@ -254,21 +386,90 @@ pub enum MessageError {
     /// A signature does not verify.
     #[error("bad signature")]
     BadSignature,
+    /// An observation breaks the syntax rules.
+    #[error("observation: {0}")]
+    Observation(#[from] ObservationFault),
     /// Structurally invalid content.
     #[error("malformed: {0}")]
-    Malformed(&'static str),
+    Malformed(Malformed),
     /// Only the attempt's coordinator may send this.
     #[error("sender is not the coordinator of this attempt")]
     NotCoordinator,
     /// A proposal that breaks the proposal rule.
     #[error("proposal refused: {0}")]
-    Proposal(String),
-    /// A signing request that this member must not answer.
+    Proposal(#[from] ProposalFault),
+    /// A second, different message under an id that names one (a proposal id).
+    #[error("a different message under the same id")]
+    Equivocation,
+    /// A signing request that no member may answer.
     #[error("signing refused: {0}")]
-    SigningRefused(&'static str),
-    /// No key yet.
-    #[error("this member has no key share yet")]
-    NoKey,
+    Signing(#[from] SigningFault),
+    /// Not the sender's fault.
+    #[error("{0}")]
+    CannotHelp(#[from] CannotHelp),
+}
+
+/// What is structurally wrong with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum Malformed {
+    /// A unit that does not fit the roster's signing mode or labs.
+    #[error("unit does not fit the network")]
+    Unit,
+    /// Co-signed statements that do not fit their unit.
+    #[error("co-signed statements do not fit the unit")]
+    CoSignedShape,
+    /// A collection larger than the roster allows.
+    #[error("collection over the roster's bound")]
+    Oversized,
+    /// An item of another period or slot than the message's unit.
+    #[error("item of another slot")]
+    OtherSlot,
+    /// A DKG ceremony number too far ahead.
+    #[error("ceremony number too far ahead")]
+    Ceremony,
+}
+
+impl MessageError {
+    /// Whether the sender is at fault (gossipsub rejects and scores down); otherwise this member
+    /// cannot help and the message is only ignored.
+    pub fn is_misbehaviour(&self) -> bool {
+        !matches!(self, MessageError::CannotHelp(_))
+    }
+
+    /// A stable short code (metrics, logs).
+    pub fn code(&self) -> &'static str {
+        match self {
+            MessageError::NotAMember => "not-a-member",
+            MessageError::WrongSender => "wrong-sender",
+            MessageError::Evidence(e) => e.code(),
+            MessageError::BadSignature => "bad-signature",
+            MessageError::Observation(o) => o.code(),
+            MessageError::Malformed(m) => match m {
+                Malformed::Unit => "malformed-unit",
+                Malformed::CoSignedShape => "malformed-cosigned",
+                Malformed::Oversized => "oversized",
+                Malformed::OtherSlot => "other-slot",
+                Malformed::Ceremony => "ceremony-too-far",
+            },
+            MessageError::NotCoordinator => "not-coordinator",
+            MessageError::Proposal(p) => p.code(),
+            MessageError::Equivocation => "equivocation",
+            MessageError::Signing(s) => match s {
+                SigningFault::TooFewCommitments => "signing-too-few-commitments",
+                SigningFault::NonMember => "signing-non-member",
+                SigningFault::NoCommitmentOfOurs => "signing-no-commitment-of-ours",
+                SigningFault::CommitmentReused => "signing-commitment-reused",
+                SigningFault::WrongMessage => "signing-wrong-message",
+                SigningFault::StaleCommitment => "signing-stale-commitment",
+            },
+            MessageError::CannotHelp(c) => match c {
+                CannotHelp::NoKey => "no-key",
+                CannotHelp::NoNonces => "no-nonces",
+                CannotHelp::NoncesUsed => "nonces-used",
+                CannotHelp::FrostRefused => "frost-refused",
+            },
+        }
+    }
 }
 
 /// The engine's verdict on one incoming message; the node reports it to gossipsub.
@@ -280,7 +481,8 @@ pub enum Delivery {
     Duplicate,
     /// Not for now (late, stale, or about something already decided): do not forward, no blame.
     Ignored,
-    /// Invalid: do not forward; the sender misbehaved.
+    /// Not accepted: do not forward; [`MessageError::is_misbehaviour`] says whether the sender
+    /// is at fault.
     Rejected(MessageError),
 }
 
@@ -321,12 +523,18 @@ struct StoredEvidence {
     evidence: Arc<Evidence>,
     lab: LabIndex,
     period: Period,
-    admitted_before_close: bool,
+    place: Place,
+    /// When this member admitted it before the close (`None`: learned after the close).
+    admitted_at: Option<Instant>,
 }
 
 struct ObservationEntry {
     signed: Arc<SignedObservation>,
+    /// Its signature passed the batchable rule here (author-sent observations are checked
+    /// lazily, relayed ones before they are stored).
     verified: bool,
+    /// Persisted as a [`Record::Vouch`] (or as this member's own observation).
+    persisted: bool,
 }
 
 #[derive(Default)]
@@ -336,6 +544,7 @@ struct PeriodState {
 }
 
 struct SignerSlot {
+    id: ProposalId,
     message: Arc<Vec<u8>>,
     nonces: Option<SingleUseNonces>,
     commitments: frost::round1::SigningCommitments,
@@ -357,15 +566,41 @@ struct Coordinator {
     excluded: BTreeSet<MemberIndex>,
     sessions: BTreeMap<u32, Session>,
     next_session: u32,
+    /// Members whose `Missing` reply to the current revision was handled.
+    missing_from: BTreeSet<MemberIndex>,
+    /// Digests fetched from members that reported them missing, not yet received.
+    wanted: BTreeSet<Digest>,
+}
+
+/// A proposal that passed every check that needs no evidence body, waiting for the bodies this
+/// member lacks (asked of its coordinator).
+struct PendingProposal {
+    proposal: Arc<Proposal>,
+    digest: Digest,
+    from: MemberIndex,
+    missing: BTreeSet<Digest>,
 }
 
 #[derive(Default)]
 struct UnitState {
     attempt: Option<u32>,
     locked: BTreeSet<Digest>,
+    /// The accepted proposals that grew `locked` (kept for the record log's compaction).
+    accepted: Vec<Arc<AcceptedRecord>>,
     seen: BTreeMap<ProposalId, Digest>,
-    signer: BTreeMap<ProposalId, SignerSlot>,
+    /// Signer state per attempt: the latest accepted revision of that attempt.
+    signer: BTreeMap<u32, SignerSlot>,
     coordinator: Option<Coordinator>,
+    pending: Option<PendingProposal>,
+    /// `Bodies` answers sent per member in the current attempt.
+    fetch_answers: BTreeMap<MemberIndex, u32>,
+}
+
+/// `(lab, place, digest)` → the members that list it there.
+type Listings = BTreeMap<(LabIndex, Place, Digest), BTreeSet<MemberIndex>>;
+
+fn vouch_count(listings: &Listings, lab: LabIndex, place: Place, item: &Digest) -> usize {
+    listings.get(&(lab, place, *item)).map_or(0, BTreeSet::len)
 }
 
 /// One member's protocol state machine.
@@ -376,9 +611,14 @@ pub struct Engine {
     config: EngineConfig,
     keys: Option<Arc<KeyMaterial>>,
     unconfirmed_keys: Option<Arc<KeyMaterial>>,
+    /// Signed confirmations, collected from peers, that name `unconfirmed_keys`.
     pending_confirms: BTreeMap<MemberIndex, DkgMessage>,
+    /// Members that also signed a confirmation of another key (blamed once both are seen).
+    mismatched_confirms: BTreeSet<MemberIndex>,
     /// The signed confirmations of the ceremony that produced `keys`, for peers to recover.
     confirmations: Option<Arc<[DkgMessage]>>,
+    /// The ceremony that produced `keys`, once confirmed.
+    completed_ceremony: Option<u32>,
     dkg: Option<DkgMachine>,
     dkg_seen: BTreeSet<Digest>,
     last_ceremony: Option<u32>,
@@ -387,7 +627,7 @@ pub struct Engine {
     periods: BTreeMap<Period, PeriodState>,
     units: BTreeMap<Unit, UnitState>,
     decided: BTreeMap<Unit, Arc<CoSigned>>,
-    protection: BTreeMap<Digest, (Digest, Frost<frost::round2::SignatureShare>, Period)>,
+    protection: BTreeMap<Digest, (SignedRecord, Period)>,
     next_close: Period,
     outputs: VecDeque<Output>,
     loopback: VecDeque<Message>,
@@ -422,7 +662,9 @@ impl Engine {
             keys: keys.map(Arc::new),
             unconfirmed_keys: None,
             pending_confirms: BTreeMap::new(),
+            mismatched_confirms: BTreeSet::new(),
             confirmations: None,
+            completed_ceremony: None,
             dkg: None,
             dkg_seen: BTreeSet::new(),
             last_ceremony: None,
@@ -438,9 +680,10 @@ impl Engine {
         }
     }
 
-    /// Rebuilds an engine after a restart from its persisted records (in the order written) and
-    /// its key file. Signing nonces are never persisted, so none survive: a commitment issued
-    /// before the crash can never be signed with.
+    /// Rebuilds an engine after a restart from its persisted records (in the order written, or
+    /// the latest [`Output::Snapshot`] followed by what was persisted after it) and its key
+    /// file. Signing nonces are never persisted, so none survive: a commitment issued before
+    /// the crash can never be signed with.
     pub fn restore(
         net: Arc<Network>,
         me: MemberIndex,
@@ -451,7 +694,7 @@ impl Engine {
     ) -> Self {
         let mut engine = Self::new(net, me, identity, None, config);
         let mut dkg_started = false;
-        let mut confirmed: Option<(PublicKey, Vec<DkgMessage>)> = None;
+        let mut confirmed: Option<(u32, PublicKey, Vec<DkgMessage>)> = None;
         for record in records {
             match record {
                 Record::Evidence {
@@ -460,21 +703,22 @@ impl Engine {
                 } => {
                     let digest = evidence.digest();
                     if let Some(lab) = engine.net.lab_by_id(evidence.lab()) {
-                        engine.store_evidence(digest, evidence, lab, admitted_at.is_some());
+                        engine.store_evidence(digest, evidence, lab, admitted_at);
                     }
                 }
                 Record::Observation(own) => {
                     let period = own.observation.period;
-                    engine.insert_observation(own, true);
+                    engine.insert_observation(own, true, true);
                     engine.periods.entry(period).or_default().closed = true;
                     if period >= engine.next_close {
                         engine.next_close = Period(period.0 + 1);
                     }
                 }
+                Record::Vouch(o) => {
+                    // Verified before it was persisted.
+                    engine.insert_observation(o, true, true);
+                }
                 Record::Accepted(rec) => {
-                    for o in &rec.observations {
-                        engine.insert_observation(o.clone(), false);
-                    }
                     let state = engine.units.entry(rec.id.unit).or_default();
                     state.seen.insert(rec.id, rec.proposal);
                     state.locked.extend(
@@ -482,12 +726,11 @@ impl Engine {
                             .iter()
                             .flat_map(|s| s.evidence.iter().copied()),
                     );
+                    state.accepted.push(rec);
                 }
                 Record::Signed(rec) => {
-                    engine.protection.insert(
-                        rec.commitment,
-                        (rec.package, rec.share, rec.id.unit.period()),
-                    );
+                    let period = rec.id.unit.period();
+                    engine.protection.insert(rec.commitment, (rec, period));
                 }
                 Record::CoSigned(c) => {
                     engine.record_decided(c);
@@ -498,18 +741,19 @@ impl Engine {
                         Some(engine.last_ceremony.map_or(ceremony, |c| c.max(ceremony)));
                 }
                 Record::DkgComplete {
+                    ceremony,
                     group_key,
                     confirmations,
-                    ..
-                } => confirmed = Some((group_key, confirmations)),
+                } => confirmed = Some((ceremony, group_key, confirmations)),
             }
         }
         if let Some(k) = keys {
             let k = Arc::new(k);
             match confirmed {
-                Some((group_key, confirmations)) if group_key == k.group_key() => {
+                Some((ceremony, group_key, confirmations)) if group_key == k.group_key() => {
                     engine.keys = Some(k);
                     engine.confirmations = Some(confirmations.into());
+                    engine.completed_ceremony = Some(ceremony);
                 }
                 _ if !dkg_started => engine.keys = Some(k),
                 _ => engine.unconfirmed_keys = Some(k),
@@ -532,6 +776,53 @@ impl Engine {
         }
         engine.outputs.clear();
         engine
+    }
+
+    /// The records from which [`Engine::restore`] rebuilds this member as it is now: its key
+    /// ceremony, and the evidence, observations, locks, verdict-protection records and
+    /// co-signed units of the periods it still keeps. Everything older has been pruned from
+    /// memory and is not needed to restart.
+    pub fn snapshot(&self) -> Vec<Record> {
+        let mut out = Vec::new();
+        if let Some(ceremony) = self.last_ceremony {
+            out.push(Record::DkgStarted { ceremony });
+        }
+        if let (Some(ceremony), Some(keys), Some(confirmations)) =
+            (self.completed_ceremony, &self.keys, &self.confirmations)
+        {
+            out.push(Record::DkgComplete {
+                ceremony,
+                group_key: keys.group_key(),
+                confirmations: confirmations.to_vec(),
+            });
+        }
+        for e in self.evidence.values() {
+            out.push(Record::Evidence {
+                evidence: e.evidence.clone(),
+                admitted_at: e.admitted_at,
+            });
+        }
+        for state in self.periods.values() {
+            for (member, entries) in &state.observations {
+                for e in entries.iter().filter(|e| e.persisted) {
+                    out.push(if *member == self.me {
+                        Record::Observation(e.signed.clone())
+                    } else {
+                        Record::Vouch(e.signed.clone())
+                    });
+                }
+            }
+        }
+        for state in self.units.values() {
+            out.extend(state.accepted.iter().cloned().map(Record::Accepted));
+        }
+        for (rec, _) in self.protection.values() {
+            out.push(Record::Signed(rec.clone()));
+        }
+        for c in self.decided.values() {
+            out.push(Record::CoSigned(c.clone()));
+        }
+        out
     }
 
     /// This member.
@@ -646,7 +937,7 @@ impl Engine {
         if let Delivery::Rejected(reason) = &delivery
             && matches!(
                 reason,
-                MessageError::SigningRefused(_) | MessageError::Proposal(_)
+                MessageError::Signing(_) | MessageError::Proposal(_) | MessageError::CannotHelp(_)
             )
         {
             self.event(Event::Refused {
@@ -688,10 +979,20 @@ impl Engine {
                     continue;
                 }
                 state.attempt = Some(attempt);
-                // Drop nonces of proposals from attempts long gone.
-                state
-                    .signer
-                    .retain(|id, _| id.attempt.saturating_add(2) >= attempt);
+                // Forget what belongs to attempts long gone: their signer states (and nonces),
+                // the proposal ids seen, a proposal still waiting for bodies, and the answers
+                // given. Proposals of attempts before `attempt - 1` are ignored from now on.
+                let keep = |a: u32| a.saturating_add(2) > attempt;
+                state.signer.retain(|a, _| keep(*a));
+                state.seen.retain(|id, _| keep(id.attempt));
+                if state
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| !keep(p.proposal.id.attempt))
+                {
+                    state.pending = None;
+                }
+                state.fetch_answers.clear();
                 state.coordinator = None;
                 if coordinating {
                     state.coordinator = Some(Coordinator::new(attempt));
@@ -772,6 +1073,15 @@ impl Engine {
                 last: self.last_ceremony.unwrap_or(0),
             });
         }
+        // Ceremony numbers only grow, so one far ahead would burn the rest of the range (u32::MAX
+        // would leave no higher number for a retry).
+        let last = self.last_ceremony.unwrap_or(0);
+        if ceremony > last.saturating_add(MAX_CEREMONY_JUMP) {
+            return Err(DkgStartError::TooFarAhead {
+                ceremony,
+                most: last.saturating_add(MAX_CEREMONY_JUMP),
+            });
+        }
         self.last_ceremony = Some(ceremony);
         self.outputs
             .push_back(Output::Persist(Record::DkgStarted { ceremony }));
@@ -807,7 +1117,8 @@ impl Engine {
                 Err(
                     EvidenceError::Closed { .. }
                     | EvidenceError::Future { .. }
-                    | EvidenceError::SlotFull(_),
+                    | EvidenceError::SlotFull(_)
+                    | EvidenceError::InspectorFull(_),
                 ) => Delivery::Ignored,
                 Err(e) => Delivery::Rejected(e.into()),
             },
@@ -820,6 +1131,8 @@ impl Engine {
             Message::CoSigned(c) => self.on_cosigned(c),
             Message::SyncRequest(r) => self.on_sync_request(from, &r),
             Message::Dkg(d) => self.on_dkg(now, from, d, rng),
+            Message::Fetch(f) => self.on_fetch(from, &f),
+            Message::Bodies(b) => self.on_bodies(from, &b, rng),
         }
     }
 
@@ -888,32 +1201,39 @@ impl Engine {
             return Err(EvidenceError::TooLarge);
         }
         let lab = evidence.validate(&self.net)?;
-        let slot = self.slots.get(&(period, lab));
-        let in_slot = |pred: &dyn Fn(&Evidence) -> bool| {
-            slot.map_or(0, |s| {
-                s.iter()
-                    .filter(|d| self.evidence.get(*d).is_some_and(|e| pred(&e.evidence)))
-                    .count()
+        // The admission caps (docs/protocol.md §8): what a member admits is what its observation
+        // lists, and `Observation::check` holds every observation to the same caps.
+        let admitted = |d: &Digest| self.evidence.get(d).filter(|e| e.admitted_at.is_some());
+        let in_slot = |pred: &dyn Fn(&StoredEvidence) -> bool| {
+            self.slots.get(&(period, lab)).map_or(0, |s| {
+                s.iter().filter_map(&admitted).filter(|e| pred(e)).count()
             })
         };
-        match &*evidence {
-            Evidence::Attestation { .. } => {
-                let n = in_slot(&|e| e.is_attestation());
+        match evidence.place() {
+            Place::Attestation => {
+                let n = in_slot(&|e| e.place == Place::Attestation);
                 if n >= MAX_ATTESTATIONS_PER_SLOT {
                     return Err(EvidenceError::SlotFull(n));
                 }
             }
-            Evidence::Report { report, .. } => {
-                let inspector = report.inspector;
-                if in_slot(
-                    &|e| matches!(e, Evidence::Report { report: r, .. } if r.inspector == inspector),
-                ) > 0
-                {
-                    return Err(EvidenceError::SlotFull(1));
+            Place::Report(inspector) => {
+                if in_slot(&|e| e.place == Place::Report(inspector)) > 0 {
+                    return Err(EvidenceError::InspectorFull(1));
+                }
+                let cap = self.net.limits().reports_per_inspector;
+                let filed = self
+                    .slots
+                    .range((period, LabIndex(0))..=(period, LabIndex(u16::MAX)))
+                    .flat_map(|(_, s)| s.iter())
+                    .filter_map(admitted)
+                    .filter(|e| e.place == Place::Report(inspector))
+                    .count();
+                if filed >= cap {
+                    return Err(EvidenceError::InspectorFull(cap));
                 }
             }
         }
-        self.store_evidence(digest, evidence.clone(), lab, true);
+        self.store_evidence(digest, evidence.clone(), lab, Some(now));
         self.outputs.push_back(Output::Persist(Record::Evidence {
             evidence,
             admitted_at: Some(now),
@@ -931,23 +1251,25 @@ impl Engine {
         digest: Digest,
         evidence: Arc<Evidence>,
         lab: LabIndex,
-        admitted_before_close: bool,
+        admitted_at: Option<Instant>,
     ) {
         let period = evidence.period();
         self.slots.entry((period, lab)).or_default().insert(digest);
+        let place = evidence.place();
         self.evidence.entry(digest).or_insert(StoredEvidence {
             evidence,
             lab,
             period,
-            admitted_before_close,
+            place,
+            admitted_at,
         });
     }
 
-    /// Stores an item learned from a proposal or a missing-items reply (already validated).
+    /// Stores an item learned after the close (already validated for a slot of its period).
     fn learn_evidence(&mut self, evidence: &Arc<Evidence>, lab: LabIndex) {
         let digest = evidence.digest();
         if !self.evidence.contains_key(&digest) {
-            self.store_evidence(digest, evidence.clone(), lab, false);
+            self.store_evidence(digest, evidence.clone(), lab, None);
             self.outputs.push_back(Output::Persist(Record::Evidence {
                 evidence: evidence.clone(),
                 admitted_at: None,
@@ -966,25 +1288,35 @@ impl Engine {
             return;
         }
         state.closed = true;
-        let items: Vec<Digest> = self
-            .net
-            .labs()
-            .filter_map(|lab| self.slots.get(&(period, lab)))
-            .flatten()
-            .filter(|d| {
-                self.evidence
-                    .get(*d)
-                    .is_some_and(|e| e.admitted_before_close)
-            })
-            .copied()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let mut slots = Vec::new();
+        for lab in self.net.labs() {
+            let mut attestations = Vec::new();
+            let mut reports = Vec::new();
+            for d in self.slots.get(&(period, lab)).into_iter().flatten() {
+                let Some(e) = self.evidence.get(d).filter(|e| e.admitted_at.is_some()) else {
+                    continue;
+                };
+                match e.place {
+                    Place::Attestation => attestations.push(*d),
+                    Place::Report(inspector) => reports.push((inspector, *d)),
+                }
+            }
+            // `slots` iterates digests in order; reports go by inspector (one each, admit()).
+            reports.sort();
+            if !attestations.is_empty() || !reports.is_empty() {
+                slots.push(SlotItems {
+                    lab,
+                    attestations,
+                    reports,
+                });
+            }
+        }
         let observation = Observation {
             member: self.me,
             period,
-            items,
+            slots,
         };
+        debug_assert_eq!(observation.check(&self.net), Ok(()));
         let signature = self
             .identity
             .sign(&observation.signing_bytes(self.net.id()));
@@ -992,8 +1324,8 @@ impl Engine {
             observation,
             signature,
         });
-        let count = signed.observation.items.len();
-        self.insert_observation(signed.clone(), true);
+        let count = signed.observation.len();
+        self.insert_observation(signed.clone(), true, true);
         self.outputs
             .push_back(Output::Persist(Record::Observation(signed.clone())));
         self.outputs
@@ -1034,8 +1366,15 @@ impl Engine {
     }
 
     /// Stores an observation; at most two different ones per member and period are kept (two
-    /// are proof of equivocation once both verify). Returns whether it was new.
-    fn insert_observation(&mut self, signed: Arc<SignedObservation>, verified: bool) -> bool {
+    /// are proof of equivocation once both verify). Two copies of one observation (the same
+    /// content) are one entry: a verified copy replaces an unverified one. Returns whether it
+    /// was new.
+    fn insert_observation(
+        &mut self,
+        signed: Arc<SignedObservation>,
+        verified: bool,
+        persisted: bool,
+    ) -> bool {
         let period = signed.observation.period;
         let member = signed.observation.member;
         let entries = self
@@ -1045,21 +1384,32 @@ impl Engine {
             .observations
             .entry(member)
             .or_default();
-        if let Some(e) = entries.iter_mut().find(|e| e.signed == signed) {
-            e.verified |= verified;
+        if let Some(e) = entries
+            .iter_mut()
+            .find(|e| e.signed.observation == signed.observation)
+        {
+            e.persisted |= persisted;
+            if verified && !e.verified {
+                e.signed = signed;
+                e.verified = true;
+            }
             return false;
         }
         if entries.len() >= 2 {
             return false;
         }
-        entries.push(ObservationEntry { signed, verified });
+        entries.push(ObservationEntry {
+            signed,
+            verified,
+            persisted,
+        });
         true
     }
 
-    /// Stores an observation relayed by others (in a proposal or reply), strictly verified when
-    /// `verified`; if it differs from one already held for that member and period, and both
-    /// verify strictly, the member equivocated.
-    fn note_observation(&mut self, signed: Arc<SignedObservation>, verified: bool) {
+    /// Stores an observation relayed by others (in a proposal or reply), already verified
+    /// here; if another one is held for that member and period and it verifies too, the member
+    /// equivocated.
+    fn note_observation(&mut self, signed: Arc<SignedObservation>) {
         let member = signed.observation.member;
         let period = signed.observation.period;
         let others: Vec<Arc<SignedObservation>> = self
@@ -1068,40 +1418,32 @@ impl Engine {
             .and_then(|p| p.observations.get(&member))
             .map(|v| {
                 v.iter()
-                    .filter(|e| e.signed != signed)
+                    .filter(|e| e.signed.observation != signed.observation)
                     .map(|e| e.signed.clone())
                     .collect()
             })
             .unwrap_or_default();
-        let fresh = self.insert_observation(signed.clone(), verified);
-        if fresh
-            && !others.is_empty()
-            && (verified || self.verify_observation(&signed))
-            && others.iter().any(|o| self.verify_observation(o))
-        {
+        let fresh = self.insert_observation(signed, true, false);
+        if fresh && others.iter().any(|o| self.verify_observation(o)) {
             self.culprit(member, Offence::EquivocatingObservation);
         }
     }
 
-    /// Structure only (the signature is checked when the observation is used): a member, sorted
-    /// distinct items, and a period this member still keeps state for, so stored observations
-    /// stay bounded by (retained periods) × n × 2.
-    fn observation_is_well_formed(&self, obs: &Observation) -> bool {
+    /// A period this member still keeps state for, so stored observations stay bounded by
+    /// (retained periods) × n × 2.
+    fn observation_period_kept(&self, period: Period) -> bool {
         let oldest = self
             .next_close
             .0
             .saturating_sub(self.config.retain_periods.saturating_add(1));
-        self.net.is_member(obs.member)
-            && obs.items.windows(2).all(|w| w[0] < w[1])
-            && obs.period.0 <= self.next_close.0.saturating_add(2)
-            && obs.period.0 >= oldest
+        period.0 <= self.next_close.0.saturating_add(2) && period.0 >= oldest
     }
 
     fn verify_observation(&self, signed: &SignedObservation) -> bool {
         self.net
             .member_key(signed.observation.member)
             .is_some_and(|k| {
-                verify_strict(
+                verify_member(
                     k,
                     &signed.observation.signing_bytes(self.net.id()),
                     &signed.signature,
@@ -1120,21 +1462,25 @@ impl Engine {
         if signed.observation.member != from {
             return Delivery::Rejected(MessageError::WrongSender);
         }
-        if !self.observation_is_well_formed(&signed.observation) {
-            return Delivery::Rejected(MessageError::Malformed("observation"));
+        if let Err(fault) = signed.observation.check(&self.net) {
+            return Delivery::Rejected(fault.into());
         }
         let period = signed.observation.period;
+        if !self.observation_period_kept(period) {
+            return Delivery::Ignored;
+        }
         let existing: Vec<Arc<SignedObservation>> = self
             .periods
             .get(&period)
             .and_then(|p| p.observations.get(&from))
             .map(|v| v.iter().map(|e| e.signed.clone()).collect())
             .unwrap_or_default();
-        if existing.contains(&signed) {
+        if existing.iter().any(|e| e.observation == signed.observation) {
             return Delivery::Duplicate;
         }
-        // Observations are verified lazily (when they are used), except when a second one from
-        // the same member arrives: then both are checked, and two valid ones convict.
+        // Observations from their author are verified lazily (when they are used), except when
+        // a second one from the same member arrives: then both are checked, and two valid ones
+        // convict.
         let mut verified = false;
         if let Some(first) = existing.first() {
             if !self.verify_observation(&signed) {
@@ -1145,7 +1491,7 @@ impl Engine {
                 self.culprit(from, Offence::EquivocatingObservation);
             }
         }
-        if !self.insert_observation(signed, verified) {
+        if !self.insert_observation(signed, verified, false) {
             return Delivery::Ignored;
         }
         self.start_early(period);
@@ -1163,8 +1509,9 @@ impl Engine {
         Delivery::Accepted
     }
 
-    /// Verifies (strictly) every unverified stored observation of `period` that `filter`
-    /// selects, dropping and blaming bad ones. Returns whether any was dropped.
+    /// Verifies every unverified stored observation of `period` that `filter` selects, dropping
+    /// bad ones and naming their authors: unverified observations come only from their authors
+    /// (relayed ones are verified before they are stored). Returns whether any was dropped.
     fn verify_stored(
         &mut self,
         period: Period,
@@ -1173,52 +1520,85 @@ impl Engine {
         let Some(state) = self.periods.get(&period) else {
             return false;
         };
-        let mut bad = Vec::new();
-        let mut good = Vec::new();
-        for (member, entries) in &state.observations {
-            for e in entries.iter().filter(|e| !e.verified && filter(&e.signed)) {
-                if self.verify_observation(&e.signed) {
-                    good.push(e.signed.clone());
-                } else {
-                    bad.push((*member, e.signed.clone()));
+        let candidates: Vec<Arc<SignedObservation>> = state
+            .observations
+            .values()
+            .flatten()
+            .filter(|e| !e.verified && filter(&e.signed))
+            .map(|e| e.signed.clone())
+            .collect();
+        if candidates.is_empty() {
+            return false;
+        }
+        let bad: BTreeSet<usize> = self.batch_check(&candidates).into_iter().collect();
+        let state = self.periods.get_mut(&period).expect("checked above");
+        for (i, signed) in candidates.iter().enumerate() {
+            let member = signed.observation.member;
+            if let Some(entries) = state.observations.get_mut(&member) {
+                if bad.contains(&i) {
+                    entries.retain(|e| !Arc::ptr_eq(&e.signed, signed));
+                } else if let Some(e) = entries.iter_mut().find(|e| Arc::ptr_eq(&e.signed, signed))
+                {
+                    e.verified = true;
                 }
             }
         }
-        let state = self.periods.get_mut(&period).expect("checked above");
-        for (member, signed) in &bad {
-            if let Some(entries) = state.observations.get_mut(member) {
-                entries.retain(|e| e.signed != *signed);
-            }
+        let dropped: Vec<MemberIndex> = bad
+            .iter()
+            .map(|i| candidates[*i].observation.member)
+            .collect();
+        for member in &dropped {
+            self.culprit(*member, Offence::BadObservation);
         }
-        for signed in good {
-            if let Some(e) = state
-                .observations
-                .get_mut(&signed.observation.member)
-                .and_then(|v| v.iter_mut().find(|e| e.signed == signed))
-            {
-                e.verified = true;
-            }
-        }
-        let dropped = !bad.is_empty();
-        for (member, _) in bad {
-            self.culprit(member, Offence::BadObservation);
-        }
-        dropped
+        !dropped.is_empty()
     }
 
-    /// Members vouching for each item, counted over the stored observations of `period`.
-    fn vouchers(&self, period: Period) -> BTreeMap<Digest, BTreeSet<MemberIndex>> {
-        let mut out: BTreeMap<Digest, BTreeSet<MemberIndex>> = BTreeMap::new();
-        if let Some(state) = self.periods.get(&period) {
-            for (member, entries) in &state.observations {
-                for e in entries {
-                    for d in &e.signed.observation.items {
-                        out.entry(*d).or_default().insert(*member);
-                    }
+    /// Who lists which item in which place, over `observations`, for the slots of `labs`
+    /// (sorted): `(lab, place, digest)` → members. A digest listed in another place than its
+    /// body's vouches for nothing. Built once per use, in time linear in what is listed.
+    fn listings<'a>(
+        labs: &[LabIndex],
+        observations: impl IntoIterator<Item = &'a SignedObservation>,
+    ) -> Listings {
+        let mut out = Listings::new();
+        for o in observations {
+            let member = o.observation.member;
+            for slot in &o.observation.slots {
+                if labs.binary_search(&slot.lab).is_err() {
+                    continue;
+                }
+                for d in &slot.attestations {
+                    out.entry((slot.lab, Place::Attestation, *d))
+                        .or_default()
+                        .insert(member);
+                }
+                for (inspector, d) in &slot.reports {
+                    out.entry((slot.lab, Place::Report(*inspector), *d))
+                        .or_default()
+                        .insert(member);
                 }
             }
         }
         out
+    }
+
+    /// The stored observations of `period`.
+    fn stored_observations(&self, period: Period) -> impl Iterator<Item = &SignedObservation> {
+        self.periods
+            .get(&period)
+            .into_iter()
+            .flat_map(|p| p.observations.values().flatten())
+            .map(|e| &*e.signed)
+    }
+
+    /// The distinct members that mention `item` anywhere among the stored observations of
+    /// `period` (before its body, and so its place, is known).
+    fn mentioned_by(&self, period: Period, item: &Digest) -> usize {
+        self.stored_observations(period)
+            .filter(|o| o.observation.mentions(item))
+            .map(|o| o.observation.member)
+            .collect::<BTreeSet<_>>()
+            .len()
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1242,10 +1622,10 @@ impl Engine {
             return;
         };
         let (attempt, revision, had) = (coord.attempt, coord.revision, coord.proposal.clone());
-        if had.is_some() && revision >= self.config.max_revisions {
+        if had.is_some() && revision >= MAX_REVISIONS {
             return;
         }
-        let Some((statements, evidence, observations)) = self.build_proposal(unit) else {
+        let Some((statements, observations)) = self.build_proposal(unit) else {
             return;
         };
         if let Some((old, _, _)) = &had
@@ -1261,7 +1641,6 @@ impl Engine {
                 revision,
             },
             statements,
-            evidence,
             observations,
         });
         let digest = proposal.digest();
@@ -1276,23 +1655,20 @@ impl Engine {
         coord.ready.clear();
         coord.busy.clear();
         coord.sessions.clear();
+        coord.missing_from.clear();
         self.event(Event::Proposed { id: proposal.id });
         self.outputs
             .push_back(Output::Broadcast(Message::Proposal(proposal.clone())));
         self.loopback.push_back(Message::Proposal(proposal));
     }
 
-    /// The statements for `unit` over every item vouched f + 1 times, with the bodies and a set
-    /// of observations that proves the vouching. `None` until observations from t members are in.
-    #[allow(clippy::type_complexity)]
+    /// The statements for `unit` over every held item that f + 1 members list in its place,
+    /// and a set of observations that proves the vouching (`docs/protocol.md` §12). `None`
+    /// until observations from t members are in.
     fn build_proposal(
         &mut self,
         unit: Unit,
-    ) -> Option<(
-        Vec<Statement>,
-        Vec<Arc<Evidence>>,
-        Vec<Arc<SignedObservation>>,
-    )> {
+    ) -> Option<(Vec<Statement>, Vec<Arc<SignedObservation>>)> {
         let period = unit.period();
         let have = self
             .periods
@@ -1303,73 +1679,98 @@ impl Engine {
         }
         let labs = unit.labs(&self.net);
         let quorum = self.net.vouch_quorum();
+        let most_observations = self.net.limits().observations_per_proposal;
         loop {
-            let vouchers = self.vouchers(period);
-            let mut chosen: BTreeMap<LabIndex, Vec<Digest>> =
-                labs.iter().map(|l| (*l, Vec::new())).collect();
-            for (d, members) in &vouchers {
-                if members.len() < quorum {
-                    continue;
-                }
-                if let Some(e) = self.evidence.get(d)
-                    && e.period == period
-                    && let Some(v) = chosen.get_mut(&e.lab)
-                {
-                    v.push(*d);
-                }
-            }
-            // Pick observations, in member order, until every chosen item has f + 1 vouchers.
-            let mut need: BTreeMap<Digest, usize> =
-                chosen.values().flatten().map(|d| (*d, quorum)).collect();
-            let mut observations: Vec<Arc<SignedObservation>> = Vec::new();
             let state = self.periods.get(&period)?;
-            for entries in state.observations.values() {
-                // A member vouches for the union of its observations (two, if it equivocated),
-                // exactly as `vouchers` counts them; include every one of its observations that
-                // helps, and count the member once per item.
-                let helpful: Vec<&ObservationEntry> = entries
-                    .iter()
-                    .filter(|e| {
-                        e.signed
-                            .observation
-                            .items
-                            .iter()
-                            .any(|d| need.get(d).is_some_and(|n| *n > 0))
-                    })
-                    .collect();
-                let vouched: BTreeSet<Digest> = helpful
-                    .iter()
-                    .flat_map(|e| e.signed.observation.items.iter().copied())
-                    .collect();
-                for d in &vouched {
-                    if let Some(n) = need.get_mut(d) {
-                        *n = n.saturating_sub(1);
+            // Step 2-3: held items of the unit's slots with their vouchers, in place.
+            let listed = Self::listings(&labs, self.stored_observations(period));
+            let mut vouched: BTreeMap<Digest, (LabIndex, Place, BTreeSet<MemberIndex>)> =
+                BTreeMap::new();
+            for lab in &labs {
+                for d in self.slots.get(&(period, *lab)).into_iter().flatten() {
+                    let Some(e) = self.evidence.get(d) else {
+                        continue;
+                    };
+                    if let Some(members) = listed.get(&(*lab, e.place, *d))
+                        && members.len() >= quorum
+                    {
+                        vouched.insert(*d, (*lab, e.place, members.clone()));
                     }
                 }
-                observations.extend(helpful.iter().map(|e| e.signed.clone()));
             }
-            // Check every chosen observation strictly (once per observation: the store remembers),
-            // dropping and blaming bad ones. An honest proposal then carries only signatures
-            // that any member's batch check accepts.
-            if self.verify_stored(period, |o| {
-                observations.iter().any(|c| std::ptr::eq(&**c, o))
-            }) {
+            // Step 4: observations, in member order, until every item has q vouchers among
+            // them; a member counts once per item, whichever of its observations lists it.
+            let mut need: BTreeMap<Digest, usize> = vouched.keys().map(|d| (*d, quorum)).collect();
+            let mut picked: Vec<Arc<SignedObservation>> = Vec::new();
+            for (member, entries) in &state.observations {
+                let helps: Vec<Digest> = vouched
+                    .iter()
+                    .filter(|(d, (_, _, m))| m.contains(member) && need[*d] > 0)
+                    .map(|(d, _)| *d)
+                    .collect();
+                if helps.is_empty() {
+                    continue;
+                }
+                if picked.len() + entries.len() > most_observations {
+                    // More than f members equivocated: beyond the fault model. Stay within the
+                    // bound; items left short are dropped below.
+                    break;
+                }
+                for d in helps {
+                    if let Some(n) = need.get_mut(&d) {
+                        *n -= 1;
+                    }
+                }
+                picked.extend(entries.iter().map(|e| e.signed.clone()));
+            }
+            // Step 5: the picked observations must verify (each is checked once; bad ones are
+            // dropped, their authors named, and the construction restarts).
+            if self.verify_stored(period, |o| picked.iter().any(|c| std::ptr::eq(&**c, o))) {
                 continue;
             }
+            // Step 6: statements, with the items vouched among the picked observations, within
+            // the roster's per-slot bounds (only exceeded beyond the fault model).
             let mut statements = Vec::with_capacity(labs.len());
-            let mut bodies = Vec::new();
+            let mut per_inspector: BTreeMap<MemberIndex, usize> = BTreeMap::new();
+            let limits = self.net.limits().clone();
+            let carried = Self::listings(&labs, picked.iter().map(|o| &**o));
             for lab in &labs {
-                let mut digests = chosen.remove(lab).unwrap_or_default();
-                digests.sort();
+                let mut digests: Vec<Digest> = Vec::new();
+                let mut attestations = 0;
+                let mut in_slot: BTreeMap<MemberIndex, usize> = BTreeMap::new();
+                for (d, (l, place, _)) in vouched.iter().filter(|(_, (l, _, _))| l == lab) {
+                    if vouch_count(&carried, *l, *place, d) < quorum {
+                        continue;
+                    }
+                    match place {
+                        Place::Attestation => {
+                            if attestations >= limits.vouched_attestations_per_slot {
+                                continue;
+                            }
+                            attestations += 1;
+                        }
+                        Place::Report(i) => {
+                            let slot = in_slot.entry(*i).or_default();
+                            let unit_total = per_inspector.entry(*i).or_default();
+                            if *slot >= limits.vouched_reports_per_inspector_slot
+                                || *unit_total >= limits.vouched_reports_per_inspector
+                            {
+                                continue;
+                            }
+                            *slot += 1;
+                            *unit_total += 1;
+                        }
+                    }
+                    digests.push(*d);
+                }
                 let items: Vec<(Digest, &Evidence)> = digests
                     .iter()
                     .map(|d| (*d, &*self.evidence[d].evidence))
                     .collect();
                 let verdict = policy::evaluate(&self.net.roster().policy, &items);
-                bodies.extend(digests.iter().map(|d| self.evidence[d].evidence.clone()));
                 statements.push(self.statement(*lab, period, digests, verdict));
             }
-            return Some((statements, bodies, observations));
+            return Some((statements, picked));
         }
     }
 
@@ -1392,24 +1793,56 @@ impl Engine {
         }
     }
 
-    /// Batch-verifies observations; returns the indexes of bad ones.
+    /// Verifies observations under the batchable rule, as one batch; returns the indexes of
+    /// those that fail (an author outside the roster fails).
     fn batch_check(&self, observations: &[Arc<SignedObservation>]) -> Vec<usize> {
         let messages: Vec<Vec<u8>> = observations
             .iter()
             .map(|o| o.observation.signing_bytes(self.net.id()))
             .collect();
         let mut items = Vec::with_capacity(observations.len());
-        let mut unknown = Vec::new();
+        let mut index = Vec::with_capacity(observations.len());
+        let mut bad = Vec::new();
         for (i, o) in observations.iter().enumerate() {
             match self.net.member_key(o.observation.member) {
-                Some(k) => items.push((k, messages[i].as_slice(), &o.signature)),
-                None => unknown.push(i),
+                Some(k) => {
+                    items.push((k, messages[i].as_slice(), &o.signature));
+                    index.push(i);
+                }
+                None => bad.push(i),
             }
         }
-        if !unknown.is_empty() {
-            return unknown;
+        bad.extend(verify_many(&items).into_iter().map(|j| index[j]));
+        bad.sort_unstable();
+        bad
+    }
+
+    /// Whether this member holds `signed` (same content and signature) already verified.
+    fn holds_verified(&self, signed: &SignedObservation) -> bool {
+        self.periods
+            .get(&signed.observation.period)
+            .and_then(|p| p.observations.get(&signed.observation.member))
+            .is_some_and(|v| v.iter().any(|e| e.verified && *e.signed == *signed))
+    }
+
+    /// Checks relayed observations for `period`: the period, the syntax rules, and the
+    /// signatures of those not already held verified (one batch). Returns the indexes of the
+    /// bad ones.
+    fn check_relayed(&self, period: Period, observations: &[Arc<SignedObservation>]) -> Vec<usize> {
+        let mut bad = Vec::new();
+        let mut to_verify = Vec::new();
+        let mut index = Vec::new();
+        for (i, o) in observations.iter().enumerate() {
+            if o.observation.period != period || o.observation.check(&self.net).is_err() {
+                bad.push(i);
+            } else if !self.holds_verified(o) {
+                to_verify.push(o.clone());
+                index.push(i);
+            }
         }
-        verify_many(&items)
+        bad.extend(self.batch_check(&to_verify).into_iter().map(|j| index[j]));
+        bad.sort_unstable();
+        bad
     }
 
     fn on_accept(&mut self, now: Instant, from: MemberIndex, accept: Accept) -> Delivery {
@@ -1596,51 +2029,206 @@ impl Engine {
 
     fn on_missing(&mut self, from: MemberIndex, missing: &Missing) -> Delivery {
         let unit = missing.id.unit;
+        let period = unit.period();
+        let labs = unit.labs(&self.net).len();
+        let limits = self.net.limits();
+        if missing.items.len() > limits.items_per_unit(labs)
+            || missing.observations.len() > limits.observations_per_proposal
+        {
+            return Delivery::Rejected(MessageError::Malformed(Malformed::Oversized));
+        }
         let Some(coord) = self.units.get(&unit).and_then(|s| s.coordinator.as_ref()) else {
             return Delivery::Ignored;
         };
-        if coord.attempt != missing.id.attempt {
+        // One reply per member to the current revision: a member that refuses the same proposal
+        // again cannot make this member verify and fetch again.
+        let current = coord.proposal.as_ref().map(|(p, _, _)| p.id);
+        if current != Some(missing.id) || coord.missing_from.contains(&from) {
             return Delivery::Ignored;
         }
-        let period = unit.period();
-        let labs = unit.labs(&self.net);
-        if missing.evidence.len() > 4 * crate::roster::MAX_LABS
-            || missing.observations.len() > 2 * self.net.n()
+        // A bad observation proves nothing about the member it names, and an honest member
+        // relays only observations it verified: the sender is at fault. Drop it and keep the
+        // rest of the reply.
+        let bad = self.check_relayed(period, &missing.observations);
+        if !bad.is_empty() {
+            self.culprit(from, Offence::RelayedBadObservation);
+        }
+        for (i, o) in missing.observations.iter().enumerate() {
+            if !bad.contains(&i) {
+                self.note_observation(o.clone());
+            }
+        }
+        // Fetch the bodies this coordinator lacks of items now mentioned by f + 1 members; an
+        // item enters the next revision only once its body is held and it is vouched in place.
+        let quorum = self.net.vouch_quorum();
+        let fetch: Vec<Digest> = missing
+            .items
+            .iter()
+            .filter(|d| !self.evidence.contains_key(*d) && self.mentioned_by(period, d) >= quorum)
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if let Some(coord) = self
+            .units
+            .get_mut(&unit)
+            .and_then(|s| s.coordinator.as_mut())
         {
-            return Delivery::Rejected(MessageError::Malformed("oversized missing-items reply"));
-        }
-        for ev in &missing.evidence {
-            if ev.period() != period {
-                return Delivery::Rejected(MessageError::Malformed("evidence for another period"));
-            }
-            let digest = ev.digest();
-            if self.evidence.contains_key(&digest) {
-                continue;
-            }
-            match ev.validate(&self.net) {
-                Ok(lab) if labs.contains(&lab) => self.learn_evidence(ev, lab),
-                Ok(_) => {
-                    return Delivery::Rejected(MessageError::Malformed(
-                        "evidence for another slot",
-                    ));
-                }
-                Err(e) => return Delivery::Rejected(e.into()),
+            coord.missing_from.insert(from);
+            for d in &fetch {
+                coord.wanted.insert(*d);
             }
         }
-        for o in &missing.observations {
-            if o.observation.period != period || !self.observation_is_well_formed(&o.observation) {
-                return Delivery::Rejected(MessageError::Malformed("observation"));
-            }
-            // A bad signature proves nothing about the member it names, and an honest member
-            // relays only observations it verified strictly: the sender is at fault. Drop it
-            // and keep the rest of the reply.
-            if self.verify_observation(o) {
-                self.note_observation(o.clone(), true);
-            } else {
-                self.culprit(from, Offence::BadObservation);
-            }
+        if !fetch.is_empty() {
+            self.send(
+                from,
+                Message::Fetch(Fetch {
+                    unit,
+                    digests: fetch,
+                }),
+            );
         }
         self.try_propose(unit);
+        Delivery::Accepted
+    }
+
+    /// A member asks for bodies of a unit's items: answer with those held, in chunks, at most
+    /// [`FETCH_ANSWERS_PER_ATTEMPT`] times per member and attempt (a request of 32 bytes per
+    /// item could otherwise draw up to 64 KiB per item again and again).
+    fn on_fetch(&mut self, from: MemberIndex, fetch: &Fetch) -> Delivery {
+        let unit = fetch.unit;
+        if !unit.is_valid_for(&self.net) {
+            return Delivery::Rejected(MessageError::Malformed(Malformed::Unit));
+        }
+        let labs = unit.labs(&self.net);
+        if fetch.digests.len() > self.net.limits().items_per_unit(labs.len()) {
+            return Delivery::Rejected(MessageError::Malformed(Malformed::Oversized));
+        }
+        let Some(state) = self.units.get_mut(&unit) else {
+            return Delivery::Ignored;
+        };
+        let answers = state.fetch_answers.entry(from).or_default();
+        if *answers >= FETCH_ANSWERS_PER_ATTEMPT {
+            return Delivery::Ignored;
+        }
+        *answers += 1;
+        let wanted: BTreeSet<&Digest> = fetch.digests.iter().collect();
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        let mut chunks = Vec::new();
+        for d in wanted {
+            let Some(e) = self.evidence.get(d) else {
+                continue;
+            };
+            if e.period != unit.period() || !labs.contains(&e.lab) {
+                continue;
+            }
+            bytes += codec_len(&*e.evidence);
+            chunk.push(e.evidence.clone());
+            if bytes >= BODIES_CHUNK_BYTES {
+                chunks.push(std::mem::take(&mut chunk));
+                bytes = 0;
+            }
+        }
+        // Always answer, if only with nothing: the asker learns that this member lacks them.
+        if !chunk.is_empty() || chunks.is_empty() {
+            chunks.push(chunk);
+        }
+        for evidence in chunks {
+            self.send(from, Message::Bodies(Arc::new(Bodies { unit, evidence })));
+        }
+        Delivery::Accepted
+    }
+
+    /// Bodies this member asked for: of a proposal waiting for them (from its coordinator), or,
+    /// as coordinator, of items a member reported missing (from that member). Anything not asked
+    /// for, or from another member, is ignored.
+    fn on_bodies(
+        &mut self,
+        from: MemberIndex,
+        bodies: &Bodies,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Delivery {
+        let unit = bodies.unit;
+        if !unit.is_valid_for(&self.net) {
+            return Delivery::Rejected(MessageError::Malformed(Malformed::Unit));
+        }
+        let labs = unit.labs(&self.net);
+        if bodies.evidence.len() > self.net.limits().items_per_unit(labs.len()) {
+            return Delivery::Rejected(MessageError::Malformed(Malformed::Oversized));
+        }
+        let Some(state) = self.units.get(&unit) else {
+            return Delivery::Ignored;
+        };
+        let pending: BTreeSet<Digest> = state
+            .pending
+            .as_ref()
+            .filter(|p| p.from == from)
+            .map(|p| p.missing.clone())
+            .unwrap_or_default();
+        let coordinating = state.coordinator.as_ref().map(|c| c.wanted.clone());
+        let mut used = false;
+        let mut learned_wanted = false;
+        for ev in &bodies.evidence {
+            let d = ev.digest();
+            let for_pending = pending.contains(&d);
+            let for_coordinator = coordinating.as_ref().is_some_and(|w| w.contains(&d));
+            if !for_pending && !for_coordinator {
+                continue;
+            }
+            // An honest member sends only bodies it validated for the unit's slots.
+            let lab = match ev.validate(&self.net) {
+                Ok(lab)
+                    if ev.period() == unit.period()
+                        && labs.contains(&lab)
+                        && codec_len(&**ev) <= crate::evidence::MAX_EVIDENCE_BYTES =>
+                {
+                    lab
+                }
+                Ok(_) => {
+                    self.culprit(from, Offence::BadEvidence);
+                    return Delivery::Rejected(MessageError::Malformed(Malformed::OtherSlot));
+                }
+                Err(e) => {
+                    self.culprit(from, Offence::BadEvidence);
+                    return Delivery::Rejected(e.into());
+                }
+            };
+            self.learn_evidence(ev, lab);
+            used = true;
+            if let Some(state) = self.units.get_mut(&unit) {
+                if for_pending && let Some(p) = state.pending.as_mut() {
+                    p.missing.remove(&d);
+                }
+                if for_coordinator && let Some(c) = state.coordinator.as_mut() {
+                    c.wanted.remove(&d);
+                    learned_wanted = true;
+                }
+            }
+        }
+        if !used {
+            return Delivery::Ignored;
+        }
+        let complete = self
+            .units
+            .get(&unit)
+            .and_then(|s| s.pending.as_ref())
+            .is_some_and(|p| p.missing.is_empty());
+        if complete
+            && let Some(p) = self.units.get_mut(&unit).and_then(|s| s.pending.take())
+            && !self.decided.contains_key(&unit)
+        {
+            let delivery = self.finish_proposal(p.from, &p.proposal, p.digest, rng);
+            if let Delivery::Rejected(reason) = delivery {
+                self.event(Event::Refused {
+                    from: p.from,
+                    reason,
+                });
+            }
+        }
+        if learned_wanted {
+            self.try_propose(unit);
+        }
         Delivery::Accepted
     }
 
@@ -1657,16 +2245,14 @@ impl Engine {
         let id = proposal.id;
         let unit = id.unit;
         if !unit.is_valid_for(&self.net) {
-            return Delivery::Rejected(MessageError::Malformed(
-                "unit does not fit the network's signing mode",
-            ));
+            return Delivery::Rejected(MessageError::Malformed(Malformed::Unit));
         }
         if from != self.coordinator_of(&unit, id.attempt) {
             return Delivery::Rejected(MessageError::NotCoordinator);
         }
-        let Some(keys) = self.keys.clone() else {
+        if self.keys.is_none() {
             return Delivery::Ignored;
-        };
+        }
         if self.decided.contains_key(&unit) {
             return Delivery::Ignored;
         }
@@ -1679,81 +2265,113 @@ impl Engine {
         if id.attempt.saturating_add(1) < current || id.attempt > current.saturating_add(1) {
             return Delivery::Ignored;
         }
+        // Revisions are bounded, so one coordinator costs at most MAX_REVISIONS + 1 checks and
+        // accepts per attempt.
+        if id.revision > MAX_REVISIONS {
+            let fault = ProposalFault::Revision;
+            self.culprit(from, Offence::InvalidProposal(fault));
+            return Delivery::Rejected(fault.into());
+        }
         let digest = proposal.digest();
         let state = self.units.entry(unit).or_default();
         match state.seen.get(&id) {
             Some(d) if *d == digest => return Delivery::Duplicate,
             Some(_) => {
                 self.culprit(from, Offence::EquivocatingProposal);
-                return Delivery::Rejected(MessageError::Proposal("equivocating proposal".into()));
+                return Delivery::Rejected(MessageError::Equivocation);
             }
             None => {}
         }
         state.seen.insert(id, digest);
-        match self.check_proposal(&proposal) {
-            Ok(()) => {}
-            Err(ProposalCheck::Invalid(reason)) => {
-                self.culprit(from, Offence::InvalidProposal(reason.clone()));
-                return Delivery::Rejected(MessageError::Proposal(reason));
+        let missing = match self.check_without_bodies(&proposal) {
+            Ok(missing) => missing,
+            Err(fault) => {
+                self.culprit(from, Offence::InvalidProposal(fault));
+                return Delivery::Rejected(fault.into());
             }
-            Err(ProposalCheck::Missing(evidence, observations)) => {
+        };
+        if missing.is_empty() {
+            return self.finish_proposal(from, &proposal, digest, rng);
+        }
+        // Ask the coordinator for the bodies this member lacks; the check resumes when they
+        // arrive (`on_bodies`). A later proposal of the unit replaces this one.
+        let digests: Vec<Digest> = missing.iter().copied().collect();
+        if let Some(state) = self.units.get_mut(&unit) {
+            state.pending = Some(PendingProposal {
+                proposal,
+                digest,
+                from,
+                missing,
+            });
+        }
+        self.send(from, Message::Fetch(Fetch { unit, digests }));
+        Delivery::Accepted
+    }
+
+    /// The rest of the proposal rule, once every body is held; accepts, or answers `Missing`.
+    fn finish_proposal(
+        &mut self,
+        from: MemberIndex,
+        proposal: &Arc<Proposal>,
+        digest: Digest,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Delivery {
+        let id = proposal.id;
+        match self.check_with_bodies(proposal) {
+            Ok(()) => {}
+            Err(ProposalCheck::Invalid(fault)) => {
+                self.culprit(from, Offence::InvalidProposal(fault));
+                return Delivery::Rejected(fault.into());
+            }
+            Err(ProposalCheck::Missing(items, observations)) => {
                 self.send(
                     from,
                     Message::Missing(Arc::new(Missing {
                         id,
-                        evidence,
+                        items,
                         observations,
                     })),
                 );
                 return Delivery::Accepted;
             }
-        };
-        // Accept: remember what we accepted (the superset rule must survive a restart), then
-        // commit to a fresh nonce.
-        let labs = unit.labs(&self.net);
-        for (ev, lab) in proposal
-            .evidence
-            .iter()
-            .zip(proposal_labs(&self.net, &proposal))
-        {
-            if labs.contains(&lab) {
-                self.learn_evidence(ev, lab);
-            }
         }
-        // Stored as unverified even when the batch check above covered them: a batch accepts
-        // rare crafted signatures that strict verification refuses, and an observation this
-        // member relays or proposes must pass the strict check every member applies.
+        let Some(keys) = self.keys.clone() else {
+            return Delivery::Ignored;
+        };
+        // Accept: remember what we accepted and why (the superset rule must survive a
+        // restart), then commit to a fresh nonce. The observations were verified above.
         for o in &proposal.observations {
-            self.note_observation(o.clone(), false);
+            self.note_observation(o.clone());
+            self.persist_vouch(o);
         }
-        let record = AcceptedRecord {
-            id,
-            proposal: digest,
-            statements: proposal.statements.clone(),
-            observations: proposal.observations.clone(),
-        };
-        self.outputs
-            .push_back(Output::Persist(Record::Accepted(Arc::new(record))));
+        let unit = id.unit;
+        let state = self.units.entry(unit).or_default();
+        let grows = proposal.items().any(|d| !state.locked.contains(d));
+        if grows {
+            let record = Arc::new(AcceptedRecord {
+                id,
+                proposal: digest,
+                statements: proposal.statements.clone(),
+            });
+            state.locked.extend(proposal.items().copied());
+            state.accepted.push(record.clone());
+            self.outputs
+                .push_back(Output::Persist(Record::Accepted(record)));
+        }
         let (nonces, commitments) = frost::round1::commit(keys.key_package.signing_share(), rng);
         let message = Arc::new(signing_message(self.net.id(), &unit, &proposal.statements));
         let state = self.units.entry(unit).or_default();
-        state.locked.extend(
-            proposal
-                .statements
-                .iter()
-                .flat_map(|s| s.evidence.iter().copied()),
-        );
+        // One signer state per attempt: a newer revision of the attempt replaces the older one
+        // (its sessions are over), and no attempt's state can evict another's.
         state.signer.insert(
-            id,
+            id.attempt,
             SignerSlot {
+                id,
                 message,
                 nonces: Some(SingleUseNonces(nonces)),
                 commitments,
             },
         );
-        while state.signer.len() > SIGNER_SLOTS_PER_UNIT {
-            state.signer.pop_first();
-        }
         self.send(
             from,
             Message::Accept(Accept {
@@ -1765,130 +2383,166 @@ impl Engine {
         Delivery::Accepted
     }
 
-    /// The proposal rule. An honest member accepts only if every statement is for the unit's slot,
-    /// every item is validly signed for it and vouched by f + 1 observations in the proposal, the
-    /// verdict is the policy's, and nothing it knows to be vouched (or already accepted) is left
-    /// out.
-    fn check_proposal(&mut self, p: &Proposal) -> Result<(), ProposalCheck> {
+    /// Persists `signed` as a vouch record once (it justifies a locked item after a restart).
+    fn persist_vouch(&mut self, signed: &Arc<SignedObservation>) {
+        let Some(entry) = self
+            .periods
+            .get_mut(&signed.observation.period)
+            .and_then(|p| p.observations.get_mut(&signed.observation.member))
+            .and_then(|v| {
+                v.iter_mut()
+                    .find(|e| e.signed.observation == signed.observation)
+            })
+        else {
+            return;
+        };
+        if entry.persisted {
+            return;
+        }
+        entry.persisted = true;
+        let record = entry.signed.clone();
+        self.outputs
+            .push_back(Output::Persist(Record::Vouch(record)));
+    }
+
+    /// The proposal rule, part 1 (`docs/protocol.md` §13, rules 1-5): everything that needs no
+    /// evidence body. Returns the named items whose bodies this member lacks.
+    fn check_without_bodies(&self, p: &Proposal) -> Result<BTreeSet<Digest>, ProposalFault> {
         let unit = p.id.unit;
         let period = unit.period();
         let labs = unit.labs(&self.net);
-        let n = self.net.n();
-        let invalid = |s: &str| Err(ProposalCheck::Invalid(s.to_string()));
+        let limits = self.net.limits();
+        // 1. One statement per lab of the unit, for this network, policy and slot, with sorted
+        //    distinct evidence, and no more items than vouching allows.
         if p.statements.len() != labs.len() {
-            return invalid("wrong number of statements");
+            return Err(ProposalFault::StatementCount);
         }
-        if p.observations.len() > 2 * n {
-            return invalid("too many observations");
-        }
-        // Observations: well-formed, for this period, at most two per member; those vouching for
-        // items this member did not admit in time are signature-checked below, as one batch.
-        let mut per_member: BTreeMap<MemberIndex, usize> = BTreeMap::new();
-        for o in &p.observations {
-            if o.observation.period != period || !self.observation_is_well_formed(&o.observation) {
-                return invalid("observation for another period or malformed");
-            }
-            let c = per_member.entry(o.observation.member).or_default();
-            *c += 1;
-            if *c > 2 {
-                return invalid("more than two observations from one member");
-            }
-        }
-        // Invariant 5 needs, for every item, an honest member that admitted it before the close.
-        // For items this member admitted in time itself, that is this member; only the vouchers
-        // of the other items need their signatures checked (as one batch).
-        let unknown: BTreeSet<Digest> = p
-            .statements
-            .iter()
-            .flat_map(|s| s.evidence.iter().copied())
-            .filter(|d| {
-                !self
-                    .evidence
-                    .get(d)
-                    .is_some_and(|e| e.admitted_before_close)
-            })
-            .collect();
-        let to_check: Vec<Arc<SignedObservation>> = p
-            .observations
-            .iter()
-            .filter(|o| o.observation.items.iter().any(|d| unknown.contains(d)))
-            .cloned()
-            .collect();
-        if !self.batch_check(&to_check).is_empty() {
-            return invalid("badly signed observation");
-        }
-        let mut vouchers: BTreeMap<Digest, BTreeSet<MemberIndex>> = BTreeMap::new();
-        for o in &p.observations {
-            for d in &o.observation.items {
-                vouchers.entry(*d).or_default().insert(o.observation.member);
-            }
-        }
-        // Evidence: each body valid for one of the unit's slots; digests distinct.
-        let mut bodies: BTreeMap<Digest, (&Arc<Evidence>, LabIndex)> = BTreeMap::new();
-        for ev in &p.evidence {
-            let digest = ev.digest();
-            let lab = match self.evidence.get(&digest) {
-                Some(known) => known.lab,
-                None => match ev.validate(&self.net) {
-                    Ok(lab) => lab,
-                    Err(e) => return Err(ProposalCheck::Invalid(format!("evidence: {e}"))),
-                },
-            };
-            if ev.period() != period || !labs.contains(&lab) {
-                return invalid("evidence for another slot");
-            }
-            if bodies.insert(digest, (ev, lab)).is_some() {
-                return invalid("duplicate evidence");
-            }
-        }
-        let quorum = self.net.vouch_quorum();
-        let mut referenced = 0;
         for (statement, lab) in p.statements.iter().zip(&labs) {
             if statement.network_id != *self.net.id()
                 || statement.policy_hash != *self.net.policy_hash()
             {
-                return invalid("wrong network or policy");
+                return Err(ProposalFault::WrongNetwork);
             }
             if statement.slot.period != period || statement.slot.lab != self.net.lab_id(*lab) {
-                return invalid("statement for another slot");
+                return Err(ProposalFault::WrongSlot);
             }
             if !statement.evidence_is_canonical() {
-                return invalid("evidence not sorted and distinct");
+                return Err(ProposalFault::EvidenceOrder);
             }
-            let mut items = Vec::with_capacity(statement.evidence.len());
-            for d in &statement.evidence {
-                let Some((ev, l)) = bodies.get(d) else {
-                    return invalid("statement names an item without its body");
-                };
-                if l != lab {
-                    return invalid("item of another slot");
-                }
-                if vouchers.get(d).map_or(0, BTreeSet::len) < quorum {
-                    return invalid("item not vouched by f + 1 observations");
-                }
-                items.push((*d, &***ev));
-            }
-            referenced += items.len();
-            if policy::evaluate(&self.net.roster().policy, &items) != statement.verdict {
-                return invalid("verdict is not the policy's");
+            if statement.evidence.len() > limits.items_per_unit(1) {
+                return Err(ProposalFault::TooManyItems);
             }
         }
-        if referenced != bodies.len() {
-            return invalid("evidence body not named by any statement");
+        if p.items().count() > limits.items_per_unit(labs.len()) {
+            return Err(ProposalFault::TooManyItems);
         }
-        // Superset: everything we know is vouched, or already accepted, must be in.
-        let included: BTreeSet<Digest> = p
-            .statements
+        // 2. At most n + f observations, at most two per member, each for this period and
+        //    within the syntax rules.
+        if p.observations.len() > limits.observations_per_proposal {
+            return Err(ProposalFault::TooManyObservations);
+        }
+        let mut per_member: BTreeMap<MemberIndex, usize> = BTreeMap::new();
+        for o in &p.observations {
+            if o.observation.period != period || o.observation.check(&self.net).is_err() {
+                return Err(ProposalFault::MalformedObservation);
+            }
+            let c = per_member.entry(o.observation.member).or_default();
+            *c += 1;
+            if *c > 2 {
+                return Err(ProposalFault::TooManyObservations);
+            }
+        }
+        // 3. Every observation verifies (one batch; those already held verified are not checked
+        //    again). All of them: a forged voucher must never count, even for an item this
+        //    member admitted itself.
+        if !self.check_relayed(period, &p.observations).is_empty() {
+            return Err(ProposalFault::BadlySignedObservation);
+        }
+        // 4. Every item is mentioned by f + 1 distinct members (its place is checked once its
+        //    body is held).
+        let quorum = self.net.vouch_quorum();
+        let named: BTreeSet<&Digest> = p.items().collect();
+        let mut mentioned: BTreeMap<&Digest, BTreeSet<MemberIndex>> = BTreeMap::new();
+        for o in &p.observations {
+            for d in o.observation.digests() {
+                if named.contains(d) {
+                    mentioned.entry(d).or_default().insert(o.observation.member);
+                }
+            }
+        }
+        if named
             .iter()
-            .flat_map(|s| s.evidence.iter().copied())
-            .collect();
+            .any(|d| mentioned.get(d).map_or(0, BTreeSet::len) < quorum)
+        {
+            return Err(ProposalFault::NotVouched);
+        }
+        // 5. The bodies to fetch.
+        Ok(p.items()
+            .filter(|d| !self.evidence.contains_key(*d))
+            .copied()
+            .collect())
+    }
+
+    /// The proposal rule, part 2 (rules 6-8 and the superset rule), with every body held.
+    fn check_with_bodies(&mut self, p: &Proposal) -> Result<(), ProposalCheck> {
+        let unit = p.id.unit;
+        let period = unit.period();
+        let labs = unit.labs(&self.net);
+        let limits = self.net.limits().clone();
+        let quorum = self.net.vouch_quorum();
+        let invalid = |f: ProposalFault| Err(ProposalCheck::Invalid(f));
+        let carried = Self::listings(&labs, p.observations.iter().map(|o| &**o));
+        let mut per_inspector: BTreeMap<MemberIndex, usize> = BTreeMap::new();
+        for (statement, lab) in p.statements.iter().zip(&labs) {
+            let mut items = Vec::with_capacity(statement.evidence.len());
+            let mut attestations = 0;
+            let mut in_slot: BTreeMap<MemberIndex, usize> = BTreeMap::new();
+            for d in &statement.evidence {
+                // 6. Each item is one of this slot's (bodies are validated when stored).
+                let Some(e) = self.evidence.get(d) else {
+                    return invalid(ProposalFault::ItemOfAnotherSlot);
+                };
+                if e.period != period || e.lab != *lab {
+                    return invalid(ProposalFault::ItemOfAnotherSlot);
+                }
+                // 7. Vouched in place by f + 1 distinct members among the proposal's
+                //    observations, and within the per-slot bounds vouching implies.
+                if vouch_count(&carried, *lab, e.place, d) < quorum {
+                    return invalid(ProposalFault::NotVouched);
+                }
+                let over = match e.place {
+                    Place::Attestation => {
+                        attestations += 1;
+                        attestations > limits.vouched_attestations_per_slot
+                    }
+                    Place::Report(i) => {
+                        let slot = in_slot.entry(i).or_default();
+                        let total = per_inspector.entry(i).or_default();
+                        *slot += 1;
+                        *total += 1;
+                        *slot > limits.vouched_reports_per_inspector_slot
+                            || *total > limits.vouched_reports_per_inspector
+                    }
+                };
+                if over {
+                    return invalid(ProposalFault::TooManyItems);
+                }
+                items.push((*d, &*e.evidence));
+            }
+            // 8. The verdict is the policy's.
+            if policy::evaluate(&self.net.roster().policy, &items) != statement.verdict {
+                return invalid(ProposalFault::WrongVerdict);
+            }
+        }
+        // Superset: everything this member knows is vouched, or already accepted, must be in.
+        // Only items held for the unit's slots (or locked) but left out can be missing; in the
+        // common case there are none and nothing needs counting.
+        let included: BTreeSet<Digest> = p.items().copied().collect();
         let locked: BTreeSet<Digest> = self
             .units
             .get(&unit)
             .map(|s| s.locked.clone())
             .unwrap_or_default();
-        // Only items this member holds for the unit's slots but the proposal leaves out can be
-        // missing; in the common case there are none and nothing needs counting.
         let outside: BTreeSet<Digest> = labs
             .iter()
             .filter_map(|l| self.slots.get(&(period, *l)))
@@ -1901,22 +2555,18 @@ impl Engine {
             return Ok(());
         }
         let candidates = |engine: &Self| -> Vec<Digest> {
+            let known = Self::listings(
+                &labs,
+                p.observations
+                    .iter()
+                    .map(|o| &**o)
+                    .chain(engine.stored_observations(period)),
+            );
             outside
                 .iter()
                 .filter(|d| {
-                    if locked.contains(*d) {
-                        return true;
-                    }
-                    let mut members: BTreeSet<MemberIndex> =
-                        vouchers.get(*d).cloned().unwrap_or_default();
-                    if let Some(state) = engine.periods.get(&period) {
-                        for (m, entries) in &state.observations {
-                            if entries.iter().any(|e| e.signed.vouches(d)) {
-                                members.insert(*m);
-                            }
-                        }
-                    }
-                    members.len() >= quorum
+                    let e = &engine.evidence[*d];
+                    locked.contains(*d) || vouch_count(&known, e.lab, e.place, d) >= quorum
                 })
                 .copied()
                 .collect()
@@ -1927,30 +2577,33 @@ impl Engine {
         }
         // Before claiming items are missing, check the observations that vouch for them.
         let wanted: BTreeSet<Digest> = first.into_iter().collect();
-        self.verify_stored(period, |o| {
-            o.observation.items.iter().any(|d| wanted.contains(d))
-        });
+        self.verify_stored(period, |o| wanted.iter().any(|d| o.observation.mentions(d)));
         let missing = candidates(self);
         if missing.is_empty() {
             return Ok(());
         }
-        let evidence: Vec<Arc<Evidence>> = missing
-            .iter()
-            .filter_map(|d| self.evidence.get(d).map(|e| e.evidence.clone()))
-            .collect();
-        let observations: Vec<Arc<SignedObservation>> = self
+        let mut observations: Vec<Arc<SignedObservation>> = self
             .periods
             .get(&period)
             .map(|s| {
                 s.observations
                     .values()
                     .flatten()
-                    .filter(|e| e.verified && missing.iter().any(|d| e.signed.vouches(d)))
+                    .filter(|e| {
+                        e.verified
+                            && missing.iter().any(|d| {
+                                let x = &self.evidence[d];
+                                e.signed.observation.lists(x.lab, x.place, d)
+                            })
+                    })
                     .map(|e| e.signed.clone())
                     .collect()
             })
             .unwrap_or_default();
-        Err(ProposalCheck::Missing(evidence, observations))
+        observations.truncate(limits.observations_per_proposal);
+        let mut items = missing;
+        items.truncate(limits.items_per_unit(labs.len()));
+        Err(ProposalCheck::Missing(items, observations))
     }
 
     fn on_sign_request(
@@ -1959,7 +2612,8 @@ impl Engine {
         req: SignRequest,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Delivery {
-        let refuse = |why: &'static str| Delivery::Rejected(MessageError::SigningRefused(why));
+        let refuse = |why: SigningFault| Delivery::Rejected(MessageError::Signing(why));
+        let unable = |why: CannotHelp| Delivery::Rejected(MessageError::CannotHelp(why));
         let unit = req.id.unit;
         if from != self.coordinator_of(&unit, req.id.attempt) {
             return Delivery::Rejected(MessageError::NotCoordinator);
@@ -1969,46 +2623,50 @@ impl Engine {
             return Delivery::Ignored;
         }
         let Some(keys) = self.keys.clone() else {
-            return Delivery::Rejected(MessageError::NoKey);
+            return unable(CannotHelp::NoKey);
         };
         let package = &*req.package;
         let t = self.net.t();
         let n = self.net.n();
         // FAULTS 8: fewer than t commitments, unknown identifiers, or none of ours: no share.
         if package.signing_commitments().len() < t {
-            return refuse("fewer than t commitments");
+            return refuse(SigningFault::TooFewCommitments);
         }
         if package
             .signing_commitments()
             .keys()
             .any(|id| MemberIndex::from_identifier(id, n).is_none())
         {
-            return refuse("commitment from a non-member");
+            return refuse(SigningFault::NonMember);
         }
         let Some(mine) = package.signing_commitment(&self.me.identifier()) else {
-            return refuse("our commitment is not in the package");
+            return refuse(SigningFault::NoCommitmentOfOurs);
         };
         let commitment_digest = Frost::new(mine).digest("accord/commitment/v1");
         let package_digest = req.package.digest("accord/signing-package/v1");
         // FAULTS 1: a commitment bound to one package never signs another, before or after a
         // restart (the binding is persisted before the share leaves).
-        let bound = self.protection.get(&commitment_digest).cloned();
-        if bound.as_ref().is_some_and(|(p, _, _)| *p != package_digest) {
-            return refuse("commitment already used for a different package");
+        let bound = self
+            .protection
+            .get(&commitment_digest)
+            .map(|(r, _)| (r.package, r.share.clone()));
+        if bound.as_ref().is_some_and(|(p, _)| *p != package_digest) {
+            return refuse(SigningFault::CommitmentReused);
         }
         let Some(slot) = self
             .units
             .get_mut(&unit)
-            .and_then(|s| s.signer.get_mut(&req.id))
+            .and_then(|s| s.signer.get_mut(&req.id.attempt))
+            .filter(|s| s.id == req.id)
         else {
-            return refuse("no accepted proposal for this id (nonces do not survive a restart)");
+            return unable(CannotHelp::NoNonces);
         };
         // FAULTS 10: the message must be the statement we validated; we are never an oracle.
         if package.message() != slot.message.as_slice() {
-            return refuse("package message differs from the accepted proposal");
+            return refuse(SigningFault::WrongMessage);
         }
         // FAULTS 3: the same package again gets the same share again, never a new one.
-        if let Some((_, share, _)) = bound {
+        if let Some((_, share)) = bound {
             let next = Frost::new(slot.commitments);
             self.send(
                 from,
@@ -2022,30 +2680,29 @@ impl Engine {
             return Delivery::Duplicate;
         }
         if mine != slot.commitments {
-            return refuse("package carries a commitment that is not our current one");
+            return refuse(SigningFault::StaleCommitment);
         }
         let Some(nonces) = slot.nonces.take() else {
-            return refuse("nonces already used");
+            return unable(CannotHelp::NoncesUsed);
         };
         let share = match nonces.sign(package, &keys.key_package) {
             Ok(s) => Frost::new(s),
-            Err(_) => return refuse("frost refused to sign"),
+            Err(_) => return unable(CannotHelp::FrostRefused),
         };
         let (next_nonces, next) = frost::round1::commit(keys.key_package.signing_share(), rng);
         slot.nonces = Some(SingleUseNonces(next_nonces));
         slot.commitments = next;
-        self.protection.insert(
-            commitment_digest,
-            (package_digest, share.clone(), unit.period()),
-        );
+        let record = SignedRecord {
+            id: req.id,
+            commitment: commitment_digest,
+            package: package_digest,
+            share: share.clone(),
+        };
+        self.protection
+            .insert(commitment_digest, (record.clone(), unit.period()));
         // Protection record first: the share may leave only once it is durable.
         self.outputs
-            .push_back(Output::Persist(Record::Signed(SignedRecord {
-                id: req.id,
-                commitment: commitment_digest,
-                package: package_digest,
-                share: share.clone(),
-            })));
+            .push_back(Output::Persist(Record::Signed(record)));
         self.send(
             from,
             Message::Share(Share {
@@ -2066,7 +2723,13 @@ impl Engine {
             return Delivery::Ignored;
         };
         if !cosigned.unit.is_valid_for(&self.net) {
-            return Delivery::Rejected(MessageError::Malformed("unit does not fit the network"));
+            return Delivery::Rejected(MessageError::Malformed(Malformed::Unit));
+        }
+        // Below the floor this member no longer holds what it decided, so it could not tell a
+        // replayed smaller statement from news: ignore it (invariant 3's order is kept only by
+        // comparing with what is held).
+        if cosigned.unit.period() < self.decided_floor() {
+            return Delivery::Ignored;
         }
         if let Some(existing) = self.decided.get(&cosigned.unit)
             && existing.statements == cosigned.statements
@@ -2082,9 +2745,7 @@ impl Engine {
                     && s.slot.lab == self.net.lab_id(*l)
             });
         if !shaped {
-            return Delivery::Rejected(MessageError::Malformed(
-                "co-signed statements do not fit the unit",
-            ));
+            return Delivery::Rejected(MessageError::Malformed(Malformed::CoSignedShape));
         }
         if cosigned.verify(self.net.id(), &keys.group_key()).is_err() {
             return Delivery::Rejected(MessageError::BadSignature);
@@ -2119,6 +2780,7 @@ impl Engine {
         if let Some(state) = self.units.get_mut(&cosigned.unit) {
             state.signer.clear();
             state.coordinator = None;
+            state.pending = None;
         }
         true
     }
@@ -2187,9 +2849,26 @@ impl Engine {
         period.0.saturating_add(self.config.retain_periods) >= self.next_close.0
     }
 
-    fn prune(&mut self) {
+    /// The first period whose state is kept in memory (`next_close − retain_periods`).
+    fn horizon(&self) -> Option<Period> {
+        self.next_close
+            .0
+            .checked_sub(self.config.retain_periods)
+            .map(Period)
+    }
+
+    /// The first period whose co-signed units are kept in memory; older ones are in storage
+    /// only, and replays of them are ignored.
+    fn decided_floor(&self) -> Period {
         let keep = self.config.retain_periods;
-        let Some(horizon) = self.next_close.0.checked_sub(keep) else {
+        Period(
+            self.horizon()
+                .map_or(0, |h| h.0.saturating_sub(keep.saturating_mul(16))),
+        )
+    }
+
+    fn prune(&mut self) {
+        let Some(horizon) = self.horizon() else {
             return;
         };
         let done = |engine: &Self, p: Period| {
@@ -2199,10 +2878,13 @@ impl Engine {
         };
         let old: Vec<Period> = self
             .periods
-            .range(..Period(horizon))
+            .range(..horizon)
             .map(|(p, _)| *p)
             .filter(|p| done(self, *p))
             .collect();
+        if old.is_empty() {
+            return;
+        }
         for p in old {
             self.periods.remove(&p);
             self.units.retain(|u, _| u.period() != p);
@@ -2216,11 +2898,14 @@ impl Engine {
             }
             self.slots.retain(|(period, _), _| *period != p);
         }
-        let decided_horizon = Period(horizon.saturating_sub(keep * 16));
-        self.decided.retain(|u, _| u.period() >= decided_horizon);
-        // Nonces of those periods are long gone; their bindings stay on disk (and are loaded
-        // again on restart), memory keeps the recent ones.
-        self.protection.retain(|_, (_, _, p)| *p >= decided_horizon);
+        let floor = self.decided_floor();
+        self.decided.retain(|u, _| u.period() >= floor);
+        // Nonces of those periods are long gone (and never survive a restart): their bindings
+        // are not needed any more.
+        self.protection.retain(|_, (_, p)| *p >= floor);
+        // Compact the record log to what is still kept.
+        let snapshot = self.snapshot();
+        self.outputs.push_back(Output::Snapshot(snapshot));
     }
 
     // ---------------------------------------------------------------------------------------
@@ -2271,8 +2956,29 @@ impl Engine {
             if self.dkg_seen.len() < MAX_DKG_SEEN_PER_MEMBER * self.net.n() {
                 self.dkg_seen.insert(digest);
             }
-            self.pending_confirms.insert(msg.sender, msg);
-            // One confirmation per member is needed: check (n signatures) only once all are in.
+            // Only a confirmation that names this key counts (the signature was checked above).
+            // One that names another key never replaces it: a member that signs two different
+            // confirmations in one ceremony equivocated, and a later honest relay of its first
+            // one must still complete the set.
+            // Both confirmations of a pair are signed by the sender: proof of equivocation,
+            // named once, in whichever order the two arrive.
+            let sender = msg.sender;
+            if !dkg::confirms(&msg, &key, ceremony) {
+                if self.mismatched_confirms.insert(sender)
+                    && self.pending_confirms.contains_key(&sender)
+                {
+                    self.culprit(sender, Offence::Dkg(DkgOffence::EquivocatingConfirmation));
+                }
+                return Delivery::Ignored;
+            }
+            if self.pending_confirms.contains_key(&sender) {
+                return Delivery::Duplicate;
+            }
+            if self.mismatched_confirms.contains(&sender) {
+                self.culprit(sender, Offence::Dkg(DkgOffence::EquivocatingConfirmation));
+            }
+            self.pending_confirms.insert(sender, msg);
+            // One confirmation per member is needed: check once all are in.
             if self.pending_confirms.len() == self.net.n() {
                 let all: Vec<DkgMessage> = self.pending_confirms.values().cloned().collect();
                 if dkg::confirmations_prove(&self.net, &key, ceremony, &all) {
@@ -2309,7 +3015,9 @@ impl Engine {
         };
         let group_key = key.group_key();
         self.keys = Some(key);
+        self.completed_ceremony = Some(ceremony);
         self.pending_confirms.clear();
+        self.mismatched_confirms.clear();
         self.outputs.push_back(Output::Persist(Record::DkgComplete {
             ceremony,
             group_key,
@@ -2375,18 +3083,21 @@ pub enum DkgStartError {
         /// Last used here.
         last: u32,
     },
+    /// The ceremony number is further ahead of the last one than members follow.
+    #[error(
+        "ceremony {ceremony} is too far ahead of the last one here; use at most {most} (members join ceremonies at most {MAX_CEREMONY_JUMP} ahead)"
+    )]
+    TooFarAhead {
+        /// Asked for.
+        ceremony: u32,
+        /// The highest allowed now.
+        most: u32,
+    },
 }
 
 enum ProposalCheck {
-    Invalid(String),
-    Missing(Vec<Arc<Evidence>>, Vec<Arc<SignedObservation>>),
-}
-
-fn proposal_labs(net: &Network, p: &Proposal) -> Vec<LabIndex> {
-    p.evidence
-        .iter()
-        .map(|e| net.lab_by_id(e.lab()).unwrap_or(LabIndex(u16::MAX)))
-        .collect()
+    Invalid(ProposalFault),
+    Missing(Vec<Digest>, Vec<Arc<SignedObservation>>),
 }
 
 fn codec_len<T: Serialize>(v: &T) -> usize {
@@ -2404,6 +3115,8 @@ impl Coordinator {
             excluded: BTreeSet::new(),
             sessions: BTreeMap::new(),
             next_session: 0,
+            missing_from: BTreeSet::new(),
+            wanted: BTreeSet::new(),
         }
     }
 

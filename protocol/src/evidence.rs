@@ -88,6 +88,16 @@ pub enum Evidence {
     },
 }
 
+/// Where an item sits in its slot, as observations list it: an attestation, or the report of one
+/// inspector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Place {
+    /// A lab attestation.
+    Attestation,
+    /// An inspection report by this member.
+    Report(MemberIndex),
+}
+
 /// Why an evidence item is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EvidenceError {
@@ -128,9 +138,31 @@ pub enum EvidenceError {
     /// The slot already holds the most attestations the protocol keeps for it.
     #[error("slot already has {0} attestations")]
     SlotFull(usize),
+    /// The inspector already filed its report for this slot, or as many reports this period as
+    /// the roster allows.
+    #[error("inspector already filed {0} report(s) allowed here")]
+    InspectorFull(usize),
     /// The encoding is too large.
     #[error("evidence over {MAX_EVIDENCE_BYTES} bytes")]
     TooLarge,
+}
+
+impl EvidenceError {
+    /// A stable short code (metrics, API errors); never attacker-chosen text.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EvidenceError::UnknownLab(_) => "unknown-lab",
+            EvidenceError::UnknownInspector(_) => "unknown-inspector",
+            EvidenceError::BadSignature(_) => "bad-signature",
+            EvidenceError::BadField(_) => "bad-field",
+            EvidenceError::Closed { .. } => "period-closed",
+            EvidenceError::Future { .. } => "period-not-started",
+            EvidenceError::IssuedInFuture { .. } => "issued-in-future",
+            EvidenceError::SlotFull(_) => "slot-full",
+            EvidenceError::InspectorFull(_) => "inspector-full",
+            EvidenceError::TooLarge => "too-large",
+        }
+    }
 }
 
 impl Attestation {
@@ -198,6 +230,14 @@ impl Evidence {
     /// Whether this is a lab attestation.
     pub fn is_attestation(&self) -> bool {
         matches!(self, Evidence::Attestation { .. })
+    }
+
+    /// Where observations list this item in its slot.
+    pub fn place(&self) -> Place {
+        match self {
+            Evidence::Attestation { .. } => Place::Attestation,
+            Evidence::Report { report, .. } => Place::Report(report.inspector),
+        }
     }
 
     /// Checks the fields and the author's signature (RFC 8032 strict); returns the slot's lab.

@@ -53,6 +53,8 @@ pub struct TestnetSpec {
     pub mode: SigningMode,
     /// Treaty limits.
     pub policy: PolicyParams,
+    /// Reports per inspector and period; `None` for the largest up to 4 whose messages fit.
+    pub reports_per_inspector: Option<u16>,
 }
 
 impl TestnetSpec {
@@ -75,6 +77,7 @@ impl TestnetSpec {
             },
             mode: SigningMode::PerPeriod,
             policy: PolicyParams::treaty_default(),
+            reports_per_inspector: None,
         }
     }
 }
@@ -141,6 +144,20 @@ impl Testnet {
             policy: spec.policy.clone(),
             schedule: spec.schedule.clone(),
             signing_mode: spec.mode,
+            max_reports_per_inspector: spec.reports_per_inspector.unwrap_or_else(|| {
+                let t = spec
+                    .threshold
+                    .unwrap_or_else(|| default_threshold(spec.members));
+                crate::limits::Limits::fitting_reports(
+                    spec.members,
+                    usize::from(t),
+                    spec.labs,
+                    spec.mode,
+                    4,
+                )
+                .and_then(|r| u16::try_from(r).ok())
+                .unwrap_or(0)
+            }),
         };
         Self {
             roster,

@@ -26,6 +26,7 @@ pub mod dkg;
 pub mod engine;
 pub mod evidence;
 pub mod fixtures;
+pub mod limits;
 pub mod message;
 pub mod policy;
 pub mod roster;

@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use crate::codec::{self, CodecError};
 use crate::crypto::{Digest, Frost, Signature, signing_bytes};
 use crate::dkg::DkgMessage;
-use crate::evidence::Evidence;
-use crate::roster::{MemberIndex, Period};
+use crate::evidence::{Evidence, Place};
+use crate::roster::{LabIndex, MemberIndex, Network, Period};
 use crate::statement::{CoSigned, Statement, Unit};
 
 /// Version byte at the front of every encoded message.
@@ -19,21 +20,152 @@ pub const WIRE_VERSION: u8 = 1;
 
 const OBSERVATION_TAG: &str = "accord/observation";
 
-/// The digests a member admitted for a period before its slots closed.
+/// What a member admitted for one slot before the close.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotItems {
+    /// The slot's lab.
+    pub lab: LabIndex,
+    /// Digests of its attestations, ascending, at most
+    /// [`crate::limits::MAX_ATTESTATIONS_PER_SLOT`].
+    pub attestations: Vec<Digest>,
+    /// `(inspector, digest)` of its inspection reports, one per inspector, by inspector.
+    pub reports: Vec<(MemberIndex, Digest)>,
+}
+
+/// The items a member admitted for a period before its slots closed, slot by slot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     /// The observing member.
     pub member: MemberIndex,
     /// The period.
     pub period: Period,
-    /// Digests of the evidence admitted before the close, sorted and distinct.
-    pub items: Vec<Digest>,
+    /// One entry per slot with admitted items, in lab order (slots without items are left out).
+    pub slots: Vec<SlotItems>,
+}
+
+/// Why an observation breaks the syntax rules (`Observation::check`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum ObservationFault {
+    /// The observing member is not in the roster.
+    #[error("observer is not a member")]
+    NotAMember,
+    /// Labs not strictly ascending, unknown, or an empty entry.
+    #[error("slots not in lab order, unknown or empty")]
+    Slots,
+    /// More attestations of a slot than a member admits, or not strictly ascending.
+    #[error("attestations not ascending or over the per-slot limit")]
+    Attestations,
+    /// Reports not strictly ascending by inspector, or by a non-member.
+    #[error("reports not one per inspector in order, or by a non-member")]
+    Reports,
+    /// More reports by one inspector than the roster allows per period.
+    #[error("more reports by one inspector than the roster allows")]
+    ReportsPerInspector,
+}
+
+impl ObservationFault {
+    /// A stable short code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ObservationFault::NotAMember => "observer-not-a-member",
+            ObservationFault::Slots => "observation-slots",
+            ObservationFault::Attestations => "observation-attestations",
+            ObservationFault::Reports => "observation-reports",
+            ObservationFault::ReportsPerInspector => "observation-reports-per-inspector",
+        }
+    }
 }
 
 impl Observation {
     /// The bytes the member signs.
     pub fn signing_bytes(&self, network_id: &Digest) -> Vec<u8> {
         signing_bytes(OBSERVATION_TAG, network_id, &codec::encode_bounded(self))
+    }
+
+    /// Whether the observation lists `item`, of slot `lab`, at `place`.
+    pub fn lists(&self, lab: LabIndex, place: Place, item: &Digest) -> bool {
+        let Ok(i) = self.slots.binary_search_by_key(&lab, |s| s.lab) else {
+            return false;
+        };
+        let slot = &self.slots[i];
+        match place {
+            Place::Attestation => slot.attestations.binary_search(item).is_ok(),
+            Place::Report(inspector) => slot
+                .reports
+                .binary_search_by_key(&inspector, |(m, _)| *m)
+                .is_ok_and(|j| slot.reports[j].1 == *item),
+        }
+    }
+
+    /// Whether `item` appears anywhere in the observation (its place unknown).
+    pub fn mentions(&self, item: &Digest) -> bool {
+        self.digests().any(|d| d == item)
+    }
+
+    /// Every digest listed.
+    pub fn digests(&self) -> impl Iterator<Item = &Digest> {
+        self.slots.iter().flat_map(|s| {
+            s.attestations
+                .iter()
+                .chain(s.reports.iter().map(|(_, d)| d))
+        })
+    }
+
+    /// Number of digests listed.
+    pub fn len(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|s| s.attestations.len() + s.reports.len())
+            .sum()
+    }
+
+    /// Whether it lists nothing.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The syntax rules: a member; slots in strictly ascending lab order, each a lab of the
+    /// roster and non-empty; per slot at most [`crate::limits::MAX_ATTESTATIONS_PER_SLOT`]
+    /// attestations, strictly ascending, and reports strictly ascending by inspector (one per
+    /// inspector), each by a member; per inspector at most the roster's reports per period. An
+    /// honest member's observation always passes, whatever it admitted, so the rules bound what
+    /// any observation can list.
+    ///
+    /// # Errors
+    /// The first rule broken.
+    pub fn check(&self, net: &Network) -> Result<(), ObservationFault> {
+        if !net.is_member(self.member) {
+            return Err(ObservationFault::NotAMember);
+        }
+        let labs = net.roster().labs.len();
+        if !self.slots.windows(2).all(|w| w[0].lab < w[1].lab)
+            || self.slots.iter().any(|s| {
+                usize::from(s.lab.0) >= labs || (s.attestations.is_empty() && s.reports.is_empty())
+            })
+        {
+            return Err(ObservationFault::Slots);
+        }
+        let mut per_inspector = vec![0usize; net.n()];
+        for slot in &self.slots {
+            if slot.attestations.len() > crate::limits::MAX_ATTESTATIONS_PER_SLOT
+                || !slot.attestations.windows(2).all(|w| w[0] < w[1])
+            {
+                return Err(ObservationFault::Attestations);
+            }
+            if !slot.reports.windows(2).all(|w| w[0].0 < w[1].0) {
+                return Err(ObservationFault::Reports);
+            }
+            for (inspector, _) in &slot.reports {
+                let Some(c) = per_inspector.get_mut(usize::from(inspector.0)) else {
+                    return Err(ObservationFault::Reports);
+                };
+                *c += 1;
+                if *c > net.limits().reports_per_inspector {
+                    return Err(ObservationFault::ReportsPerInspector);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -42,7 +174,8 @@ impl Observation {
 pub struct SignedObservation {
     /// The observation.
     pub observation: Observation,
-    /// The member's Ed25519 signature over [`Observation::signing_bytes`].
+    /// The member's Ed25519 signature over [`Observation::signing_bytes`], under the batchable
+    /// rule ([`crate::crypto::verify_member`]).
     pub signature: Signature,
 }
 
@@ -54,11 +187,6 @@ impl SignedObservation {
             &[&codec::encode_bounded(self)],
         )
     }
-
-    /// Whether the observation lists `item`.
-    pub fn vouches(&self, item: &Digest) -> bool {
-        self.observation.items.binary_search(item).is_ok()
-    }
 }
 
 /// Identifies one proposal: the unit, the coordinator attempt, and the revision within it.
@@ -68,19 +196,20 @@ pub struct ProposalId {
     pub unit: Unit,
     /// The coordinator attempt (the coordinator rotates with it).
     pub attempt: u32,
-    /// Re-proposals within an attempt, each over a larger evidence set.
+    /// Re-proposals within an attempt, each over a larger evidence set (at most
+    /// [`crate::limits::MAX_REVISIONS`]).
     pub revision: u16,
 }
 
-/// A coordinator's proposal: the statements to sign and what justifies them.
+/// A coordinator's proposal: the statements to sign and the observations that justify them.
+/// Evidence bodies travel separately: a member that lacks some asks the coordinator
+/// ([`Fetch`]), so a proposal's size depends only on digests (`docs/protocol.md` §23.4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
     /// Which proposal this is.
     pub id: ProposalId,
     /// One statement per slot of the unit, in roster lab order.
     pub statements: Vec<Statement>,
-    /// The body of every item the statements name.
-    pub evidence: Vec<Arc<Evidence>>,
     /// Signed observations that vouch, f + 1 times, for every item.
     pub observations: Vec<Arc<SignedObservation>>,
 }
@@ -89,6 +218,11 @@ impl Proposal {
     /// Content hash; accepts and sessions refer to it.
     pub fn digest(&self) -> Digest {
         Digest::tagged("accord/proposal-digest/v1", &[&codec::encode_bounded(self)])
+    }
+
+    /// Every digest the statements name.
+    pub fn items(&self) -> impl Iterator<Item = &Digest> {
+        self.statements.iter().flat_map(|s| s.evidence.iter())
     }
 }
 
@@ -108,10 +242,29 @@ pub struct Accept {
 pub struct Missing {
     /// The proposal refused.
     pub id: ProposalId,
-    /// The missing items.
-    pub evidence: Vec<Arc<Evidence>>,
+    /// Digests of the missing items (the coordinator fetches bodies it lacks).
+    pub items: Vec<Digest>,
     /// Observations that vouch for them.
     pub observations: Vec<Arc<SignedObservation>>,
+}
+
+/// Asks a member for evidence bodies of a unit's slots that it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetch {
+    /// The unit whose items are wanted.
+    pub unit: Unit,
+    /// Their digests.
+    pub digests: Vec<Digest>,
+}
+
+/// Evidence bodies of a unit's slots, in answer to a [`Fetch`] (at most
+/// [`crate::limits::BODIES_CHUNK_BYTES`] of evidence plus one item per message).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bodies {
+    /// The unit.
+    pub unit: Unit,
+    /// The bodies.
+    pub evidence: Vec<Arc<Evidence>>,
 }
 
 /// The coordinator asks a signer for its share in one session.
@@ -171,6 +324,10 @@ pub enum Message {
     SyncRequest(SyncRequest),
     /// Key generation.
     Dkg(DkgMessage),
+    /// Request for evidence bodies (to one member).
+    Fetch(Fetch),
+    /// Evidence bodies (to one member).
+    Bodies(Arc<Bodies>),
 }
 
 impl Message {
@@ -201,6 +358,8 @@ impl Message {
             Message::CoSigned(_) => "co-signed",
             Message::SyncRequest(_) => "sync-request",
             Message::Dkg(_) => "dkg",
+            Message::Fetch(_) => "fetch",
+            Message::Bodies(_) => "bodies",
         }
     }
 

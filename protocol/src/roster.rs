@@ -8,6 +8,7 @@ use thiserror::Error;
 
 use crate::codec;
 use crate::crypto::{Digest, PublicKey};
+use crate::limits::Limits;
 use crate::policy::PolicyParams;
 use crate::time::Instant;
 
@@ -197,6 +198,9 @@ pub struct Roster {
     pub schedule: Schedule,
     /// What one group signature covers.
     pub signing_mode: SigningMode,
+    /// Most inspection reports one member files per period, over all labs (one per slot at
+    /// most). It bounds what an observation lists, and so the size of every proposal.
+    pub max_reports_per_inspector: u16,
 }
 
 /// Why a roster is refused.
@@ -248,6 +252,26 @@ pub enum RosterError {
     /// The policy parameters are out of range.
     #[error("bad policy: {0}")]
     Policy(&'static str),
+    /// A message of this network could grow past the frame limit.
+    #[error(
+        "with {members} members, {labs} labs and {reports} reports per inspector, a {mode} message could reach {bytes} bytes, over the {limit}-byte frame limit; lower max_reports_per_inspector (at most {fits:?} fits), use fewer labs, or sign per slot"
+    )]
+    TooLarge {
+        /// n.
+        members: usize,
+        /// L.
+        labs: usize,
+        /// The roster's reports per inspector.
+        reports: u16,
+        /// The signing mode.
+        mode: &'static str,
+        /// The worst-case message size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+        /// The largest reports per inspector that fits, if any.
+        fits: Option<usize>,
+    },
 }
 
 /// The default threshold for `n` members: ⌊2n/3⌋ + 1.
@@ -264,6 +288,7 @@ pub struct Network {
     member_keys: Vec<ed25519_dalek::VerifyingKey>,
     lab_keys: Vec<ed25519_dalek::VerifyingKey>,
     labs_by_id: BTreeMap<String, LabIndex>,
+    limits: Limits,
 }
 
 impl Network {
@@ -342,6 +367,33 @@ impl Network {
             ));
         }
         roster.policy.validate().map_err(RosterError::Policy)?;
+        let limits = Limits::new(
+            n,
+            usize::from(t),
+            roster.labs.len(),
+            usize::from(roster.max_reports_per_inspector),
+        );
+        let largest = limits.largest_message_bytes(roster.signing_mode);
+        if largest > codec::MAX_MESSAGE_BYTES {
+            return Err(RosterError::TooLarge {
+                members: n,
+                labs: roster.labs.len(),
+                reports: roster.max_reports_per_inspector,
+                mode: match roster.signing_mode {
+                    SigningMode::PerSlot => "per-slot",
+                    SigningMode::PerPeriod => "per-period",
+                },
+                bytes: largest,
+                limit: codec::MAX_MESSAGE_BYTES,
+                fits: Limits::fitting_reports(
+                    n,
+                    usize::from(t),
+                    roster.labs.len(),
+                    roster.signing_mode,
+                    usize::from(roster.max_reports_per_inspector),
+                ),
+            });
+        }
         let bytes =
             codec::encode(&roster).map_err(|_| RosterError::Schedule("roster too large"))?;
         if bytes.len() > MAX_ROSTER_BYTES {
@@ -356,6 +408,7 @@ impl Network {
             member_keys,
             lab_keys,
             labs_by_id,
+            limits,
         }))
     }
 
@@ -453,6 +506,11 @@ impl Network {
     /// The schedule.
     pub fn schedule(&self) -> &Schedule {
         &self.roster.schedule
+    }
+
+    /// The bounds every message and record of this network respects.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 }
 

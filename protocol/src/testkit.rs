@@ -105,6 +105,8 @@ pub struct Cluster {
     rng: ChaCha20Rng,
     /// Steps taken.
     pub steps: u64,
+    /// Messages dropped because they were over the frame limit.
+    pub oversized: u64,
 }
 
 /// Checks the safety invariants after every step, from what it sees on the wire and in outputs.
@@ -188,6 +190,7 @@ impl Cluster {
             seed: spec.seed,
             rng: child_rng(spec.seed, "network", 0, 0),
             steps: 0,
+            oversized: 0,
         };
         for i in 0..cluster.nodes.len() {
             cluster.schedule_timer(MemberIndex(i as u16));
@@ -480,6 +483,7 @@ impl Cluster {
                     }
                     self.nodes[usize::from(m.0)].records.push(record);
                 }
+                Output::Snapshot(records) => self.nodes[usize::from(m.0)].records = records,
                 Output::StoreKey(key) => self.nodes[usize::from(m.0)].key = Some(*key),
                 Output::Send { to, message } => {
                     if honest {
@@ -520,6 +524,11 @@ impl Cluster {
         if self.partitioned.contains(&from) || self.partitioned.contains(&to) {
             return;
         }
+        // As on the wire: a message over the frame limit never leaves.
+        if message.encode().is_err() {
+            self.oversized += 1;
+            return;
+        }
         if let Message::CoSigned(c) = &message
             && let Some(key) = self
                 .nodes
@@ -535,8 +544,8 @@ impl Cluster {
                 .entry(e.digest())
                 .or_insert_with(|| e.clone());
         }
-        if let Message::Proposal(p) = &message {
-            for e in &p.evidence {
+        if let Message::Bodies(b) = &message {
+            for e in &b.evidence {
                 self.observer
                     .bodies
                     .entry(e.digest())
@@ -578,6 +587,13 @@ impl Cluster {
         adversary.rewrite(behaviour, m, out, &mut self.rng)
     }
 
+    /// Delivers `message` to `to` as sent by `from` over its authenticated connection (one link
+    /// latency from now), whatever `from`'s engine would send: for tests that play a Byzantine
+    /// member by hand.
+    pub fn inject(&mut self, from: MemberIndex, to: MemberIndex, message: Message) {
+        self.transmit(from, to, message);
+    }
+
     /// A colluding lab hands late evidence to the late injectors, who vouch for it in their
     /// observations and slip it into their proposals; honest members never admitted it.
     pub fn inject_late(&mut self, evidence: Evidence) {
@@ -585,6 +601,49 @@ impl Cluster {
         self.observer.bodies.insert(digest, Arc::new(evidence));
         self.observer.late_items.insert(digest);
     }
+}
+
+/// `statements` of `unit` co-signed with the first t of `keys` (dealt key shares), as t members
+/// would sign them: for tests that need a genuinely co-signed unit of their choosing.
+pub fn co_sign(
+    net: &Network,
+    keys: &[KeyMaterial],
+    unit: Unit,
+    statements: Vec<crate::statement::Statement>,
+) -> Arc<CoSigned> {
+    let message = crate::statement::signing_message(net.id(), &unit, &statements);
+    let mut rng = child_rng(0, "co-sign", 0, 0);
+    let signers = &keys[..net.t()];
+    let mut commitments = BTreeMap::new();
+    let mut nonces = Vec::new();
+    for k in signers {
+        let (n, c) = frost::round1::commit(k.key_package.signing_share(), &mut rng);
+        commitments.insert(*k.key_package.identifier(), c);
+        nonces.push(n);
+    }
+    let package = frost::SigningPackage::new(commitments, &message);
+    let shares: BTreeMap<_, _> = signers
+        .iter()
+        .zip(&nonces)
+        .map(|(k, n)| {
+            (
+                *k.key_package.identifier(),
+                frost::round2::sign(&package, n, &k.key_package).expect("a dealt share signs"),
+            )
+        })
+        .collect();
+    let signature = frost::aggregate(&package, &shares, &keys[0].public).expect("t valid shares");
+    Arc::new(CoSigned {
+        unit,
+        statements,
+        signature: crate::crypto::Signature(
+            signature
+                .serialize()
+                .expect("a signature serializes")
+                .try_into()
+                .expect("64 bytes"),
+        ),
+    })
 }
 
 /// A broken invariant, as the [`Observer`] reports it.

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use accord_protocol::crypto::{Frost, SecretKey};
-use accord_protocol::dkg::{DkgBody, DkgMachine, DkgMessage, DkgOffence, DkgOutput, KeyMaterial};
+use accord_protocol::dkg::{
+    DkgBody, DkgMachine, DkgMessage, DkgOffence, DkgOutput, KeyMaterial, RevealedShare,
+};
 use accord_protocol::fixtures::{Testnet, TestnetSpec};
 use accord_protocol::roster::{MemberIndex, Network, Period};
 use accord_protocol::testkit::{Cluster, ClusterSpec, child_rng};
@@ -292,7 +294,7 @@ fn a_false_complaint_names_the_complainer() {
         if from == MemberIndex(2) && to == MemberIndex(0) && matches!(m.body, DkgBody::Round2(_)) {
             let complaint = c.sign(
                 MemberIndex(0),
-                DkgBody::Complaint(Box::new(m.clone())),
+                DkgBody::Complaint(Box::new(RevealedShare::of(&m).unwrap())),
                 None,
             );
             let mut out = vec![(from, to, m)];

@@ -16,8 +16,8 @@ use accord_protocol::engine::{AcceptedRecord, Record, SignedRecord};
 use accord_protocol::evidence::Evidence;
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, inspection, lab_submissions};
 use accord_protocol::message::{
-    Accept, Message, Missing, Observation, Proposal, ProposalId, Share, SignRequest,
-    SignedObservation, SyncRequest,
+    Accept, Bodies, Fetch, Message, Missing, Observation, Proposal, ProposalId, Share, SignRequest,
+    SignedObservation, SlotItems, SyncRequest,
 };
 use accord_protocol::policy::{self, Verdict};
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period};
@@ -75,7 +75,11 @@ fn world() -> World {
     let observation = Observation {
         member: MemberIndex(1),
         period: Period(0),
-        items: digests.clone(),
+        slots: vec![SlotItems {
+            lab: LabIndex(0),
+            attestations: vec![evidence[0].digest()],
+            reports: vec![(MemberIndex(2), evidence[1].digest())],
+        }],
     };
     let signature = testnet.members[1].sign(&observation.signing_bytes(net.id()));
     let observation = Arc::new(SignedObservation {
@@ -113,7 +117,6 @@ fn world() -> World {
     let proposal = Proposal {
         id,
         statements: statements.clone(),
-        evidence: evidence.iter().cloned().map(Arc::new).collect(),
         observations: vec![observation.clone()],
     };
     let message = signing_message(net.id(), &unit, &statements);
@@ -188,8 +191,22 @@ fn world() -> World {
             "message-missing",
             Message::Missing(Arc::new(Missing {
                 id,
-                evidence: vec![Arc::new(evidence[1].clone())],
+                items: vec![evidence[1].digest()],
                 observations: vec![observation.clone()],
+            })),
+        ),
+        (
+            "message-fetch",
+            Message::Fetch(Fetch {
+                unit,
+                digests: vec![evidence[1].digest()],
+            }),
+        ),
+        (
+            "message-bodies",
+            Message::Bodies(Arc::new(Bodies {
+                unit,
+                evidence: vec![Arc::new(evidence[1].clone())],
             })),
         ),
         (
@@ -237,9 +254,9 @@ fn world() -> World {
                 id,
                 proposal: proposal.digest(),
                 statements: proposal.statements.clone(),
-                observations: vec![observation.clone()],
             })),
         ),
+        ("record-vouch", Record::Vouch(observation.clone())),
         (
             "record-signed",
             Record::Signed(SignedRecord {

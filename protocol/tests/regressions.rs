@@ -2,91 +2,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use accord_protocol::crypto::{Digest, SecretKey, Signature};
-use accord_protocol::dkg::{DkgBody, DkgMessage, deal};
+use accord_protocol::dkg::{DkgBody, DkgMessage};
 use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Output};
-use accord_protocol::evidence::Evidence;
-use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, inspection, lab_submissions};
-use accord_protocol::message::{Message, Observation, SignedObservation};
+use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
+use accord_protocol::message::{Message, SignedObservation};
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period};
 use accord_protocol::testkit::{Behaviour, Cluster, ClusterSpec, child_rng};
 use accord_protocol::time::Instant;
-use rand_chacha::ChaCha20Rng;
-
-fn secs(s: u64) -> core::time::Duration {
-    core::time::Duration::from_secs(s)
-}
-
-/// n engines holding dealt keys over a fresh testnet, driven by hand.
-struct Members {
-    tn: Testnet,
-    net: Arc<Network>,
-    engines: Vec<Engine>,
-    /// One per member.
-    rngs: Vec<ChaCha20Rng>,
-    /// The test's own randomness, after the testnet and the keys were drawn from it.
-    rng: ChaCha20Rng,
-}
-
-fn members(n: usize, labs: usize, seed: u64, label: &str, member_label: &str) -> Members {
-    let mut rng = child_rng(seed, label, 0, 0);
-    let tn = Testnet::generate(&TestnetSpec::new(n, labs, 1_000_000), &mut rng, |k| {
-        k.to_hex()
-    });
-    let net = Network::new(tn.roster.clone()).unwrap();
-    let keys = deal(&net, &mut rng).unwrap();
-    let engines = (0..n)
-        .map(|i| {
-            Engine::new(
-                net.clone(),
-                MemberIndex(i as u16),
-                SecretKey::from_seed(&tn.members[i].seed()),
-                Some(keys[i].clone()),
-                EngineConfig::default(),
-            )
-        })
-        .collect();
-    let rngs = (0..n as u64)
-        .map(|i| child_rng(seed, member_label, i, 0))
-        .collect();
-    Members {
-        tn,
-        net,
-        engines,
-        rngs,
-        rng,
-    }
-}
-
-/// Lab 0's compliant attestation x, and member 2's inspection report d on it.
-fn attestation_and_report(m: &mut Members, now: Instant) -> (Evidence, Evidence) {
-    let lab = m.net.lab_id(LabIndex(0)).to_string();
-    let x = lab_submissions(
-        m.net.id(),
-        &lab,
-        &m.tn.labs[0],
-        Period(0),
-        &m.net.roster().policy,
-        LabConduct::Compliant,
-        now,
-        &mut m.rng,
-    )
-    .remove(0);
-    let Evidence::Attestation { attestation, .. } = &x else {
-        unreachable!()
-    };
-    let d = inspection(
-        m.net.id(),
-        MemberIndex(2),
-        &m.tn.members[2],
-        attestation,
-        100,
-        now,
-    );
-    (x, d)
-}
+use common::{
+    Members, attestation_and_report, members, messages, observation_of, outputs, pump, secs,
+};
 
 #[test]
 fn a_signer_that_accepts_then_falls_silent_does_not_delay_the_verdict() {
@@ -143,22 +73,8 @@ fn an_equivocated_observation_does_not_invalidate_an_honest_proposal() {
             }
         }
     }
-    let equivocate = |items: Vec<Digest>| {
-        let mut items = items;
-        items.sort();
-        let o = Observation {
-            member: MemberIndex(1),
-            period: Period(0),
-            items,
-        };
-        let s = tn.members[1].sign(&o.signing_bytes(net.id()));
-        Arc::new(SignedObservation {
-            observation: o,
-            signature: s,
-        })
-    };
-    let a = equivocate(vec![x.digest()]);
-    let b = equivocate(vec![x.digest(), d.digest()]);
+    let a = observation_of(&tn, &net, 1, &[&x]);
+    let b = observation_of(&tn, &net, 1, &[&x, &d]);
     let mut early = None;
     for j in [0usize, 2, 3] {
         for (i, so) in &obs {
@@ -203,66 +119,47 @@ fn an_equivocated_observation_does_not_invalidate_an_honest_proposal() {
         }
     }
     let p = proposal.expect("the coordinator proposed");
-    // The coordinator lacks d's body; member 2 answers with it and the observations (B among
-    // them) that vouch for it.
-    assert_eq!(
-        engines[2].handle_message(at, MemberIndex(0), Message::Proposal(p), &mut rngs[2]),
-        Delivery::Accepted
-    );
-    let mut missing = None;
-    while let Some(o) = engines[2].poll_output() {
-        if let Output::Send {
-            to: MemberIndex(0),
-            message: m @ Message::Missing(_),
-        } = o
-        {
-            missing = Some(m);
-        }
-    }
-    engines[0].handle_message(
+    // The coordinator lacks d's body; member 2 names it with the observations (B among them)
+    // that vouch for it, and sends the body when the coordinator asks. Members 2 and 3 (3 asks
+    // for d's body) accept the re-proposal, and nobody blames the coordinator.
+    let out = pump(
+        &mut engines,
+        &mut rngs,
         at,
-        MemberIndex(2),
-        missing.expect("a missing-items reply"),
-        &mut rngs[0],
+        vec![(0, 2, Message::Proposal(p))],
+        &|from, to, m| {
+            // Member 1 is the equivocator: leave it out; keep the rest of the protocol running.
+            from == 1 || to == 1 || matches!(m, Message::SignRequest(_) | Message::Share(_))
+        },
     );
-    let mut again = None;
-    while let Some(o) = engines[0].poll_output() {
-        if let Output::Broadcast(Message::Proposal(p)) = o {
-            again = Some(p);
-        }
-    }
-    let again = again.expect("a re-proposal");
+    let again = out
+        .iter()
+        .find_map(|(from, o)| match o {
+            Output::Send {
+                message: Message::Proposal(p),
+                ..
+            } if *from == 0 && p.id.revision > 0 => Some(p.clone()),
+            _ => None,
+        })
+        .expect("a re-proposal");
     assert!(again.statements[0].evidence.contains(&d.digest()));
     for j in [2usize, 3] {
-        let delivery = engines[j].handle_message(
-            at,
-            MemberIndex(0),
-            Message::Proposal(again.clone()),
-            &mut rngs[j],
-        );
-        assert_eq!(delivery, Delivery::Accepted, "member {j}");
-        let mut accepted = false;
-        while let Some(o) = engines[j].poll_output() {
-            assert!(
-                !matches!(
-                    o,
-                    Output::Event(Event::Culprit {
-                        member: MemberIndex(0),
-                        ..
-                    })
-                ),
-                "honest coordinator blamed"
-            );
-            accepted |= matches!(
-                o,
-                Output::Send {
-                    message: Message::Accept(_),
-                    ..
-                }
-            );
-        }
+        let accepted = out.iter().any(|(from, o)| {
+            *from == j
+                && matches!(o, Output::Send { message: Message::Accept(a), .. } if a.id == again.id)
+        });
         assert!(accepted, "member {j} accepted the re-proposal");
     }
+    assert!(
+        !out.iter().any(|(_, o)| matches!(
+            o,
+            Output::Event(Event::Culprit {
+                member: MemberIndex(0),
+                ..
+            })
+        )),
+        "honest coordinator blamed"
+    );
 }
 
 #[test]
@@ -527,7 +424,7 @@ fn a_member_whose_confirm_phase_timed_out_recovers_its_key_from_peers() {
 }
 
 /// Signs `message` as `seed`'s Ed25519 key, with an order-8 torsion point added to R: strict
-/// (and cofactorless) verification refuses it, a batch check accepts it one time in eight.
+/// (cofactorless) verification refuses it; the batchable (cofactored) rule accepts it.
 fn torsion_signature(seed: &[u8; 32], message: &[u8], nonce: u64) -> Signature {
     use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
     use curve25519_dalek::scalar::Scalar;
@@ -561,15 +458,16 @@ fn torsion_signature(seed: &[u8; 32], message: &[u8], nonce: u64) -> Signature {
 }
 
 #[test]
-fn a_batch_valid_torsion_observation_is_never_carried_by_an_honest_coordinator() {
-    // Found in review: observations covered only by a proposal's batch check were stored as
-    // verified. A faulty member (3) signs its observation with a torsion component in R; a
-    // faulty coordinator (0) puts it in a proposal that member 1's batch check happens to pass.
-    // Member 1 must not then carry it unchecked when it coordinates (attempt 1): members whose
-    // batch fails would reject its proposal and blame an honest coordinator.
+fn a_torsion_signed_observation_is_judged_alike_by_every_member() {
+    // Found in review (finding 11): `verify_many` accepted on the cofactorless batch equation
+    // and refused on strict single checks, so a faulty member's observation with a torsion
+    // component in R passed some members' batches and failed others', depending on what else
+    // was in the batch. Observations now have one rule, the cofactored equation, alone or in any
+    // batch. Member 3 signs its observation that way; the honest coordinator carries it; every
+    // honest member accepts the proposal and nobody is blamed.
     let mut m = members(4, 1, 9, "torsion", "m");
     let now = m.net.schedule().start(Period(0)).saturating_add(secs(1));
-    // Report d: admitted by members 2 and 3 only, so member 1 relies on their vouchers.
+    // Report d: admitted by members 2 and 3 only, so the others rely on their vouchers.
     let (x, d) = attestation_and_report(&mut m, now);
     let Members {
         tn,
@@ -584,145 +482,84 @@ fn a_batch_valid_torsion_observation_is_never_carried_by_an_honest_coordinator()
     engines[2].submit(now, d.clone()).unwrap();
     engines[3].submit(now, d.clone()).unwrap();
     for e in engines.iter_mut() {
-        while e.poll_output().is_some() {}
+        outputs(e);
     }
     let close = net.schedule().close(Period(0));
-    let mut obs: Vec<Arc<SignedObservation>> = vec![];
+    let mut queue = Vec::new();
     for (i, e) in engines.iter_mut().enumerate() {
         e.handle_timeout(close, &mut rngs[i]);
-        while let Some(o) = e.poll_output() {
-            if let Output::Broadcast(Message::Observation(so)) = o {
-                obs.push(so);
-            }
-        }
-        assert_eq!(obs.len(), i + 1);
+        queue.extend(messages(i, 4, outputs(e)));
     }
-    // Member 3 shows its valid observation to members 0 and 2 only; member 1 sees 0's and 2's.
-    let deliver = |engines: &mut Vec<Engine>, rngs: &mut Vec<_>, to: usize, from: usize, m| {
-        engines[to].handle_message(close, MemberIndex(from as u16), m, &mut rngs[to])
+    // Member 3's observation goes out with a torsion signature instead of its own.
+    let planted = {
+        let own = observation_of(&tn, &net, 3, &[&x, &d]);
+        let bytes = own.observation.signing_bytes(net.id());
+        let signature = torsion_signature(&tn.members[3].seed(), &bytes, 1);
+        let key = net.member_key(MemberIndex(3)).unwrap();
+        assert!(accord_protocol::crypto::verify_strict(key, &bytes, &signature).is_err());
+        assert!(accord_protocol::crypto::verify_member(key, &bytes, &signature).is_ok());
+        Arc::new(SignedObservation {
+            observation: own.observation.clone(),
+            signature,
+        })
     };
-    for (to, froms) in [
-        (0usize, vec![1, 2, 3]),
-        (2, vec![0, 1, 3]),
-        (3, vec![0, 1, 2]),
-        (1, vec![0, 2]),
-    ] {
-        for from in froms {
-            deliver(
-                &mut engines,
-                &mut rngs,
-                to,
-                from,
-                Message::Observation(obs[from].clone()),
-            );
+    for (from, _, m) in queue.iter_mut() {
+        if *from == 3
+            && let Message::Observation(_) = m
+        {
+            *m = Message::Observation(planted.clone());
         }
     }
-    // Run members 0, 2 and 3 (member 1 hears nothing) until coordinator 0 proposes d.
-    let mut with_d = None;
-    for _ in 0..20 {
-        let mut moved = false;
-        for i in [0usize, 2, 3] {
-            let out: Vec<Output> = std::iter::from_fn(|| engines[i].poll_output()).collect();
-            for o in out {
-                let targets: Vec<(usize, Message)> = match o {
-                    Output::Send { to, message } => vec![(usize::from(to.0), message)],
-                    Output::Broadcast(m) => [0usize, 2, 3]
-                        .into_iter()
-                        .filter(|j| *j != i)
-                        .map(|j| (j, m.clone()))
-                        .collect(),
-                    _ => vec![],
-                };
-                for (to, m) in targets {
-                    if let Message::Proposal(p) = &m
-                        && p.evidence.iter().any(|e| e.digest() == d.digest())
-                    {
-                        with_d.get_or_insert_with(|| p.clone());
-                    }
-                    if to != 1 {
-                        moved = true;
-                        deliver(&mut engines, &mut rngs, to, i, m);
-                    }
-                }
-            }
-        }
-        if !moved {
-            break;
-        }
+    let out = pump(&mut engines, &mut rngs, close, queue, &|_, _, _| false);
+    let at = net.schedule().attempt_start(Period(0), 0);
+    for (i, e) in engines.iter_mut().enumerate() {
+        e.handle_timeout(at, &mut rngs[i]);
     }
-    let honest = with_d.expect("coordinator 0 proposes d once members 2 and 3 show it");
-    // The faulty coordinator swaps member 3's observation for the torsion-signed one, grinding
-    // until member 1's batch (the observations vouching for d, in proposal order) passes.
-    let three = honest
-        .observations
+    let mut queue = Vec::new();
+    for (i, e) in engines.iter_mut().enumerate() {
+        queue.extend(messages(i, 4, outputs(e)));
+    }
+    let more = pump(&mut engines, &mut rngs, at, queue, &|_, _, _| false);
+    let all: Vec<&(usize, Output)> = out.iter().chain(more.iter()).collect();
+    let proposal = all
         .iter()
-        .position(|o| o.observation.member == MemberIndex(3))
-        .expect("member 3 vouches for d in the honest proposal");
-    let bytes = honest.observations[three]
-        .observation
-        .signing_bytes(net.id());
-    let mut planted = None;
-    for nonce in 0..64u64 {
-        let sig = torsion_signature(&tn.members[3].seed(), &bytes, nonce);
-        let key3 = net.member_key(MemberIndex(3)).unwrap();
-        assert!(accord_protocol::crypto::verify_strict(key3, &bytes, &sig).is_err());
-        let mut p = (*honest).clone();
-        p.observations[three] = Arc::new(SignedObservation {
-            observation: honest.observations[three].observation.clone(),
-            signature: sig,
-        });
-        let batch: Vec<(Vec<u8>, Signature, MemberIndex)> = p
+        .find_map(|(from, o)| match o {
+            Output::Send {
+                message: Message::Proposal(p),
+                ..
+            } if *from == 0 && p.statements[0].evidence.contains(&d.digest()) => Some(p.clone()),
+            _ => None,
+        })
+        .expect("the coordinator proposes d");
+    assert!(
+        proposal
             .observations
             .iter()
-            .filter(|o| o.observation.items.contains(&d.digest()))
-            .map(|o| {
-                (
-                    o.observation.signing_bytes(net.id()),
-                    o.signature,
-                    o.observation.member,
-                )
-            })
-            .collect();
-        let items: Vec<_> = batch
-            .iter()
-            .map(|(m, s, who)| (net.member_key(*who).unwrap(), m.as_slice(), s))
-            .collect();
-        if accord_protocol::crypto::verify_many(&items).is_empty() {
-            planted = Some(Arc::new(p));
-            break;
-        }
-    }
-    let planted = planted.expect("one nonce in eight passes the batch");
-    let delivery = deliver(&mut engines, &mut rngs, 1, 0, Message::Proposal(planted));
-    assert_eq!(
-        delivery,
-        Delivery::Accepted,
-        "member 1's batch check passed"
+            .any(|o| o.signature == planted.signature),
+        "the torsion-signed observation is carried"
     );
-    while engines[1].poll_output().is_some() {}
-    // Member 1 coordinates attempt 1: its proposal carries only strictly valid observations.
-    let at = net.schedule().attempt_start(Period(0), 1);
-    engines[1].handle_timeout(at, &mut rngs[1]);
-    let mut own = None;
-    while let Some(o) = engines[1].poll_output() {
-        if let Output::Broadcast(Message::Proposal(p)) = o {
-            own = Some(p);
-        }
-    }
-    let own = own.expect("member 1 proposes in its attempt");
-    for o in &own.observations {
-        let key = net.member_key(o.observation.member).unwrap();
+    for j in [1usize, 2] {
         assert!(
-            accord_protocol::crypto::verify_strict(
-                key,
-                &o.observation.signing_bytes(net.id()),
-                &o.signature
-            )
-            .is_ok(),
-            "member 1 carried {:?}'s observation without a strict check",
-            o.observation.member
+            all.iter().any(|(from, o)| *from == j
+                && matches!(o, Output::Send { message: Message::Accept(a), .. } if a.id == proposal.id)),
+            "member {j} accepted"
         );
     }
+    let blamed: Vec<_> = all
+        .iter()
+        .filter_map(|(by, o)| match o {
+            Output::Event(Event::Culprit { member, offence }) => {
+                Some((*by, *member, offence.code()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(blamed.is_empty(), "{blamed:?}");
+    assert!(
+        engines[1]
+            .decided()
+            .any(|c| c.statements[0].evidence.contains(&d.digest()))
+    );
 }
 
 #[test]

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use accord_protocol::codec;
 use accord_protocol::crypto::{Frost, SecretKey};
 use accord_protocol::dkg::{KeyMaterial, deal};
-use accord_protocol::engine::{Delivery, Engine, EngineConfig, MessageError, Output, Record};
+use accord_protocol::engine::{
+    CannotHelp, Delivery, Engine, EngineConfig, MessageError, Output, Record, SigningFault,
+};
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
 use accord_protocol::message::{Accept, Message, Share, SignRequest};
 use accord_protocol::roster::{MemberIndex, Network, Period};
@@ -218,7 +220,10 @@ fn shares(out: &[Output]) -> Vec<Share> {
 }
 
 fn refused(d: &Delivery) -> bool {
-    matches!(d, Delivery::Rejected(MessageError::SigningRefused(_)))
+    matches!(
+        d,
+        Delivery::Rejected(MessageError::Signing(_) | MessageError::CannotHelp(_))
+    )
 }
 
 #[test]
@@ -278,9 +283,7 @@ fn a_good_request_gets_one_share_then_the_commitment_is_bound() {
     let (d, out) = rig.ask(COORD, other.clone(), 1);
     assert_eq!(
         d,
-        Delivery::Rejected(MessageError::SigningRefused(
-            "commitment already used for a different package"
-        ))
+        Delivery::Rejected(MessageError::Signing(SigningFault::CommitmentReused))
     );
     assert!(shares(&out).is_empty());
     // After a restart (nonces are memory only) the refusal persists, and the old package is
@@ -297,16 +300,12 @@ fn a_good_request_gets_one_share_then_the_commitment_is_bound() {
     let (d, _) = rig.ask(COORD, other, 2);
     assert_eq!(
         d,
-        Delivery::Rejected(MessageError::SigningRefused(
-            "commitment already used for a different package"
-        ))
+        Delivery::Rejected(MessageError::Signing(SigningFault::CommitmentReused))
     );
     let (d, _) = rig.ask(COORD, package, 3);
     assert_eq!(
         d,
-        Delivery::Rejected(MessageError::SigningRefused(
-            "no accepted proposal for this id (nonces do not survive a restart)"
-        ))
+        Delivery::Rejected(MessageError::CannotHelp(CannotHelp::NoNonces))
     );
 }
 
@@ -534,9 +533,7 @@ fn fewer_than_t_colluding_members_cannot_forge() {
     let (d, out) = rig.ask(COORD, package.clone(), 0);
     assert_eq!(
         d,
-        Delivery::Rejected(MessageError::SigningRefused(
-            "package message differs from the accepted proposal"
-        ))
+        Delivery::Rejected(MessageError::Signing(SigningFault::WrongMessage))
     );
     assert!(shares(&out).is_empty());
     // With only their t - 1 shares plus anything they can make up for the honest member, the

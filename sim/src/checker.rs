@@ -8,7 +8,8 @@
 //! checking after every event, at a cost that does not grow with the length of the run.
 //!
 //! Invariant 1 (no forgery) is checked by counting, for every valid co-signed message, the
-//! honest members that persisted a share for a proposal with that message: together with the
+//! honest members that persisted a share for a proposal with that message (known from the
+//! accepts they sent, and a coordinator's own proposal): together with the
 //! Byzantine members they must reach t. Invariant 6 (nonces) is checked on what honest members
 //! persist and send. Invariant 7 is checked by the simulator at every restart, invariant 2 after
 //! the heal.
@@ -67,6 +68,8 @@ pub struct Checker {
     accepted: BTreeMap<(MemberIndex, ProposalId), Digest>,
     proposal_message: BTreeMap<Digest, [u8; 32]>,
     signers: BTreeMap<[u8; 32], BTreeSet<MemberIndex>>,
+    /// Every evidence body seen anywhere (what a Byzantine member could know).
+    pub bodies: BTreeMap<Digest, Arc<Evidence>>,
     /// Culprits named by honest members.
     pub accusations: BTreeSet<Accusation>,
     /// Group keys honest members completed a DKG with.
@@ -112,6 +115,7 @@ impl Checker {
             accepted: BTreeMap::new(),
             proposal_message: BTreeMap::new(),
             signers: BTreeMap::new(),
+            bodies: BTreeMap::new(),
             accusations: BTreeSet::new(),
             dkg_keys: BTreeMap::new(),
             dkg_aborts: Vec::new(),
@@ -135,6 +139,9 @@ impl Checker {
 
     /// Records an evidence body (submitted, gossiped, proposed, or handed to colluders).
     pub fn add_body(&mut self, evidence: &Arc<Evidence>) {
+        self.bodies
+            .entry(evidence.digest())
+            .or_insert_with(|| evidence.clone());
         self.observers
             .entry(evidence.period())
             .or_default()
@@ -173,19 +180,23 @@ impl Checker {
                 obs.honest_admitted.insert(d);
                 obs.bodies.entry(d).or_insert_with(|| evidence.clone());
             }
-            Record::Accepted(rec) => {
-                self.accepted.insert((m, rec.id), rec.proposal);
-                if !self.proposal_message.contains_key(&rec.proposal) {
-                    let msg = signing_message(self.net.id(), &rec.id.unit, &rec.statements);
-                    self.proposal_message.insert(rec.proposal, sha(&msg));
-                }
-            }
             _ => {}
         }
     }
 
     /// Something an honest member sent (invariant 6: a commitment is issued by one member only).
     pub fn on_sent(&mut self, m: MemberIndex, message: &Message, now: Micros) {
+        // Which proposal an honest member accepted (its shares for that id sign its message); a
+        // coordinator accepts its own proposal by loopback, so its broadcast stands for that.
+        match message {
+            Message::Accept(a) => {
+                self.accepted.insert((m, a.id), a.proposal);
+            }
+            Message::Proposal(p) => {
+                self.accepted.insert((m, p.id), p.digest());
+            }
+            _ => {}
+        }
         let issued = match message {
             Message::Accept(a) => Some(a.commitments.digest("accord/commitment/v1")),
             Message::Share(s) => Some(s.next.digest("accord/commitment/v1")),
@@ -245,9 +256,16 @@ impl Checker {
     pub fn on_packet(&mut self, message: &Message, content: &[u8; 32]) {
         match message {
             Message::Evidence(e) => self.add_body(e),
-            Message::Proposal(p) => {
-                for e in &p.evidence {
+            Message::Bodies(b) => {
+                for e in &b.evidence {
                     self.add_body(e);
+                }
+            }
+            Message::Proposal(p) => {
+                let digest = p.digest();
+                if !self.proposal_message.contains_key(&digest) {
+                    let msg = signing_message(self.net.id(), &p.id.unit, &p.statements);
+                    self.proposal_message.insert(digest, sha(&msg));
                 }
             }
             Message::CoSigned(c) => {

@@ -254,6 +254,10 @@ pub struct NetworkSpec {
     /// Where members' FROST keys come from.
     #[serde(default)]
     pub keys: Keys,
+    /// Reports one inspector may file per period (the roster's `max_reports_per_inspector`);
+    /// default: the largest up to 4 whose messages fit the frame limit.
+    #[serde(default)]
+    pub reports_per_inspector: Option<u16>,
 }
 
 /// Signing mode.

@@ -367,7 +367,6 @@ pub struct Simulation {
     profile: Profiler,
     setup_seconds: f64,
     late_items: BTreeSet<Digest>,
-    late_bodies: BTreeMap<Digest, Arc<Evidence>>,
     late_for: BTreeMap<(u64, u16), Evidence>,
     cuts: Vec<CutDef>,
     units: BTreeMap<Unit, UnitStats>,
@@ -429,6 +428,7 @@ impl Simulation {
                 Signing::PerSlot => SigningMode::PerSlot,
             },
             policy: PolicyParams::treaty_default(),
+            reports_per_inspector: sc.network.reports_per_inspector,
         };
         let testnet = Testnet::generate(&spec, &mut child_rng(seed, "roster", 0, 0), |k| {
             format!("peer-{}", &k.to_hex()[..16])
@@ -543,7 +543,6 @@ impl Simulation {
             profile,
             setup_seconds: 0.0,
             late_items: BTreeSet::new(),
-            late_bodies: BTreeMap::new(),
             late_for: BTreeMap::new(),
             cuts: Vec::new(),
             units: BTreeMap::new(),
@@ -1094,6 +1093,7 @@ impl Simulation {
                     }
                     self.nodes[m].records.push(record);
                 }
+                Output::Snapshot(records) => self.nodes[m].records = records,
                 Output::StoreKey(key) => self.nodes[m].key = Some(*key),
                 Output::Send { to, message } => {
                     if matches!(message, Message::Accept(_) | Message::Share(_)) {
@@ -1329,7 +1329,7 @@ impl Simulation {
                     identities: &self.identities,
                     key: self.nodes[m].key.as_ref(),
                     late: &self.late_items,
-                    bodies: &self.late_bodies,
+                    bodies: &self.checker.bodies,
                     colluders: &self.colluders,
                 };
                 adversary.rewrite(behaviour, MemberIndex(m as u16), out, &mut self.adv_rngs[m])
@@ -1680,7 +1680,6 @@ impl Simulation {
         let d = body.digest();
         self.checker.add_body(&body);
         self.late_items.insert(d);
-        self.late_bodies.insert(d, body);
         self.late_for.insert((period, lab), evidence);
         self.record(TraceEntry {
             at: self.now,
