@@ -310,6 +310,25 @@ fn storage_error(e: &crate::storage::StorageError) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
 }
 
+/// Runs a database read on tokio's blocking pool: a redb read may wait for the disk, and must
+/// not hold one of the few async worker threads (which also run the event loop).
+async fn read_db<T, F>(h: &Handle, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&crate::storage::Store) -> Result<T, ApiError> + Send + 'static,
+{
+    let store = h.store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the database read did not complete",
+            )
+        })?
+}
+
 async fn fetch_evidence(
     State(h): State<Handle>,
     Path(digest): Path<String>,
@@ -321,7 +340,7 @@ async fn fetch_evidence(
             "an evidence digest is 64 hex characters",
         )
     })?;
-    match h.store.evidence(&digest) {
+    read_db(&h, move |store| match store.evidence(&digest) {
         Ok(Some(e)) => Ok(Json(e)),
         Ok(None) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -329,7 +348,8 @@ async fn fetch_evidence(
             "no such evidence item",
         )),
         Err(e) => Err(storage_error(&e)),
-    }
+    })
+    .await
 }
 
 /// Query of `GET /v1/statements`.
@@ -348,10 +368,13 @@ async fn list_statements(
     let Query(q) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-query", e.body_text()))?;
     let limit = q.limit.unwrap_or(MAX_LIST).min(MAX_LIST);
-    h.store
-        .statements(q.period, q.lab.as_deref(), limit)
-        .map(Json)
-        .map_err(|e| storage_error(&e))
+    read_db(&h, move |store| {
+        store
+            .statements(q.period, q.lab.as_deref(), limit)
+            .map(Json)
+            .map_err(|e| storage_error(&e))
+    })
+    .await
 }
 
 async fn fetch_statement(
@@ -365,7 +388,7 @@ async fn fetch_statement(
             "the period is a number",
         )
     })?;
-    match h.store.statement(period, &lab) {
+    read_db(&h, move |store| match store.statement(period, &lab) {
         Ok(Some(s)) => Ok(Json(s)),
         Ok(None) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -373,7 +396,8 @@ async fn fetch_statement(
             format!("no co-signed statement for lab {lab:?} in period {period} (yet)"),
         )),
         Err(e) => Err(storage_error(&e)),
-    }
+    })
+    .await
 }
 
 async fn trust_bundle(State(h): State<Handle>) -> Result<Json<TrustBundle>, ApiError> {
@@ -396,7 +420,40 @@ pub struct DkgRequest {
     pub ceremony: Option<u32>,
 }
 
+/// Proof that a request carries the operator's bearer token (see [`crate::auth`]); handlers of
+/// operator endpoints take it first, so an unauthenticated request changes nothing.
+pub struct Operator;
+
+impl axum::extract::FromRequestParts<Handle> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        h: &Handle,
+    ) -> Result<Self, Self::Rejection> {
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given.is_some_and(|g| h.operator.admits(g)) {
+            return Ok(Operator);
+        }
+        let mut r = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "operator endpoints need the node's operator token: Authorization: Bearer <contents of operator.token in the data directory>",
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+        Err(r)
+    }
+}
+
 async fn start_dkg(
+    _: Operator,
     State(h): State<Handle>,
     body: Result<Json<DkgRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -440,16 +497,20 @@ fn bad_query(e: &axum::extract::rejection::QueryRejection) -> ApiError {
 /// The log's current checkpoint as a C2SP signed note (`text/plain`), signed by this member and
 /// carrying every witness cosignature it holds for exactly this checkpoint.
 async fn log_checkpoint(State(h): State<Handle>) -> Result<Response, ApiError> {
-    let rx = h.store.read().map_err(|e| storage_error(&e))?;
-    let (size, root) = crate::tlog::head(&rx).map_err(|e| storage_error(&e))?;
+    let (size, root, lines) = read_db(&h, |store| {
+        let rx = store.read().map_err(|e| storage_error(&e))?;
+        let (size, root) = crate::tlog::head(&rx).map_err(|e| storage_error(&e))?;
+        let lines: Vec<String> = crate::tlog::cosignatures(&rx)
+            .map_err(|e| storage_error(&e))?
+            .into_iter()
+            .filter(|(_, c)| c.size == size && c.root == root)
+            .map(|(_, c)| c.line)
+            .collect();
+        Ok((size, root, lines))
+    })
+    .await?;
     let note =
         accord_protocol::transparency::sign_checkpoint(h.net.id(), h.me, &h.log_key, size, &root);
-    let lines: Vec<String> = crate::tlog::cosignatures(&rx)
-        .map_err(|e| storage_error(&e))?
-        .into_iter()
-        .filter(|(_, c)| c.size == size && c.root == root)
-        .map(|(_, c)| c.line)
-        .collect();
     let note = if lines.is_empty() {
         note
     } else {
@@ -481,13 +542,16 @@ async fn log_entries(
     query: Result<Query<EntriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<LogEntry>>, ApiError> {
     let Query(q) = query.map_err(|e| bad_query(&e))?;
-    let rx = h.store.read().map_err(|e| storage_error(&e))?;
-    let rows = crate::tlog::entries(
-        &rx,
-        q.start.unwrap_or(0),
-        q.limit.unwrap_or(crate::tlog::MAX_ENTRIES_PER_READ),
-    )
-    .map_err(|e| storage_error(&e))?;
+    let rows = read_db(&h, move |store| {
+        let rx = store.read().map_err(|e| storage_error(&e))?;
+        crate::tlog::entries(
+            &rx,
+            q.start.unwrap_or(0),
+            q.limit.unwrap_or(crate::tlog::MAX_ENTRIES_PER_READ),
+        )
+        .map_err(|e| storage_error(&e))
+    })
+    .await?;
     Ok(Json(
         rows.into_iter()
             .map(|(index, entry)| LogEntry {
@@ -522,8 +586,11 @@ async fn log_inclusion(
     query: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<InclusionProof>, ApiError> {
     let Query(q) = query.map_err(|e| bad_query(&e))?;
-    let rx = h.store.read().map_err(|e| storage_error(&e))?;
-    let proof = crate::tlog::inclusion(&rx, q.index, q.size).map_err(|e| proof_error(&e))?;
+    let proof = read_db(&h, move |store| {
+        let rx = store.read().map_err(|e| storage_error(&e))?;
+        crate::tlog::inclusion(&rx, q.index, q.size).map_err(|e| proof_error(&e))
+    })
+    .await?;
     Ok(Json(InclusionProof {
         index: q.index,
         size: q.size,
@@ -555,8 +622,11 @@ async fn log_consistency(
     query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ConsistencyProof>, ApiError> {
     let Query(q) = query.map_err(|e| bad_query(&e))?;
-    let rx = h.store.read().map_err(|e| storage_error(&e))?;
-    let proof = crate::tlog::consistency(&rx, q.old, q.size).map_err(|e| proof_error(&e))?;
+    let proof = read_db(&h, move |store| {
+        let rx = store.read().map_err(|e| storage_error(&e))?;
+        crate::tlog::consistency(&rx, q.old, q.size).map_err(|e| proof_error(&e))
+    })
+    .await?;
     Ok(Json(ConsistencyProof {
         old: q.old,
         size: q.size,
@@ -575,8 +645,12 @@ async fn log_lookup(
             "a leaf hash is 64 hex characters",
         )
     })?;
-    let rx = h.store.read().map_err(|e| storage_error(&e))?;
-    match crate::tlog::index_of(&rx, &leaf).map_err(|e| storage_error(&e))? {
+    let found = read_db(&h, move |store| {
+        let rx = store.read().map_err(|e| storage_error(&e))?;
+        crate::tlog::index_of(&rx, &leaf).map_err(|e| storage_error(&e))
+    })
+    .await?;
+    match found {
         Some(index) => Ok(Json(serde_json::json!({ "index": index }))),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -605,19 +679,22 @@ pub struct WitnessState {
 }
 
 async fn witness_state(State(h): State<Handle>) -> Result<Json<WitnessState>, ApiError> {
-    let rx = h.store.read().map_err(|e| storage_error(&e))?;
-    let witnessed = crate::tlog::witnessed(&rx)
-        .map_err(|e| storage_error(&e))?
-        .into_iter()
-        .map(|(member, w)| Witnessed {
-            member,
-            checkpoint: w.note,
-        })
-        .collect();
-    let forks = crate::tlog::forks(&rx)
-        .map_err(|e| storage_error(&e))?
-        .into_iter()
-        .map(|(member, checkpoint)| Witnessed { member, checkpoint })
-        .collect();
-    Ok(Json(WitnessState { witnessed, forks }))
+    read_db(&h, |store| {
+        let rx = store.read().map_err(|e| storage_error(&e))?;
+        let witnessed = crate::tlog::witnessed(&rx)
+            .map_err(|e| storage_error(&e))?
+            .into_iter()
+            .map(|(member, w)| Witnessed {
+                member,
+                checkpoint: w.note,
+            })
+            .collect();
+        let forks = crate::tlog::forks(&rx)
+            .map_err(|e| storage_error(&e))?
+            .into_iter()
+            .map(|(member, checkpoint)| Witnessed { member, checkpoint })
+            .collect();
+        Ok(Json(WitnessState { witnessed, forks }))
+    })
+    .await
 }

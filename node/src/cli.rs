@@ -160,9 +160,28 @@ pub(crate) struct ApiArgs {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct DkgArgs {
+pub(crate) struct OperatorArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
+    /// The node's operator token file (`operator.token` in its data directory), for operator
+    /// endpoints such as key ceremonies.
+    #[arg(long, env = "ACCORD_TOKEN_FILE")]
+    pub(crate) token_file: PathBuf,
+}
+
+impl OperatorArgs {
+    /// An API client that authenticates as the node's operator.
+    pub(crate) fn client(&self) -> Result<Client> {
+        let token = accord_node::auth::OperatorToken::read(&self.token_file)
+            .with_context(|| format!("reading the operator token {}", self.token_file.display()))?;
+        Ok(Client::new(&self.api.api).with_token(token.expose()))
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DkgArgs {
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
     /// Ceremony number (must exceed any used before, by at most 16; default: the last + 1).
     #[arg(long, env = "ACCORD_CEREMONY")]
     pub(crate) ceremony: Option<u32>,
@@ -334,6 +353,10 @@ pub(crate) struct ObserveArgs {
     /// Witness cosignatures (by other members) each checkpoint must carry.
     #[arg(long, default_value_t = 0, env = "ACCORD_WITNESSES")]
     pub(crate) witnesses: usize,
+    /// How old (seconds) those cosignatures may be: a node serving a stale checkpoint could hide
+    /// newer verdicts (members refresh them every 600 s). 0: no freshness check.
+    #[arg(long, default_value_t = 3600, env = "ACCORD_MAX_AGE_SECS")]
+    pub(crate) max_age_secs: u64,
 }
 
 pub(crate) fn init_tracing(cli: &Cli) {
@@ -393,8 +416,12 @@ fn init(a: InitArgs) -> Result<()> {
         key_share: None,
         listen: a.listen.clone(),
         api: a.api.clone(),
+        operator_token: None,
     }
     .save(&config_path)?;
+    let token_path = a.dir.join("data").join(accord_node::auth::TOKEN_FILE);
+    accord_node::auth::OperatorToken::create(&token_path)
+        .with_context(|| format!("creating {}", token_path.display()))?;
     let entry = Member {
         name: a.name,
         peer_id: peer_id.to_string(),
@@ -402,9 +429,10 @@ fn init(a: InitArgs) -> Result<()> {
         addresses: vec![a.advertise.unwrap_or(a.listen)],
     };
     eprintln!(
-        "wrote {} and {}; send this roster entry to the ceremony coordinator, and put the agreed roster.json next to config.toml:",
+        "wrote {}, {} and the operator token {} (for `accord dkg --token-file`); send this roster entry to the ceremony coordinator, and put the agreed roster.json next to config.toml:",
         identity_path.display(),
-        config_path.display()
+        config_path.display(),
+        token_path.display()
     );
     println!("{}", serde_json::to_string_pretty(&entry)?);
     Ok(())
@@ -463,6 +491,7 @@ fn run_node(a: RunArgs) -> Result<()> {
             key_share: None,
             listen: accord_node::config::DEFAULT_LISTEN.into(),
             api: DEFAULT_API.into(),
+            operator_token: None,
         },
     };
     if let Some(v) = a.roster {
@@ -509,7 +538,7 @@ async fn shutdown_signal() {
 }
 
 async fn dkg(a: DkgArgs) -> Result<()> {
-    let client = Client::new(&a.api.api);
+    let client = a.operator.client()?;
     let ceremony = client.start_dkg(a.ceremony).await?;
     eprintln!(
         "DKG ceremony {ceremony} started at {}; waiting for the group key",
@@ -682,27 +711,42 @@ pub(crate) fn write_statements(
         dir.join("trust-bundle.json"),
         serde_json::to_string_pretty(bundle)?,
     )?;
+    let mut written = std::collections::BTreeSet::new();
     for s in list {
-        std::fs::write(
-            dir.join(format!("statement-{}-{}.json", s.period, file_safe(&s.lab))),
-            serde_json::to_string_pretty(s)?,
-        )?;
+        let name = format!("statement-{}-{}.json", s.period, file_safe(&s.lab));
+        if !written.insert(name.clone()) {
+            bail!(
+                "two statements for period {} lab {:?} in one answer (the node lists a slot twice)",
+                s.period,
+                s.lab
+            );
+        }
+        std::fs::write(dir.join(name), serde_json::to_string_pretty(s)?)?;
     }
     Ok(())
 }
 
-/// A lab id as a file-name component: the node's answer is not verified yet, so a `/` or `..`
-/// must not lead outside the output directory.
+/// A lab id as a file-name component. The node's answer is not verified yet, so a `/` or `..`
+/// must not lead outside the output directory, and two lab ids must never share a file: ASCII
+/// letters, digits and `-` stand for themselves, every other byte is written `_xx` (its hex),
+/// so the mapping is injective. Names that would be too long for a file system keep a prefix
+/// and add a hash of the whole id.
 fn file_safe(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    if out.len() > 160 {
+        let hash = Digest::tagged("accord/file-name/v1", &[id.as_bytes()]).to_hex();
+        out.truncate(120);
+        out.push('_');
+        out.push_str(&hash[..32]);
+    }
+    out
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {
@@ -724,7 +768,15 @@ fn verify(a: VerifyArgs) -> Result<()> {
     if let Some(url) = &a.log_url {
         let client = Client::new(url);
         let (log, findings) = runtime()?
-            .block_on(accord_node::observe::fetch_log(&client, &bundle, 0))
+            .block_on(accord_node::observe::fetch_log(
+                &client,
+                &bundle,
+                &accord_node::observe::Requirements {
+                    witnesses: 0,
+                    max_age_secs: None,
+                    now_secs: 0,
+                },
+            ))
             .map_err(|f| anyhow::anyhow!("{f}"))?;
         if let Some(f) = findings.first() {
             bail!("{f}");
@@ -797,7 +849,12 @@ async fn observe(a: ObserveArgs) -> Result<()> {
         Some(p) => ObserverState::load(p).map_err(anyhow::Error::msg)?,
         None => ObserverState::default(),
     };
-    let report = observe(&a.nodes, &bundle, a.witnesses, &mut state).await;
+    let required = accord_node::observe::Requirements {
+        witnesses: a.witnesses,
+        max_age_secs: (a.max_age_secs > 0).then_some(a.max_age_secs),
+        now_secs: accord_node::node::now().as_millis() / 1000,
+    };
+    let report = observe(&a.nodes, &bundle, &required, &mut state).await;
     for log in &report.logs {
         println!(
             "log   {}: size {} root {} cosigned by {} witnesses, {} statements",
@@ -822,4 +879,28 @@ async fn observe(a: ObserveArgs) -> Result<()> {
         report.logs.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_safe;
+
+    #[test]
+    fn lab_file_names_are_distinct_and_stay_inside_the_directory() {
+        // Review finding 13: `a.b` and `a_b` both became `a_b`, so one statement overwrote the
+        // other.
+        let ids = [
+            "a.b", "a_b", "a-b", "a/b", "../x", "A B", "lab-000", "ü", "_2e",
+        ];
+        let names: std::collections::BTreeSet<String> = ids.iter().map(|i| file_safe(i)).collect();
+        assert_eq!(names.len(), ids.len(), "{names:?}");
+        for n in &names {
+            assert!(!n.contains('/') && !n.contains('.'), "{n}");
+        }
+        assert_eq!(file_safe("lab-000"), "lab-000");
+        let long = "x".repeat(256);
+        let longer = format!("{long}y");
+        assert!(file_safe(&long).len() <= 160);
+        assert_ne!(file_safe(&long), file_safe(&longer));
+    }
 }

@@ -1,5 +1,6 @@
 //! A small client for the node's HTTP API (used by the CLI and `accord demo`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use accord_protocol::evidence::Evidence;
@@ -77,6 +78,7 @@ async fn read_capped(
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<Arc<str>>,
 }
 
 impl Client {
@@ -91,7 +93,18 @@ impl Client {
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap_or_default();
-        Self { base, http }
+        Self {
+            base,
+            http,
+            token: None,
+        }
+    }
+
+    /// The same client, sending the operator's bearer token with every `POST` (operator
+    /// endpoints need it; see [`crate::auth`]).
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.into());
+        self
     }
 
     /// The base URL.
@@ -183,7 +196,11 @@ impl Client {
         body: &B,
     ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        let r = Self::send(&url, self.http.post(&url).json(body)).await?;
+        let mut request = self.http.post(&url).json(body);
+        if let Some(t) = &self.token {
+            request = request.bearer_auth(t);
+        }
+        let r = Self::send(&url, request).await?;
         Self::decode(&url, r).await
     }
 

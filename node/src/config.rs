@@ -33,6 +33,10 @@ pub struct FileConfig {
     /// HTTP API socket address.
     #[serde(default = "default_api")]
     pub api: String,
+    /// The operator's bearer token file; default `<data_dir>/operator.token` (created 0600 at
+    /// the first start if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_token: Option<PathBuf>,
 }
 
 fn default_listen() -> String {
@@ -100,6 +104,7 @@ impl FileConfig {
         c.identity = abs(&c.identity);
         c.data_dir = abs(&c.data_dir);
         c.key_share = c.key_share.as_deref().map(abs);
+        c.operator_token = c.operator_token.as_deref().map(abs);
         Ok(c)
     }
 
@@ -136,6 +141,8 @@ pub struct NodeConfig {
     pub api: SocketAddr,
     /// Passphrase for sealed secret files (and for sealing the key share the DKG produces).
     pub passphrase: Option<Passphrase>,
+    /// The operator's bearer token file.
+    pub operator_token: PathBuf,
 }
 
 impl NodeConfig {
@@ -171,6 +178,10 @@ impl NodeConfig {
             listen,
             api,
             passphrase,
+            operator_token: c
+                .operator_token
+                .clone()
+                .unwrap_or_else(|| c.data_dir.join(crate::auth::TOKEN_FILE)),
         })
     }
 }

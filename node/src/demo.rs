@@ -226,7 +226,14 @@ async fn drive(
     nodes: &mut Nodes,
     logs: &Path,
 ) -> Result<()> {
-    let clients: Vec<Client> = layout.members.iter().map(|m| Client::new(&m.api)).collect();
+    let clients: Vec<Client> = layout
+        .members
+        .iter()
+        .map(|m| {
+            let token = accord_node::auth::OperatorToken::read(&m.token)?;
+            Ok(Client::new(&m.api).with_token(token.expose()))
+        })
+        .collect::<Result<_, accord_node::keyfile::SecretFileError>>()?;
     let n = net.n();
 
     // Connect.

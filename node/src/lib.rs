@@ -24,6 +24,7 @@
 //! observers' tools). The command-line interface lives in the `accord` binary.
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod export;

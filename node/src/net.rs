@@ -107,7 +107,7 @@ impl request_response::Codec for WireCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let frame = read_frame(io, self.limit).await?;
+        let frame = zeroize::Zeroizing::new(read_frame(io, self.limit).await?);
         Message::decode(&frame, self.limit).map_err(invalid)
     }
 
@@ -131,7 +131,9 @@ impl request_response::Codec for WireCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        let bytes = req.encode().map_err(invalid)?;
+        // Direct messages include DKG round-2 packages (a secret share for the recipient): the
+        // encoded copy is zeroized once written.
+        let bytes = zeroize::Zeroizing::new(req.encode().map_err(invalid)?);
         if bytes.len() > self.limit {
             return Err(invalid("message over the frame limit"));
         }

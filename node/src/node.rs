@@ -47,6 +47,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const WITNESS_INTERVAL: Duration = Duration::from_millis(1000);
 /// How long to wait before asking a witness again after a refusal or a failure.
 const WITNESS_RETRY: Duration = Duration::from_secs(10);
+/// How often this member has an unchanged checkpoint cosigned again, so its witnesses'
+/// timestamps show observers that the log is live (`accord observe --max-age`).
+pub const WITNESS_REFRESH: Duration = Duration::from_secs(600);
+/// The shortest time between two checkpoints of one log that this member, as witness, persists
+/// (each costs an fsync): an honest log offers at most one per [`WITNESS_INTERVAL`].
+const WITNESS_MIN_ADVANCE: Duration = Duration::from_millis(250);
 
 /// Why the node could not start or had to stop.
 #[derive(Debug, Error)]
@@ -251,6 +257,8 @@ pub struct Handle {
     pub me: MemberIndex,
     /// The key that signs this member's log checkpoints (its roster identity key).
     pub log_key: Arc<SecretKey>,
+    /// The operator's bearer token (operator endpoints).
+    pub operator: Arc<crate::auth::OperatorToken>,
 }
 
 /// What this member's log knows of one witness.
@@ -258,8 +266,9 @@ pub struct Handle {
 struct WitnessPeer {
     /// The size of our log the witness holds (0: none).
     held: u64,
-    /// The checkpoint it last cosigned.
+    /// The checkpoint it last cosigned, and when (this process lifetime).
     cosigned: Option<(u64, Digest)>,
+    cosigned_at: Option<tokio::time::Instant>,
     /// The request in flight: its id and the note sent.
     in_flight: Option<(request_response::OutboundRequestId, u64, Digest, String)>,
     /// Do not ask before this instant (after a refusal or a failure).
@@ -315,6 +324,8 @@ struct EventLoop {
     log_keys: Vec<accord_protocol::transparency::LogKey>,
     log_key: Arc<SecretKey>,
     witnesses: BTreeMap<MemberIndex, WitnessPeer>,
+    /// When this member, as witness, last persisted a newer checkpoint of each log.
+    witness_advanced: BTreeMap<MemberIndex, tokio::time::Instant>,
     failpoint: Failpoint,
     crash_at: Option<tokio::time::Instant>,
     swarm: Swarm<Behaviour>,
@@ -375,6 +386,10 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
     }
     let keys = load_key_share(&config)?;
+    let operator = Arc::new(crate::auth::OperatorToken::load_or_create(
+        &config.operator_token,
+    )?);
+    info!(path = %config.operator_token.display(), "operator token for the API's operator endpoints");
     let first_period = match store.meta("first_period")? {
         Some(b) if b.len() == 8 => Period(u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
         _ => {
@@ -489,6 +504,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         net: net.clone(),
         me,
         log_key: log_key.clone(),
+        operator,
     };
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
@@ -523,6 +539,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         log_keys: accord_protocol::transparency::LogKey::all(&net),
         log_key,
         witnesses,
+        witness_advanced: BTreeMap::new(),
         failpoint: Failpoint::from_env(),
         crash_at: None,
         swarm,
@@ -1131,10 +1148,9 @@ impl EventLoop {
         for m in connected {
             let Some(pid) = self.peer_of(m) else { continue };
             let w = self.witnesses.entry(m).or_default();
-            if w.in_flight.is_some()
-                || w.cosigned == Some((size, root))
-                || w.next_try.is_some_and(|t| t > now)
-            {
+            let fresh = w.cosigned == Some((size, root))
+                && w.cosigned_at.is_some_and(|t| now < t + WITNESS_REFRESH);
+            if w.in_flight.is_some() || fresh || w.next_try.is_some_and(|t| t > now) {
                 continue;
             }
             // A witness holding more than we have means our log shrank: send anyway, and let it
@@ -1239,6 +1255,7 @@ impl EventLoop {
                         debug!(witness = %name, size, "checkpoint cosigned");
                         w.held = size;
                         w.cosigned = Some((size, root));
+                        w.cosigned_at = Some(tokio::time::Instant::now());
                     }
                     WitnessReply::Conflict { size: held } => {
                         debug!(witness = %name, held, "witness holds another size; retrying");
@@ -1285,8 +1302,29 @@ impl EventLoop {
         };
         match witness_check(&self.log_keys, from, request, held.as_ref()) {
             Ok((cp, state)) => {
-                if let Err(e) = self.store.set_witnessed(from.0, &state) {
-                    return WitnessReply::Refused(format!("witness storage: {e}"));
+                // The same checkpoint again (a refresh) needs nothing new on disk; a newer one
+                // is persisted before it is cosigned, at most once per WITNESS_MIN_ADVANCE per
+                // log, so a member offering new checkpoints in a loop cannot make this node
+                // fsync in a loop.
+                let unchanged = held
+                    .as_ref()
+                    .is_some_and(|h| h.size == state.size && h.root == state.root);
+                if !unchanged {
+                    let now = tokio::time::Instant::now();
+                    if self
+                        .witness_advanced
+                        .get(&from)
+                        .is_some_and(|t| now < *t + WITNESS_MIN_ADVANCE)
+                    {
+                        self.metrics.inc_rejected("witness-too-soon");
+                        return WitnessReply::Refused(
+                            "a newer checkpoint of this log came too soon; retry later".into(),
+                        );
+                    }
+                    if let Err(e) = self.store.set_witnessed(from.0, &state) {
+                        return WitnessReply::Refused(format!("witness storage: {e}"));
+                    }
+                    self.witness_advanced.insert(from, now);
                 }
                 let secs = SystemTime::now()
                     .duration_since(UNIX_EPOCH)

@@ -29,6 +29,20 @@ use crate::export::StatementExport;
 /// Most entries downloaded from one log.
 pub const MAX_LOG_ENTRIES: u64 = 1_000_000;
 
+/// What the observer requires of every log's checkpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct Requirements {
+    /// Valid witness cosignatures (by other members) the checkpoint must carry.
+    pub witnesses: usize,
+    /// Of those, how recent (seconds before `now`) the cosignatures' timestamps must be: a
+    /// node serving a stale checkpoint could be hiding newer entries. Members have an unchanged
+    /// checkpoint cosigned again every 10 minutes, so an honest node's are younger than that
+    /// plus the time it takes to reach its witnesses. `None`: no freshness check.
+    pub max_age_secs: Option<u64>,
+    /// The observer's clock, POSIX seconds.
+    pub now_secs: u64,
+}
+
 /// What the observer remembers between runs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ObserverState {
@@ -92,6 +106,17 @@ pub enum Finding {
         node: String,
         /// Why.
         reason: String,
+    },
+    /// Fewer recent witness cosignatures than required.
+    StaleCheckpoint {
+        /// The node.
+        node: String,
+        /// Cosignatures within the age bound.
+        fresh: usize,
+        /// Required.
+        required: usize,
+        /// The bound, in seconds.
+        max_age_secs: u64,
     },
     /// Fewer witness cosignatures than required.
     TooFewWitnesses {
@@ -159,6 +184,15 @@ impl std::fmt::Display for Finding {
                 f,
                 "TOO FEW WITNESSES {node}: {found} valid cosignatures, {required} required"
             ),
+            Finding::StaleCheckpoint {
+                node,
+                fresh,
+                required,
+                max_age_secs,
+            } => write!(
+                f,
+                "STALE CHECKPOINT {node}: {fresh} cosignatures younger than {max_age_secs} s, {required} required"
+            ),
             Finding::RewrittenLog { node, detail } => write!(f, "REWRITTEN LOG {node}: {detail}"),
             Finding::SplitView {
                 node,
@@ -218,8 +252,9 @@ pub struct Report {
 pub async fn fetch_log(
     client: &Client,
     bundle: &TrustBundle,
-    witnesses: usize,
+    required: &Requirements,
 ) -> Result<(ObservedLog, Vec<Finding>), Finding> {
+    let witnesses = required.witnesses;
     let node = client.base().to_string();
     let unreachable = |e: crate::client::ClientError| Finding::Unreachable {
         node: node.clone(),
@@ -246,6 +281,20 @@ pub async fn fetch_log(
             found: cp.cosigners.len(),
             required: witnesses,
         });
+    } else if let Some(max_age) = required.max_age_secs {
+        let fresh = cp
+            .cosigners
+            .iter()
+            .filter(|(_, ts)| ts.saturating_add(max_age) >= required.now_secs)
+            .count();
+        if fresh < witnesses {
+            findings.push(Finding::StaleCheckpoint {
+                node: node_name.clone(),
+                fresh,
+                required: witnesses,
+                max_age_secs: max_age,
+            });
+        }
     }
     if cp.size > MAX_LOG_ENTRIES {
         return Err(bad(format!(
@@ -265,6 +314,15 @@ pub async fn fetch_log(
                 "the log has {} entries but its checkpoint claims {}",
                 tree.len(),
                 cp.size
+            )));
+        }
+        // A page must continue exactly where the tree ends; anything else (a node answering
+        // with another start) would have this loop ask for the same page for ever.
+        if page.first().is_some_and(|e| e.index != tree.len()) {
+            return Err(bad(format!(
+                "asked for entries from {}, the node answered from {}",
+                tree.len(),
+                page[0].index
             )));
         }
         for e in page {
@@ -402,14 +460,14 @@ async fn extends(
 pub async fn observe(
     urls: &[String],
     bundle: &TrustBundle,
-    witnesses: usize,
+    required: &Requirements,
     state: &mut ObserverState,
 ) -> Report {
     let mut report = Report::default();
     let clients: Vec<Client> = urls.iter().map(|u| Client::new(u)).collect();
     let mut by_member: BTreeMap<u16, usize> = BTreeMap::new();
     for c in &clients {
-        match fetch_log(c, bundle, witnesses).await {
+        match fetch_log(c, bundle, required).await {
             Ok((log, findings)) => {
                 report.findings.extend(findings);
                 report.findings.extend(check_served(c, bundle, &log).await);
@@ -535,4 +593,126 @@ pub async fn observe(
         }
     }
     report
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use accord_protocol::crypto::SecretKey;
+    use accord_protocol::fixtures::{Testnet, TestnetSpec};
+    use accord_protocol::roster::{MemberIndex, Network};
+    use axum::Router;
+    use axum::routing::get;
+
+    use super::*;
+
+    /// A node whose log claims two entries and whose entry pages start elsewhere than asked.
+    async fn lying_node() -> (String, TrustBundle) {
+        let mut rng = rand::rngs::OsRng;
+        let tn = Testnet::generate(&TestnetSpec::new(4, 1, 0), &mut rng, |k| k.to_hex());
+        let net = Network::new(tn.roster.clone()).unwrap();
+        let bundle = TrustBundle::new(&net, SecretKey::generate(&mut rng).public());
+        let note = accord_protocol::transparency::sign_checkpoint(
+            net.id(),
+            MemberIndex(0),
+            &tn.members[0],
+            2,
+            &Digest([3; 32]),
+        );
+        let app = Router::new()
+            .route("/v1/log/checkpoint", get(move || async move { note }))
+            .route(
+                "/v1/log/entries",
+                get(|| async {
+                    axum::Json(vec![LogEntry {
+                        index: 5,
+                        entry: "00".into(),
+                    }])
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), bundle)
+    }
+
+    #[tokio::test]
+    async fn a_page_from_the_wrong_index_is_a_finding_not_a_loop() {
+        // Review finding 8: a page whose first entry had another index than asked was skipped,
+        // and the same page was asked for again, for ever.
+        let (url, bundle) = lying_node().await;
+        let required = Requirements {
+            witnesses: 0,
+            max_age_secs: None,
+            now_secs: 0,
+        };
+        let result = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            fetch_log(&Client::new(&url), &bundle, &required),
+        )
+        .await
+        .expect("fetch_log returns");
+        match result {
+            Err(Finding::BadLog { reason, .. }) => {
+                assert!(reason.contains("answered from 5"), "{reason}")
+            }
+            other => panic!("expected a bad-log finding, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_cosigned_long_ago_is_stale() {
+        // Review finding 13: `accord observe` took any cosigned checkpoint, however old, so a
+        // node could freeze its log and hide newer verdicts. Cosignatures carry timestamps; at
+        // least k of them must be younger than --max-age-secs.
+        let mut rng = rand::rngs::OsRng;
+        let tn = Testnet::generate(&TestnetSpec::new(4, 1, 0), &mut rng, |k| k.to_hex());
+        let net = Network::new(tn.roster.clone()).unwrap();
+        let bundle = TrustBundle::new(&net, SecretKey::generate(&mut rng).public());
+        let root = Digest(MerkleTree::default().root().0);
+        let note = accord_protocol::transparency::sign_checkpoint(
+            net.id(),
+            MemberIndex(0),
+            &tn.members[0],
+            0,
+            &root,
+        );
+        let text = verify_checkpoint(note.as_bytes(), &bundle.logs)
+            .unwrap()
+            .text;
+        let line = accord_protocol::transparency::cosign(
+            net.id(),
+            MemberIndex(1),
+            &tn.members[1],
+            &text,
+            1_000,
+        );
+        let note = accord_protocol::transparency::add_cosignatures(&note, &[line]).unwrap();
+        let app = Router::new().route("/v1/log/checkpoint", get(move || async move { note }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = Client::new(&url);
+        let at = |now_secs| Requirements {
+            witnesses: 1,
+            max_age_secs: Some(3_600),
+            now_secs,
+        };
+        let (_, findings) = fetch_log(&client, &bundle, &at(2_000)).await.unwrap();
+        assert!(findings.is_empty(), "{findings:?}");
+        let (_, findings) = fetch_log(&client, &bundle, &at(1_000 + 3_601))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                findings.as_slice(),
+                [Finding::StaleCheckpoint {
+                    fresh: 0,
+                    required: 1,
+                    ..
+                }]
+            ),
+            "{findings:?}"
+        );
+    }
 }

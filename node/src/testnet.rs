@@ -8,6 +8,7 @@
 //! DIR/members/NAME/config.toml  node configuration
 //! DIR/members/NAME/identity.key member identity (0600)
 //! DIR/members/NAME/data/        database (and share.key after the DKG, or dealt keys)
+//! DIR/members/NAME/data/operator.token  the operator's API token (0600)
 //! DIR/labs/LAB.key              lab signing keys (0600; demo labs only)
 //! ```
 
@@ -105,6 +106,8 @@ pub struct MemberEntry {
     pub api: String,
     /// Its p2p address.
     pub p2p: String,
+    /// Its operator token file (for the API's operator endpoints).
+    pub token: PathBuf,
 }
 
 /// One demo lab in [`Layout`].
@@ -229,6 +232,7 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
             data_dir: mdir.join("data"),
             api: format!("http://{}:{api_port}", opts.host),
             p2p,
+            token: mdir.join("data").join(crate::auth::TOKEN_FILE),
         });
     }
     let net =
@@ -248,6 +252,7 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
     for (i, entry) in members.iter().enumerate() {
         let mdir = entry.config.parent().unwrap_or(&dir).to_path_buf();
         std::fs::create_dir_all(&entry.data_dir).map_err(|e| io(&entry.data_dir, e))?;
+        crate::auth::OperatorToken::create(&entry.token)?;
         keyfile::write_secret(
             &mdir.join("identity.key"),
             &*testnet.members[i].seed(),
@@ -274,6 +279,7 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
             key_share: None,
             listen: entry.p2p.clone(),
             api,
+            operator_token: None,
         };
         config
             .save(&entry.config)

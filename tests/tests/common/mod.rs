@@ -281,7 +281,11 @@ impl Cluster {
                 data_dir: m.data_dir.clone(),
                 api: m.api.clone(),
                 log: logs.join(format!("{}.log", m.name)),
-                client: Client::new(&m.api),
+                client: Client::new(&m.api).with_token(
+                    accord_node::auth::OperatorToken::read(&m.token)
+                        .unwrap()
+                        .expose(),
+                ),
                 env: Vec::new(),
                 child: None,
                 starts: 0,
