@@ -43,6 +43,9 @@ pub enum Behaviour {
     Withholding,
     /// Accepts proposals, then never sends its share (stalls the sessions it is put in).
     AcceptThenSilent,
+    /// Rewrites what it sends at random: drops, duplicates, reorders, replays, mutates and
+    /// re-signs, oversizes, splits views ([`crate::generative::Mutator`]).
+    Generative,
 }
 
 impl Behaviour {
@@ -69,17 +72,20 @@ pub struct Adversary<'a> {
 }
 
 impl Adversary<'_> {
-    /// Rewrites what member `m` (with `behaviour`) sends.
+    /// Rewrites what member `m` (with `behaviour`) sends; `mutator` is the member's generative
+    /// state (used by [`Behaviour::Generative`] only).
     pub fn rewrite(
         &self,
         behaviour: Behaviour,
         m: MemberIndex,
         out: Vec<(MemberIndex, Message)>,
+        mutator: &mut crate::generative::Mutator,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Vec<(MemberIndex, Message)> {
         let i = usize::from(m.0);
         match behaviour {
             Behaviour::Honest => out,
+            Behaviour::Generative => mutator.rewrite(self, m, out, rng),
             Behaviour::Silent => Vec::new(),
             Behaviour::AcceptThenSilent => out
                 .into_iter()

@@ -594,6 +594,8 @@ struct UnitState {
     pending: Option<PendingProposal>,
     /// `Bodies` answers sent per member in the current attempt.
     fetch_answers: BTreeMap<MemberIndex, u32>,
+    /// Coordinators told the decision, by attempt (see `on_proposal`).
+    told: BTreeSet<(MemberIndex, u32)>,
 }
 
 /// `(lab, place, digest)` → the members that list it there.
@@ -2253,7 +2255,14 @@ impl Engine {
         if self.keys.is_none() {
             return Delivery::Ignored;
         }
-        if self.decided.contains_key(&unit) {
+        if let Some(decided) = self.decided.get(&unit).cloned() {
+            // The coordinator missed the decision (every copy of the gossip lost or garbled on
+            // its way): tell it, once per member and attempt, or it would keep proposing a
+            // decided unit and never hold the verdict.
+            let state = self.units.entry(unit).or_default();
+            if state.told.insert((from, id.attempt)) {
+                self.send(from, Message::CoSigned(decided));
+            }
             return Delivery::Ignored;
         }
         let schedule = self.net.schedule();

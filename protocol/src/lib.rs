@@ -26,6 +26,8 @@ pub mod dkg;
 pub mod engine;
 pub mod evidence;
 pub mod fixtures;
+#[cfg(feature = "testkit")]
+pub mod generative;
 pub mod limits;
 pub mod message;
 pub mod policy;

@@ -107,6 +107,9 @@ pub struct Cluster {
     pub steps: u64,
     /// Messages dropped because they were over the frame limit.
     pub oversized: u64,
+    /// When set, every message handed to the network is recorded here (sender, recipient).
+    pub transcript: Option<Vec<(MemberIndex, MemberIndex, Message)>>,
+    mutators: Vec<crate::generative::Mutator>,
 }
 
 /// Checks the safety invariants after every step, from what it sees on the wire and in outputs.
@@ -191,7 +194,12 @@ impl Cluster {
             rng: child_rng(spec.seed, "network", 0, 0),
             steps: 0,
             oversized: 0,
+            transcript: None,
+            mutators: Vec::new(),
         };
+        cluster
+            .mutators
+            .resize_with(cluster.nodes.len(), Default::default);
         for i in 0..cluster.nodes.len() {
             cluster.schedule_timer(MemberIndex(i as u16));
         }
@@ -529,6 +537,9 @@ impl Cluster {
             self.oversized += 1;
             return;
         }
+        if let Some(t) = self.transcript.as_mut() {
+            t.push((from, to, message.clone()));
+        }
         if let Message::CoSigned(c) = &message
             && let Some(key) = self
                 .nodes
@@ -584,7 +595,13 @@ impl Cluster {
             bodies: &self.observer.bodies,
             colluders: &colluders,
         };
-        adversary.rewrite(behaviour, m, out, &mut self.rng)
+        adversary.rewrite(
+            behaviour,
+            m,
+            out,
+            &mut self.mutators[usize::from(m.0)],
+            &mut self.rng,
+        )
     }
 
     /// Delivers `message` to `to` as sent by `from` over its authenticated connection (one link

@@ -24,6 +24,30 @@ struct Cli {
 enum Command {
     /// Run a scenario file: every sweep row, for one or more seeds.
     Run(RunArgs),
+    /// Run many seeds of a scenario on every core, to look for failures; prints each failure
+    /// with the command that replays it. Nothing is written to disk.
+    Sweep(SweepArgs),
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// The scenario (TOML; see docs/simulator.md).
+    scenario: PathBuf,
+    /// Seeds per row.
+    #[arg(long)]
+    seeds: u64,
+    /// First seed (default: the scenario's `seed`).
+    #[arg(long)]
+    start: Option<u64>,
+    /// Only this sweep row (0-based).
+    #[arg(long)]
+    row: Option<usize>,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -61,15 +85,17 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Run(args) => match run(&args) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::from(1),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+    let result = match cli.command {
+        Command::Run(args) => run(&args),
+        Command::Sweep(args) => sweep(&args),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -170,6 +196,105 @@ fn run(args: &RunArgs) -> anyhow::Result<bool> {
         println!("FAILED: {failed} of {} runs", outcomes.len());
     }
     Ok(failed == 0)
+}
+
+fn sweep(args: &SweepArgs) -> anyhow::Result<bool> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let file = ScenarioFile::load(&args.scenario)?;
+    let rows = file.select(args.row)?;
+    let multi_row = file.rows.len() > 1;
+    let first = rows.first().context("the scenario file has no rows")?;
+    let start = args.start.unwrap_or(first.scenario.seed);
+    let plan: Vec<(usize, u64)> = (0..rows.len())
+        .flat_map(|i| (0..args.seeds).map(move |k| (i, start + k)))
+        .collect();
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let bar = ProgressBar::new(plan.len() as u64);
+    if args.quiet || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+            .context("progress bar template")?,
+    );
+    // Wall time of the whole sweep, for the summary only: no run reads it.
+    #[allow(clippy::disallowed_methods)]
+    let began = std::time::Instant::now();
+    let next = AtomicUsize::new(0);
+    let failures: Mutex<Vec<SeedOutcome>> = Mutex::new(Vec::new());
+    let passed: Mutex<Vec<u64>> = Mutex::new(vec![0; rows.len()]);
+    let setup: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(i, seed)) = plan.get(k) else {
+                        return;
+                    };
+                    match runner::run_row_seed(rows[i], Options::new(seed), false, &mut |_| {}) {
+                        Ok(o) if o.passed() => {
+                            if let Ok(mut p) = passed.lock() {
+                                p[i] += 1;
+                            }
+                        }
+                        Ok(o) => {
+                            bar.suspend(|| report_failure(&file.path, multi_row, &o));
+                            if let Ok(mut f) = failures.lock() {
+                                f.push(o);
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut s) = setup.lock() {
+                                s.get_or_insert_with(|| format!("row {i} seed {seed}: {e}"));
+                            }
+                        }
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = setup.into_inner().ok().flatten() {
+        anyhow::bail!("setting up {e}");
+    }
+    let mut failures = failures.into_inner().unwrap_or_default();
+    failures.sort_by_key(|o| (o.row, o.result.seed));
+    let passed = passed.into_inner().unwrap_or_default();
+    println!(
+        "sweep of {} ({}): seeds {start}..{} on {jobs} threads, {:.1} s",
+        first.scenario.name,
+        args.scenario.display(),
+        start + args.seeds,
+        began.elapsed().as_secs_f64()
+    );
+    for (i, r) in rows.iter().enumerate() {
+        println!(
+            "  row {:<3} {:<28} {:>7} passed of {}",
+            r.index, r.label, passed[i], args.seeds
+        );
+    }
+    for o in &failures {
+        println!(
+            "FAILED row {} seed {}: {}",
+            o.row,
+            o.result.seed,
+            o.failures.first().map_or("", String::as_str)
+        );
+        println!(
+            "  replay: {}",
+            runner::replay_command(&file.path, multi_row.then_some(o.row), o.result.seed)
+        );
+    }
+    if !failures.is_empty() {
+        println!("FAILED: {} of {} runs", failures.len(), plan.len());
+    }
+    Ok(failures.is_empty())
 }
 
 fn report_failure(path: &std::path::Path, multi_row: bool, o: &SeedOutcome) {

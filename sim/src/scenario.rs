@@ -605,6 +605,9 @@ pub enum Role {
     Protocol(Behaviour),
     /// Sends different (validly signed) DKG round-1 packages to different members.
     EquivocatingDkg,
+    /// Twins (Bano et al., 2020): two honest engines hold this member's keys; one hears the
+    /// even-numbered members, the other the odd-numbered ones, and both send as the member.
+    Twins,
 }
 
 impl Role {
@@ -617,6 +620,7 @@ impl Role {
     pub fn name(self) -> String {
         match self {
             Role::EquivocatingDkg => "equivocating-dkg".into(),
+            Role::Twins => "twins".into(),
             Role::Protocol(b) => serde_json::to_value(b)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
@@ -631,6 +635,9 @@ impl<'de> Deserialize<'de> for Role {
         if s == "equivocating-dkg" {
             return Ok(Role::EquivocatingDkg);
         }
+        if s == "twins" {
+            return Ok(Role::Twins);
+        }
         Behaviour::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(&s))
             .map(Role::Protocol)
             .map_err(|_| {
@@ -638,8 +645,8 @@ impl<'de> Deserialize<'de> for Role {
                     "unknown behaviour {s:?}; expected a behaviour of \
                      accord_protocol::adversary::Behaviour in kebab-case (honest, silent, \
                      garbage-shares, wrong-commitments, equivocating-observations, \
-                     equivocating-proposals, split-view-packages, late-injector, withholding, ...) \
-                     or the simulator's equivocating-dkg"
+                     equivocating-proposals, split-view-packages, late-injector, withholding, \
+                     accept-then-silent, generative) or the simulator's equivocating-dkg or twins"
                 ))
             })
     }

@@ -195,6 +195,8 @@ pub struct RunMetrics {
     pub virtual_seconds: f64,
     /// Key ceremony, when one ran.
     pub dkg: Option<DkgMetric>,
+    /// What generative members did to the messages their engines sent, by action.
+    pub adversary_actions: BTreeMap<String, u64>,
 }
 
 /// The result of one run.
@@ -251,6 +253,10 @@ enum Ev {
         member: u16,
         generation: u64,
     },
+    TwinTimer {
+        twin: u16,
+        generation: u64,
+    },
     Startup,
     Submit {
         lab: u16,
@@ -286,6 +292,12 @@ enum Ev {
     },
     Heal,
     Deadline,
+}
+
+/// The second engine of a member with the Twins role: the same keys, other inputs.
+struct Twin {
+    of: usize,
+    node: Node,
 }
 
 struct Node {
@@ -360,6 +372,9 @@ pub struct Simulation {
     mesh: Vec<Vec<u16>>,
     net_rng: ChaCha20Rng,
     adv_rngs: Vec<ChaCha20Rng>,
+    mutators: Vec<accord_protocol::generative::Mutator>,
+    /// Second engines of members with the Twins role.
+    twins: Vec<Twin>,
     packet_ids: BTreeMap<[u8; 32], u32>,
     last_packet: Option<Rc<Packet>>,
     checker: Checker,
@@ -520,6 +535,31 @@ impl Simulation {
             adv_rngs: (0..n)
                 .map(|i| child_rng(seed, "adversary", i as u64, 0))
                 .collect(),
+            mutators: (0..n).map(|_| Default::default()).collect(),
+            twins: (0..n)
+                .filter(|i| roles[*i] == Role::Twins)
+                .map(|i| Twin {
+                    of: i,
+                    node: Node {
+                        engine: Some(Engine::new(
+                            net.clone(),
+                            MemberIndex(i as u16),
+                            SecretKey::from_seed(&testnet.members[i].seed()),
+                            keys[i].clone(),
+                            EngineConfig::default(),
+                        )),
+                        records: Vec::new(),
+                        key: keys[i].clone(),
+                        acknowledged: BTreeMap::new(),
+                        incarnation: 0,
+                        rng: child_rng(seed, "twin", i as u64, 0),
+                        timer: None,
+                        generation: 0,
+                        skew_ms: skews[i],
+                        seen: Vec::new(),
+                    },
+                })
+                .collect(),
             net_rng: child_rng(seed, "network", 0, 0),
             trace: Trace::new(opts.trace_capacity),
             opts,
@@ -604,6 +644,9 @@ impl Simulation {
         sim.push(sim.deadline, Ev::Deadline);
         for i in 0..n {
             sim.schedule_timer(i);
+        }
+        for k in 0..sim.twins.len() {
+            sim.schedule_twin_timer(k);
         }
         sim.setup_seconds = sim.profile.elapsed();
         Ok(sim)
@@ -939,6 +982,20 @@ impl Simulation {
                 self.drain(m);
                 self.schedule_timer(m);
             }
+            Ev::TwinTimer { twin, generation } => {
+                let k = usize::from(twin);
+                if self.twins[k].node.generation != generation {
+                    return;
+                }
+                self.twins[k].node.timer = None;
+                let local = self.local(self.twins[k].of);
+                let node = &mut self.twins[k].node;
+                if let Some(engine) = node.engine.as_mut() {
+                    engine.handle_timeout(local, &mut node.rng);
+                }
+                self.drain_twin(k);
+                self.schedule_twin_timer(k);
+            }
             Ev::Startup => {
                 let n = self.nodes.len();
                 for a in 0..n {
@@ -947,6 +1004,15 @@ impl Simulation {
                             self.connect(a, b);
                         }
                     }
+                }
+                for k in 0..self.twins.len() {
+                    let of = self.twins[k].of;
+                    for b in (0..n).filter(|b| *b != of) {
+                        if let Some(e) = self.twins[k].node.engine.as_mut() {
+                            e.peer_connected(MemberIndex(b as u16));
+                        }
+                    }
+                    self.drain_twin(k);
                 }
             }
             Ev::Submit { lab, period } => {
@@ -1073,6 +1139,53 @@ impl Simulation {
         );
     }
 
+    fn schedule_twin_timer(&mut self, k: usize) {
+        let of = self.twins[k].of;
+        let Some(t) = self.twins[k]
+            .node
+            .engine
+            .as_ref()
+            .and_then(Engine::poll_timeout)
+        else {
+            return;
+        };
+        let at = self.to_virtual(of, t).max(self.now);
+        let node = &mut self.twins[k].node;
+        if node.timer.is_some_and(|x| x <= at) {
+            return;
+        }
+        node.timer = Some(at);
+        node.generation += 1;
+        let generation = node.generation;
+        self.queue.push(
+            at,
+            Ev::TwinTimer {
+                twin: k as u16,
+                generation,
+            },
+        );
+    }
+
+    /// Performs a twin's outputs: its messages leave as its member's.
+    fn drain_twin(&mut self, k: usize) {
+        let of = self.twins[k].of;
+        while let Some(output) = self.twins[k]
+            .node
+            .engine
+            .as_mut()
+            .and_then(Engine::poll_output)
+        {
+            match output {
+                Output::Persist(r) => self.twins[k].node.records.push(r),
+                Output::Snapshot(records) => self.twins[k].node.records = records,
+                Output::StoreKey(key) => self.twins[k].node.key = Some(*key),
+                Output::Send { to, message } => self.send_out(of, to, message),
+                Output::Broadcast(message) => self.broadcast_out(of, message),
+                Output::Event(_) => {}
+            }
+        }
+    }
+
     /// Performs member `m`'s outputs in order.
     fn drain(&mut self, m: usize) {
         let honest = self.honest[m];
@@ -1149,7 +1262,11 @@ impl Simulation {
         match e {
             Event::Decided(c) => self.decided(m, &c),
             Event::Refused { reason, .. } => {
-                *self.metrics.refusals.entry(reason.to_string()).or_default() += 1;
+                *self
+                    .metrics
+                    .refusals
+                    .entry(reason.code().to_string())
+                    .or_default() += 1;
             }
             Event::DkgComplete { .. } => self.check_dkg_done(),
             _ => {}
@@ -1332,8 +1449,15 @@ impl Simulation {
                     bodies: &self.checker.bodies,
                     colluders: &self.colluders,
                 };
-                adversary.rewrite(behaviour, MemberIndex(m as u16), out, &mut self.adv_rngs[m])
+                adversary.rewrite(
+                    behaviour,
+                    MemberIndex(m as u16),
+                    out,
+                    &mut self.mutators[m],
+                    &mut self.adv_rngs[m],
+                )
             }
+            Role::Twins => out,
             Role::EquivocatingDkg => {
                 let mut alt: Option<Message> = None;
                 let local = self.local(m);
@@ -1424,6 +1548,25 @@ impl Simulation {
             return;
         }
         if self.roles[to] == Role::Protocol(Behaviour::Silent) {
+            return;
+        }
+        // Twins: the odd-numbered members' messages reach the twin, the others the primary.
+        if self.roles[to] == Role::Twins
+            && author % 2 == 1
+            && let Some(k) = self.twins.iter().position(|t| t.of == to)
+        {
+            let local = self.local(to);
+            let node = &mut self.twins[k].node;
+            if let Some(engine) = node.engine.as_mut() {
+                engine.handle_message(
+                    local,
+                    MemberIndex(author),
+                    packet.message.clone(),
+                    &mut node.rng,
+                );
+            }
+            self.drain_twin(k);
+            self.schedule_twin_timer(k);
             return;
         }
         let local = self.local(to);
@@ -1854,6 +1997,15 @@ impl Simulation {
     // Results
 
     fn finish(mut self) -> RunResult {
+        for m in &self.mutators {
+            for (k, v) in &m.actions {
+                *self
+                    .metrics
+                    .adversary_actions
+                    .entry((*k).to_string())
+                    .or_default() += v;
+            }
+        }
         let periods = self.sc.network.periods;
         let schedule = self.net.schedule().clone();
         let mut slots = Vec::new();
