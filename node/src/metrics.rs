@@ -16,6 +16,13 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// A label naming a roster member.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemberLabel {
+    /// The member's roster name.
+    pub member: String,
+}
+
 /// A label naming a reason.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -48,6 +55,8 @@ pub struct Metrics {
     pub submissions: Family<ReasonLabel, Counter>,
     /// Culprits named, by offence.
     pub culprits: Family<ReasonLabel, Counter>,
+    /// This member's gossipsub score of each connected member.
+    pub gossip_score: Family<MemberLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Metrics {
@@ -70,6 +79,7 @@ impl Metrics {
             ]),
             submissions: Family::default(),
             culprits: Family::default(),
+            gossip_score: Family::default(),
         };
         registry.register(
             "peers_connected",
@@ -120,6 +130,11 @@ impl Metrics {
             "culprits",
             "Misbehaving members named, by offence",
             m.culprits.clone(),
+        );
+        registry.register(
+            "gossip_peer_score",
+            "Gossipsub score of each connected member (below -80: graylisted)",
+            m.gossip_score.clone(),
         );
         Self {
             registry: Mutex::new(registry),

@@ -287,9 +287,13 @@ pub fn behaviour(
         .duplicate_cache_time(Duration::from_secs(300))
         .build()
         .map_err(|e| BehaviourError::Gossipsub(e.to_string()))?;
-    let gossipsub =
+    let mut gossipsub =
         gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
             .map_err(|e| BehaviourError::Gossipsub(e.to_string()))?;
+    let (params, thresholds) = gossip_scoring(&gossip_topic(network_tag));
+    gossipsub
+        .with_peer_score(params, thresholds)
+        .map_err(BehaviourError::Gossipsub)?;
     let direct = request_response::Behaviour::with_codec(
         WireCodec::default(),
         [(
@@ -322,6 +326,58 @@ pub fn behaviour(
         witness,
     })
 }
+
+/// Gossipsub peer scoring (docs/protocol.md §7.2 argues every value). Every peer is a roster
+/// member and honest traffic is a few messages per member and period, so only what an honest
+/// member never does costs score: a message the engine rejects as the sender's fault (P4,
+/// squared, -10 each: four put a peer under the graylist threshold, after which gossipsub
+/// ignores it and prunes it from every mesh), and gossipsub protocol violations (P7). Mesh
+/// delivery deficits (P3, P3b) are off: a quiet honest member delivers little. IP colocation
+/// (P6) is off: members are authenticated by the roster, and test networks share one address.
+/// Small positive terms for time in the mesh (P1) and first deliveries (P2) let a member recover
+/// once it stops; penalties decay to 1 % in a minute.
+pub fn gossip_scoring(
+    topic: &gossipsub::IdentTopic,
+) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let per_topic = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 3600.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: gossipsub::score_parameter_decay(Duration::from_secs(60)),
+        first_message_deliveries_cap: 50.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -10.0,
+        invalid_message_deliveries_decay: gossipsub::score_parameter_decay(Duration::from_secs(60)),
+        ..gossipsub::TopicScoreParams::default()
+    };
+    let mut params = gossipsub::PeerScoreParams {
+        topic_score_cap: 100.0,
+        app_specific_weight: 0.0,
+        ip_colocation_factor_weight: 0.0,
+        behaviour_penalty_weight: -10.0,
+        behaviour_penalty_threshold: 0.0,
+        behaviour_penalty_decay: gossipsub::score_parameter_decay(Duration::from_secs(60)),
+        decay_interval: Duration::from_secs(1),
+        decay_to_zero: 0.01,
+        retain_score: Duration::from_secs(3600),
+        ..gossipsub::PeerScoreParams::default()
+    };
+    params.topics.insert(topic.hash(), per_topic);
+    let thresholds = gossipsub::PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -40.0,
+        graylist_threshold: GRAYLIST_THRESHOLD,
+        accept_px_threshold: 100.0,
+        opportunistic_graft_threshold: 5.0,
+    };
+    (params, thresholds)
+}
+
+/// Below this gossipsub score a peer's messages are ignored (graylist).
+pub const GRAYLIST_THRESHOLD: f64 = -80.0;
 
 /// The short network tag in every protocol name and the gossip topic (the network id's first
 /// 8 bytes in hex), so nodes of different networks never talk.

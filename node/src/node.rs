@@ -43,6 +43,13 @@ const RECENT_DECISIONS: usize = 64;
 /// First and longest delay between dials to a disconnected member.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// `d` scaled by a random factor in [0.75, 1.25), so members that lost each other at the same
+/// moment do not redial in step.
+fn jittered(d: Duration) -> Duration {
+    d.mul_f64(0.75 + rand::random::<f64>() / 2.0)
+}
+
 /// How often this member offers its log's latest checkpoint to the witnesses that lack it.
 const WITNESS_INTERVAL: Duration = Duration::from_millis(1000);
 /// How long to wait before asking a witness again after a refusal or a failure.
@@ -196,6 +203,10 @@ pub struct StatusReport {
     pub reachable: usize,
     /// Peers subscribed to the network's gossip topic.
     pub gossip_peers: usize,
+    /// This member's gossipsub score of each connected member (below -80 it is graylisted:
+    /// its gossip is ignored).
+    #[serde(default)]
+    pub gossip_scores: BTreeMap<String, f64>,
     /// The group key, once the key is confirmed.
     pub group_key: Option<PublicKey>,
     /// The DKG phase, while a ceremony runs here.
@@ -629,7 +640,10 @@ impl EventLoop {
                     self.drain()?;
                 }
                 _ = redial.tick() => self.redial(),
-                _ = witness.tick() => self.push_checkpoint(),
+                _ = witness.tick() => {
+                    self.push_checkpoint();
+                    let _ = self.gossip_scores();
+                }
             }
         }
     }
@@ -918,7 +932,7 @@ impl EventLoop {
                         p.connections = num_established as usize;
                         if num_established == 0 {
                             info!(member = %p.name, cause = ?cause.map(|c| c.to_string()), "disconnected");
-                            p.next_dial = tokio::time::Instant::now() + p.backoff;
+                            p.next_dial = tokio::time::Instant::now() + jittered(p.backoff);
                         }
                     }
                     self.update_peer_gauge();
@@ -957,7 +971,7 @@ impl EventLoop {
                     .and_then(|m| self.peers.get_mut(&m))
                 {
                     p.dialing = false;
-                    p.next_dial = tokio::time::Instant::now() + p.backoff;
+                    p.next_dial = tokio::time::Instant::now() + jittered(p.backoff);
                     p.backoff = (p.backoff * 2).min(BACKOFF_MAX);
                     debug!(member = %p.name, error = %error, "dial failed");
                 }
@@ -987,12 +1001,18 @@ impl EventLoop {
             let Some(p) = self.peers.get_mut(&m) else {
                 continue;
             };
+            // A fresh source port: reusing the listen port (libp2p's default) turns two members
+            // dialing each other at the same moment (both restarting, a partition healing) into
+            // one TCP simultaneous open where both sides are the Noise initiator, which fails,
+            // and their retries stay in step. Members have roster addresses; nothing here needs
+            // the port reuse that NAT traversal relies on.
             let opts = DialOpts::peer_id(pid)
                 .addresses(p.addrs.clone())
                 .condition(PeerCondition::DisconnectedAndNotDialing)
+                .allocate_new_port()
                 .build();
             p.dialing = true;
-            p.next_dial = now + p.backoff;
+            p.next_dial = now + jittered(p.backoff);
             if let Err(e) = self.swarm.dial(opts) {
                 p.dialing = false;
                 p.backoff = (p.backoff * 2).min(BACKOFF_MAX);
@@ -1415,6 +1435,26 @@ impl EventLoop {
         }
     }
 
+    /// The gossipsub score of each connected member, by name; also exported as a metric.
+    fn gossip_scores(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for p in self.peers.values().filter(|p| p.connections > 0) {
+            let Some(pid) = self.peer_of(p.member) else {
+                continue;
+            };
+            if let Some(score) = self.swarm.behaviour().gossipsub.peer_score(&pid) {
+                self.metrics
+                    .gossip_score
+                    .get_or_create(&crate::metrics::MemberLabel {
+                        member: p.name.clone(),
+                    })
+                    .set(score);
+                out.insert(p.name.clone(), score);
+            }
+        }
+        out
+    }
+
     fn status(&mut self) -> StatusReport {
         let s = self.engine.status();
         let connected: Vec<String> = self
@@ -1433,6 +1473,7 @@ impl EventLoop {
             .all_peers()
             .filter(|(_, topics)| topics.contains(&&topic))
             .count();
+        let gossip_scores = self.gossip_scores();
         let reason = if s.group_key.is_none() {
             Some(match &s.dkg_phase {
                 Some(phase) => format!("no group key yet: DKG in progress ({phase})"),
@@ -1458,6 +1499,7 @@ impl EventLoop {
             connected,
             reachable,
             gossip_peers,
+            gossip_scores,
             group_key: s.group_key,
             dkg_phase: s.dkg_phase,
             current_period: self.net.schedule().period_at(now()).map(|p| p.0),

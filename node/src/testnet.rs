@@ -53,6 +53,19 @@ pub struct TestnetOptions {
     pub passphrase: Option<Passphrase>,
     /// Members listen and dial over QUIC (`/udp/PORT/quic-v1`) instead of TCP.
     pub quic: bool,
+    /// Per member, the addresses it listens on when members do not share one host (network
+    /// namespaces, several machines); empty: every member on `host`. Needs explicit base ports
+    /// (free ports can only be picked on this host).
+    pub member_hosts: Vec<MemberHost>,
+}
+
+/// Where one member of a testnet listens (see [`TestnetOptions::member_hosts`]).
+#[derive(Clone, Debug)]
+pub struct MemberHost {
+    /// The IPv4 address it listens on for, and advertises to, the other members.
+    pub p2p: String,
+    /// The IPv4 address of its HTTP API.
+    pub api: String,
 }
 
 impl TestnetOptions {
@@ -71,6 +84,7 @@ impl TestnetOptions {
             dealer: false,
             passphrase: None,
             quic: false,
+            member_hosts: Vec::new(),
         }
     }
 }
@@ -197,6 +211,17 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
     }
     std::fs::create_dir_all(&opts.dir).map_err(|e| io(&opts.dir, e))?;
     let dir = opts.dir.canonicalize().map_err(|e| io(&opts.dir, e))?;
+    if !opts.member_hosts.is_empty()
+        && (opts.member_hosts.len() != opts.members
+            || opts.base_port == 0
+            || opts.api_base_port == 0)
+    {
+        return Err(TestnetError::Invalid(format!(
+            "{} member hosts for {} members: give one per member, and base ports",
+            opts.member_hosts.len(),
+            opts.members
+        )));
+    }
     let mut spec = TestnetSpec::new(opts.members, opts.labs, opts.schedule.genesis_ms);
     spec.threshold = opts.threshold;
     spec.schedule = opts.schedule.clone();
@@ -207,6 +232,10 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
     });
     let mut members = Vec::new();
     for (i, m) in testnet.roster.members.iter_mut().enumerate() {
+        let (host, api_host) = opts
+            .member_hosts
+            .get(i)
+            .map_or((&opts.host, &opts.host), |h| (&h.p2p, &h.api));
         let port = if opts.base_port == 0 && opts.quic {
             free_udp_port(&opts.host).map_err(|e| io(&dir, e))?
         } else if opts.base_port == 0 {
@@ -220,9 +249,9 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
             opts.api_base_port.saturating_add(i as u16)
         };
         let p2p = if opts.quic {
-            format!("/ip4/{}/udp/{port}/quic-v1", opts.host)
+            format!("/ip4/{host}/udp/{port}/quic-v1")
         } else {
-            format!("/ip4/{}/tcp/{port}", opts.host)
+            format!("/ip4/{host}/tcp/{port}")
         };
         m.addresses = vec![p2p.clone()];
         let mdir = dir.join("members").join(&m.name);
@@ -230,7 +259,7 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
             name: m.name.clone(),
             config: mdir.join("config.toml"),
             data_dir: mdir.join("data"),
-            api: format!("http://{}:{api_port}", opts.host),
+            api: format!("http://{api_host}:{api_port}"),
             p2p,
             token: mdir.join("data").join(crate::auth::TOKEN_FILE),
         });
