@@ -39,6 +39,15 @@ if ! command -v prlimit >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq util-linux >/dev/null
 fi
 
+# The network-fault tests run members in network namespaces joined by veth pairs (needs root,
+# iproute2's `ip`, and `ethtool` to turn checksum offload off on the veths).
+for tool in ip:iproute2 ethtool:ethtool; do
+    if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+        echo "installing ${tool#*:}" >&2
+        apt-get update -qq && apt-get install -y -qq "${tool#*:}" >/dev/null
+    fi
+done
+
 # The process-level tests build the `accord` binary they start themselves (with the
 # failpoints feature; tests/tests/common/mod.rs), so `scripts/test.sh -p accord-tests` works too.
 cargo test --workspace "$@"

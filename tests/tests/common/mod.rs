@@ -110,6 +110,9 @@ pub struct NodeProc {
     pub log: PathBuf,
     pub client: Client,
     pub env: Vec<(String, String)>,
+    /// A command the node runs under (`ip netns exec NS`), which must exec it (so the child's
+    /// pid is the node's).
+    pub wrapper: Vec<String>,
     child: Option<Child>,
     starts: usize,
 }
@@ -123,7 +126,14 @@ impl NodeProc {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let mut cmd = Command::new(accord_bin());
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(accord_bin());
+                c
+            }
+            None => Command::new(accord_bin()),
+        };
         cmd.arg("run")
             .arg("--config")
             .arg(&self.config)
@@ -268,7 +278,12 @@ impl Cluster {
             "accord testnet failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let layout = Layout::load(&net_dir).unwrap();
+        Self::assemble(dir, &net_dir)
+    }
+
+    /// The cluster of the testnet in `net_dir` (inside `dir`), no node started.
+    pub fn assemble(dir: tempfile::TempDir, net_dir: &Path) -> Self {
+        let layout = Layout::load(net_dir).unwrap();
         let net = accord_node::node::load_roster(&layout.roster).unwrap();
         let logs = dir.path().join("logs");
         std::fs::create_dir_all(&logs).unwrap();
@@ -287,6 +302,7 @@ impl Cluster {
                         .expose(),
                 ),
                 env: Vec::new(),
+                wrapper: Vec::new(),
                 child: None,
                 starts: 0,
             })
