@@ -244,4 +244,103 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn a_worst_case_proposal_encodes_within_the_computed_bound() {
+        use std::sync::Arc;
+
+        use crate::crypto::{Digest, Signature};
+        use crate::message::{
+            Message, Observation, Proposal, ProposalId, SignedObservation, SlotItems,
+        };
+        use crate::policy::{Measure, Reason, Verdict};
+        use crate::roster::{LabIndex, MemberIndex, Period};
+        use crate::statement::{Slot, Statement, Unit};
+
+        let (n, t, labs, r) = (7usize, 5usize, 3usize, 2usize);
+        let l = Limits::new(n, t, labs, r);
+        let d = |i: usize| Digest::tagged("worst", &[&(i as u64).to_le_bytes()]);
+        // Observations listing everything the syntax allows.
+        let observation = |m: usize| {
+            let mut slots = Vec::new();
+            for lab in 0..labs {
+                let mut attestations: Vec<Digest> = (0..MAX_ATTESTATIONS_PER_SLOT)
+                    .map(|i| d(1000 * m + 10 * lab + i))
+                    .collect();
+                attestations.sort();
+                // Every inspector reports on `r` labs (its cap), spread over the slots.
+                let reports: Vec<(MemberIndex, Digest)> = (0..n)
+                    .filter(|i| (i + labs - lab) % labs < r)
+                    .map(|i| (MemberIndex(i as u16), d(50_000 + 100 * m + 10 * lab + i)))
+                    .collect();
+                slots.push(SlotItems {
+                    lab: LabIndex(lab as u16),
+                    attestations,
+                    reports,
+                });
+            }
+            Arc::new(SignedObservation {
+                observation: Observation {
+                    member: MemberIndex(m as u16),
+                    period: Period(u64::MAX),
+                    slots,
+                },
+                signature: Signature([0; 64]),
+            })
+        };
+        // Statements with as many items and reasons as the bounds allow, spread over the slots.
+        let per_slot_reports = l.reports_per_unit(labs) / labs;
+        let statements: Vec<Statement> = (0..labs)
+            .map(|lab| {
+                let a = l.vouched_attestations_per_slot;
+                let rr = per_slot_reports;
+                let mut evidence: Vec<Digest> =
+                    (0..a + rr).map(|i| d(900_000 + 1000 * lab + i)).collect();
+                evidence.sort();
+                let mut reasons = Vec::new();
+                for i in 0..(3 * a + rr + 2 * a * rr) {
+                    reasons.push(Reason::InspectionDiscrepancy {
+                        report: d(i),
+                        attestation: d(i + 1),
+                        measure: Measure::ChipHours,
+                        declared: u64::MAX,
+                        observed: u64::MAX,
+                    });
+                }
+                Statement {
+                    network_id: Digest([1; 32]),
+                    policy_hash: Digest([2; 32]),
+                    slot: Slot {
+                        lab: "x".repeat(crate::roster::MAX_NAME_BYTES),
+                        period: Period(u64::MAX),
+                    },
+                    evidence,
+                    verdict: Verdict::Violation { reasons },
+                }
+            })
+            .collect();
+        let proposal = Proposal {
+            id: ProposalId {
+                unit: Unit::Slot {
+                    period: Period(u64::MAX),
+                    lab: LabIndex(u16::MAX),
+                },
+                attempt: u32::MAX,
+                revision: u16::MAX,
+            },
+            statements,
+            observations: (0..l.observations_per_proposal)
+                .map(|m| observation(m % n))
+                .collect(),
+        };
+        let bytes = Message::Proposal(Arc::new(proposal)).encode().unwrap();
+        assert!(
+            bytes.len() <= l.proposal_bytes(labs),
+            "{} bytes over the computed {}",
+            bytes.len(),
+            l.proposal_bytes(labs)
+        );
+        let one = Message::Observation(observation(0)).encode().unwrap();
+        assert!(one.len() <= 5 + l.observation_bytes());
+    }
 }
