@@ -270,6 +270,24 @@ pub fn read_secret(
         });
     }
     let bytes = Zeroizing::new(fs::read(path).map_err(|e| io(path, e))?);
+    parse_secret(path, &bytes, passphrase)
+}
+
+/// The secret in the contents `bytes` of the secret file at `path` (named in errors only).
+///
+/// # Errors
+/// A missing or wrong passphrase, or a malformed file.
+pub fn parse_secret(
+    path: &Path,
+    bytes: &[u8],
+    passphrase: Option<&Passphrase>,
+) -> Result<Zeroizing<Vec<u8>>, SecretFileError> {
+    if bytes.len() as u64 > MAX_SECRET_FILE {
+        return Err(SecretFileError::Malformed {
+            path: path.to_path_buf(),
+            reason: "too large",
+        });
+    }
     if let Some(rest) = bytes.strip_prefix(PLAIN) {
         return Ok(Zeroizing::new(rest.to_vec()));
     }
