@@ -1,0 +1,105 @@
+//! What the engine asks of its driver: [`Output`]s to perform in order, and the [`Event`]s it
+//! reports (for metrics, logs and the API).
+
+use std::sync::Arc;
+
+use crate::crypto::Digest;
+use crate::crypto::PublicKey;
+use crate::dkg::{DkgFailure, KeyMaterial};
+use crate::message::{Message, ProposalId};
+use crate::roster::{LabIndex, MemberIndex, Period};
+use crate::statement::CoSigned;
+
+use super::error::{MessageError, Offence};
+use super::record::Record;
+
+/// Something the driver must do, in order.
+#[derive(Debug)]
+pub enum Output {
+    /// Send to one member over an authenticated channel.
+    Send {
+        /// The member.
+        to: MemberIndex,
+        /// The message.
+        message: Message,
+    },
+    /// Send to every member (gossip).
+    Broadcast(Message),
+    /// Make this record durable before performing any later output.
+    Persist(Record),
+    /// Replace every record persisted so far by these, atomically, before performing any later
+    /// output: [`Engine::restore`] from them rebuilds the same member (the record log's
+    /// compaction; emitted when old periods are pruned, so storage and restart time stay
+    /// bounded).
+    Snapshot(Vec<Record>),
+    /// Store this member's new key share in its key file before performing any later output.
+    StoreKey(Box<KeyMaterial>),
+    /// Something happened (for metrics, logs, the API).
+    Event(Event),
+}
+
+/// Something worth telling the operator or the metrics.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// An evidence item was admitted.
+    Admitted {
+        /// Its digest.
+        digest: Digest,
+        /// Its slot's period.
+        period: Period,
+        /// Its slot's lab.
+        lab: LabIndex,
+    },
+    /// This member closed a period and signed its observation.
+    Observed {
+        /// The period.
+        period: Period,
+        /// Items it vouches for.
+        items: usize,
+    },
+    /// This member, as coordinator, proposed.
+    Proposed {
+        /// The proposal.
+        id: ProposalId,
+    },
+    /// This member, as coordinator, started a signing session.
+    SessionStarted {
+        /// The proposal.
+        id: ProposalId,
+        /// The session number.
+        session: u32,
+        /// The signers.
+        signers: Vec<MemberIndex>,
+    },
+    /// A unit was co-signed (or a larger statement for it arrived).
+    Decided(Arc<CoSigned>),
+    /// A validly co-signed unit that conflicts with the one held (neither evidence set contains
+    /// the other): invariant 3 is broken, so more than f members are faulty.
+    Conflict(Arc<CoSigned>),
+    /// A member misbehaved, provably or as seen on its authenticated connection.
+    Culprit {
+        /// The member.
+        member: MemberIndex,
+        /// What it did.
+        offence: Offence,
+    },
+    /// This member refused to sign something (it is never a signing oracle).
+    Refused {
+        /// The member that asked.
+        from: MemberIndex,
+        /// Why.
+        reason: MessageError,
+    },
+    /// A DKG ceremony started here.
+    DkgStarted {
+        /// The ceremony.
+        ceremony: u32,
+    },
+    /// Every member confirmed the same group key.
+    DkgComplete {
+        /// The group key.
+        group_key: PublicKey,
+    },
+    /// A DKG ceremony aborted.
+    DkgAborted(DkgFailure),
+}
