@@ -27,9 +27,9 @@ use accord_protocol::fixtures::LabConduct;
 use accord_protocol::message::Message;
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period, Roster};
 use accord_protocol::statement::TrustBundle;
-use accord_protocol::testkit::{Cluster, ClusterSpec, child_rng};
 use accord_protocol::time::Instant;
 use accord_protocol::transparency::{AddCheckpoint, WitnessedLog};
+use accord_testkit::{Cluster, ClusterSpec, child_rng};
 use arbitrary::{Arbitrary, Unstructured};
 
 /// A fuzz target: returns normally on any input.
@@ -92,7 +92,7 @@ pub fn fixture() -> &'static Fixture {
         }
         let keys: Vec<KeyMaterial> = c.nodes.iter().filter_map(|n| n.key.clone()).collect();
         let group_key = keys[0].group_key();
-        let evidence = c.observer.bodies.values().map(|e| (**e).clone()).collect();
+        let evidence = c.checker.bodies.values().map(|e| (**e).clone()).collect();
         Fixture {
             bundle: TrustBundle::new(&c.net, group_key),
             net: c.net.clone(),

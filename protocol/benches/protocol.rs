@@ -22,7 +22,7 @@ use accord_protocol::engine::{Engine, EngineConfig, Output};
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
 use accord_protocol::message::Message;
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period};
-use accord_protocol::testkit::child_rng;
+use accord_testkit::child_rng;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use frost_ed25519 as frost;
 use rand_chacha::ChaCha20Rng;

@@ -18,23 +18,18 @@
 //! Entry points: [`engine::Engine`] for members, [`statement::verify_statement`] for observers,
 //! [`transparency`] for the members' logs and witnesses, [`dkg::deal`] for test and demo keys.
 
-#[cfg(feature = "testkit")]
-pub mod adversary;
 pub mod codec;
 pub mod crypto;
 pub mod dkg;
+pub mod driver;
 pub mod engine;
 pub mod evidence;
 pub mod fixtures;
-#[cfg(feature = "testkit")]
-pub mod generative;
 pub mod limits;
 pub mod message;
 pub mod policy;
 pub mod roster;
 pub mod statement;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 pub mod time;
 pub mod transparency;
 

@@ -4,7 +4,7 @@
 
 use accord_protocol::fixtures::LabConduct;
 use accord_protocol::roster::{MemberIndex, Period, SigningMode};
-use accord_protocol::testkit::{Behaviour, Cluster, ClusterSpec};
+use accord_testkit::{Behaviour, Cluster, ClusterSpec};
 
 fn conduct(i: usize) -> LabConduct {
     [
@@ -30,7 +30,7 @@ fn run(spec: ClusterSpec, periods: u64) -> Cluster {
 #[test]
 fn four_members_sign_every_slot_per_period() {
     let c = run(ClusterSpec::new(4, 5), 2);
-    assert!(c.observer.honest_blamed(&c.honest()).is_empty());
+    assert!(c.checker.honest_blamed(&c.honest()).is_empty());
     eprintln!("steps {}", c.steps);
 }
 
@@ -39,7 +39,7 @@ fn four_members_sign_every_slot_per_slot() {
     let mut spec = ClusterSpec::new(4, 5);
     spec.testnet.mode = SigningMode::PerSlot;
     let c = run(spec, 1);
-    assert!(c.observer.honest_blamed(&c.honest()).is_empty());
+    assert!(c.checker.honest_blamed(&c.honest()).is_empty());
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn silent_minority_does_not_suppress() {
     spec.behaviours = vec![Behaviour::Silent, Behaviour::Honest, Behaviour::Silent];
     let c = run(spec, 2);
     let _ = MemberIndex(0);
-    assert!(c.observer.honest_blamed(&c.honest()).is_empty());
+    assert!(c.checker.honest_blamed(&c.honest()).is_empty());
 }
 
 fn byzantine(n: usize, who: &[(usize, Behaviour)], periods: u64) -> Cluster {
@@ -58,13 +58,13 @@ fn byzantine(n: usize, who: &[(usize, Behaviour)], periods: u64) -> Cluster {
         spec.behaviours[*i] = *b;
     }
     let c = run(spec, periods);
-    let blamed = c.observer.honest_blamed(&c.honest());
+    let blamed = c.checker.honest_blamed(&c.honest());
     assert!(blamed.is_empty(), "honest members blamed: {blamed:?}");
     c
 }
 
 fn named(c: &Cluster, who: usize) -> bool {
-    c.observer
+    c.checker
         .culprits
         .iter()
         .any(|(_, m, _)| m.0 as usize == who)
@@ -80,7 +80,7 @@ fn garbage_shares_are_named_and_excluded() {
     assert!(
         named(&c, 0) && named(&c, 3),
         "culprits: {:?}",
-        c.observer.culprits
+        c.checker.culprits
     );
 }
 
@@ -101,7 +101,7 @@ fn wrong_commitments_do_not_stall_signing() {
 #[test]
 fn equivocating_observations_are_named() {
     let c = byzantine(7, &[(4, Behaviour::EquivocatingObservations)], 2);
-    assert!(named(&c, 4), "culprits: {:?}", c.observer.culprits);
+    assert!(named(&c, 4), "culprits: {:?}", c.checker.culprits);
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn late_injection_through_colluding_coordinator_fails() {
     });
     let close = c.net.schedule().close(Period(0));
     c.run_until(close.saturating_sub(core::time::Duration::from_millis(20)));
-    let mut rng = accord_protocol::testkit::child_rng(1, "late", 0, 0);
+    let mut rng = accord_testkit::child_rng(1, "late", 0, 0);
     let late = lab_submissions(
         c.net.id(),
         "lab-000",
@@ -174,7 +174,7 @@ fn late_injection_through_colluding_coordinator_fails() {
     ));
     c.assert_live(0..1, 60_000);
     let refused = c
-        .observer
+        .checker
         .culprits
         .iter()
         .filter(|(_, m, why)| m.0 < 2 && why.contains("vouched"))
@@ -182,7 +182,7 @@ fn late_injection_through_colluding_coordinator_fails() {
     assert!(
         refused > 0,
         "honest members refused the colluders' proposals: {:?}",
-        c.observer.culprits
+        c.checker.culprits
     );
     for d in c.engine(MemberIndex(3)).decided() {
         assert_eq!(
@@ -242,7 +242,7 @@ fn more_than_f_crashed_blocks_until_restart() {
     let close = c.net.schedule().close(Period(0));
     c.run_until(close.saturating_add(core::time::Duration::from_secs(30)));
     assert!(
-        c.observer.cosigned.is_empty(),
+        c.checker.cosigned.is_empty(),
         "fewer than t members cannot sign"
     );
     c.restart(MemberIndex(1));
@@ -261,14 +261,14 @@ fn dkg_over_the_network_then_verdicts() {
         let honest = c.honest();
         let ok = c.run_until_condition(
             c.now.saturating_add(core::time::Duration::from_secs(30)),
-            |c| c.observer.dkg_complete.len() == honest.len(),
+            |c| c.checker.dkg_complete.len() == honest.len(),
         );
         assert!(
             ok,
             "DKG did not complete for n={n}: {:?}",
-            c.observer.dkg_aborted
+            c.checker.dkg_aborted
         );
-        let keys: std::collections::BTreeSet<_> = c.observer.dkg_complete.values().collect();
+        let keys: std::collections::BTreeSet<_> = c.checker.dkg_complete.values().collect();
         assert_eq!(keys.len(), 1, "every member holds the same group key");
         for p in 0..2 {
             c.run_until(

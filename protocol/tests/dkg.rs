@@ -12,8 +12,8 @@ use accord_protocol::dkg::{
 };
 use accord_protocol::fixtures::{Testnet, TestnetSpec};
 use accord_protocol::roster::{MemberIndex, Network, Period};
-use accord_protocol::testkit::{Cluster, ClusterSpec, child_rng};
 use accord_protocol::time::Instant;
+use accord_testkit::{Cluster, ClusterSpec, child_rng};
 use frost_ed25519 as frost;
 
 /// Deliveries as (from, to, message).
@@ -357,11 +357,7 @@ fn a_member_restarted_mid_ceremony_aborts_cleanly_then_a_new_ceremony_completes(
             .saturating_add(core::time::Duration::from_millis(timeout * 2 + 10)),
     );
     for m in [0u16, 2, 3] {
-        let named = c
-            .observer
-            .dkg_aborted
-            .get(&MemberIndex(m))
-            .expect("aborted");
+        let named = c.checker.dkg_aborted.get(&MemberIndex(m)).expect("aborted");
         assert_eq!(
             named,
             &vec![MemberIndex(1)],
@@ -381,9 +377,9 @@ fn a_member_restarted_mid_ceremony_aborts_cleanly_then_a_new_ceremony_completes(
     c.start_dkg(2);
     let ok = c.run_until_condition(
         c.now.saturating_add(core::time::Duration::from_secs(60)),
-        |c| c.observer.dkg_complete.len() == 4,
+        |c| c.checker.dkg_complete.len() == 4,
     );
-    assert!(ok, "{:?}", c.observer.dkg_aborted);
+    assert!(ok, "{:?}", c.checker.dkg_aborted);
     c.run_until(
         c.net
             .schedule()

@@ -12,8 +12,8 @@ use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Output};
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
 use accord_protocol::message::{Message, SignedObservation};
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period};
-use accord_protocol::testkit::{Behaviour, Cluster, ClusterSpec, child_rng};
 use accord_protocol::time::Instant;
+use accord_testkit::{Behaviour, Cluster, ClusterSpec, child_rng};
 use common::{
     Members, attestation_and_report, members, messages, observation_of, outputs, pump, secs,
 };
@@ -34,7 +34,7 @@ fn a_signer_that_accepts_then_falls_silent_does_not_delay_the_verdict() {
     c.submit_period(Period(0), |_| LabConduct::Compliant);
     c.assert_live(0..1, 60_000);
     let first_attempt = c.net.schedule().attempt_start(Period(0), 0);
-    let decided = c.observer.decided_at[&accord_protocol::statement::Unit::Period(Period(0))];
+    let decided = c.checker.decided_at[&accord_protocol::statement::Unit::Period(Period(0))];
     let took = decided.saturating_duration_since(first_attempt).as_millis() as u64;
     assert!(
         took < c.net.schedule().attempt_timeout_ms,
@@ -248,9 +248,9 @@ fn a_member_restarted_in_the_confirm_phase_activates_its_key_from_peers() {
     assert!(stored);
     c.crash(MemberIndex(2));
     let others = c.run_until_condition(c.now.saturating_add(secs(30)), |c| {
-        c.observer.dkg_complete.len() == 3
+        c.checker.dkg_complete.len() == 3
     });
-    assert!(others, "{:?}", c.observer.dkg_aborted);
+    assert!(others, "{:?}", c.checker.dkg_aborted);
     c.restart(MemberIndex(2));
     let ok = c.run_until_condition(c.now.saturating_add(secs(10)), |c| {
         c.engine(MemberIndex(2)).group_key().is_some()
@@ -395,10 +395,10 @@ fn a_member_whose_confirm_phase_timed_out_recovers_its_key_from_peers() {
     c.deaf.insert(MemberIndex(2), confirm);
     c.start_dkg(1);
     let split = c.run_until_condition(c.now.saturating_add(secs(120)), |c| {
-        c.observer.dkg_aborted.contains_key(&MemberIndex(2))
+        c.checker.dkg_aborted.contains_key(&MemberIndex(2))
     });
     assert!(split, "member 2 times out in the Confirm phase");
-    assert_eq!(c.observer.dkg_complete.len(), 3, "the others completed");
+    assert_eq!(c.checker.dkg_complete.len(), 3, "the others completed");
     assert!(c.engine(MemberIndex(2)).group_key().is_none());
     c.deaf.clear();
     let ok = c.run_until_condition(c.now.saturating_add(secs(10)), |c| {

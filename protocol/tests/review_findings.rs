@@ -19,7 +19,7 @@ use accord_protocol::message::{
 use accord_protocol::policy;
 use accord_protocol::roster::{LabIndex, MemberIndex, Period};
 use accord_protocol::statement::{Slot, Statement, Unit};
-use accord_protocol::testkit::{Behaviour, Cluster, ClusterSpec};
+use accord_testkit::{Behaviour, Cluster, ClusterSpec};
 use common::{members, messages, observation_of, outputs, pump, secs};
 
 fn ms(m: u64) -> core::time::Duration {
@@ -62,7 +62,7 @@ fn forged(member: u16, items: &[&Evidence]) -> Arc<SignedObservation> {
         .map(|e| (LabIndex(0), e.place(), e.digest()))
         .collect();
     Arc::new(SignedObservation {
-        observation: accord_protocol::adversary::with_items(
+        observation: accord_testkit::adversary::with_items(
             &Observation {
                 member: MemberIndex(member),
                 period: Period(0),
@@ -75,7 +75,7 @@ fn forged(member: u16, items: &[&Evidence]) -> Arc<SignedObservation> {
 }
 
 fn culprits(c: &Cluster) -> Vec<(MemberIndex, MemberIndex, String)> {
-    c.observer.culprits.clone()
+    c.checker.culprits.clone()
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn forged_vouchers_cannot_lock_an_honest_member() {
         &c.net.roster().policy,
         LabConduct::Compliant,
         c.now,
-        &mut accord_protocol::testkit::child_rng(21, "x", 0, 0),
+        &mut accord_testkit::child_rng(21, "x", 0, 0),
     )
     .remove(0);
     c.submit(MemberIndex(2), x.clone()).unwrap();
@@ -134,7 +134,7 @@ fn forged_vouchers_cannot_lock_an_honest_member() {
     c.assert_live(0..1, 60_000);
     let honest = c.honest();
     assert!(
-        c.observer.honest_blamed(&honest).is_empty(),
+        c.checker.honest_blamed(&honest).is_empty(),
         "{:?}",
         culprits(&c)
     );
@@ -207,7 +207,7 @@ fn an_observation_over_the_roster_bounds_is_refused_and_proposals_fit() {
         c.oversized, 0,
         "no honest message went over the frame limit"
     );
-    let decided = c.observer.decided_at[&Unit::Period(Period(0))];
+    let decided = c.checker.decided_at[&Unit::Period(Period(0))];
     assert!(
         decided < c.net.schedule().attempt_start(Period(0), 1),
         "the honest first coordinator's attempt decided"
@@ -242,7 +242,7 @@ fn inspectors_filing_on_every_lab_cannot_grow_proposals_past_the_bound() {
     c.run_until(c.net.schedule().start(Period(0)).saturating_add(secs(1)));
     c.submit_period(Period(0), |_| LabConduct::Compliant);
     // Members 5 and 6 each file a report on every lab.
-    let attestations: Vec<Evidence> = c.observer.bodies.values().map(|e| (**e).clone()).collect();
+    let attestations: Vec<Evidence> = c.checker.bodies.values().map(|e| (**e).clone()).collect();
     let mut refused = 0;
     for inspector in [5u16, 6] {
         for a in &attestations {
@@ -279,7 +279,7 @@ fn inspectors_filing_on_every_lab_cannot_grow_proposals_past_the_bound() {
         .statements
         .iter()
         .flat_map(|s| &s.evidence)
-        .filter(|d| matches!(c.observer.bodies[*d].place(), Place::Report(_)))
+        .filter(|d| matches!(c.checker.bodies[*d].place(), Place::Report(_)))
         .count();
     assert_eq!(reports, 2 * r, "the admitted reports are in the verdict");
     let limits: &Limits = c.net.limits();
@@ -531,7 +531,7 @@ fn an_equivocated_confirmation_cannot_keep_a_recovering_member_keyless() {
     c.deaf.insert(MemberIndex(2), confirm);
     c.start_dkg(1);
     let split = c.run_until_condition(c.now.saturating_add(secs(120)), |c| {
-        c.observer.dkg_aborted.contains_key(&MemberIndex(2))
+        c.checker.dkg_aborted.contains_key(&MemberIndex(2))
     });
     assert!(split, "member 2 times out in the Confirm phase");
     c.deaf.clear();
@@ -596,9 +596,9 @@ fn a_replayed_smaller_statement_never_replaces_the_held_one() {
     // A validly co-signed smaller statement of the same slot (one of the two attestations),
     // signed with the dealt shares as t members would.
     let keys: Vec<_> = (0..3).map(|i| c.nodes[i].key.clone().unwrap()).collect();
-    let one = c.observer.bodies[&held.statements[0].evidence[0]].clone();
+    let one = c.checker.bodies[&held.statements[0].evidence[0]].clone();
     let smaller_statement = statement_over(&c, 0, &[&one]);
-    let smaller = accord_protocol::testkit::co_sign(
+    let smaller = accord_testkit::co_sign(
         &c.net,
         &keys,
         Unit::Period(Period(0)),

@@ -17,8 +17,8 @@ use accord_protocol::engine::{
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
 use accord_protocol::message::{Accept, Message, Share, SignRequest};
 use accord_protocol::roster::{MemberIndex, Network, Period};
-use accord_protocol::testkit::child_rng;
 use accord_protocol::time::Instant;
+use accord_testkit::child_rng;
 use frost_ed25519 as frost;
 use rand_chacha::ChaCha20Rng;
 
@@ -483,7 +483,7 @@ fn duplicate_identifiers_do_not_survive_decoding() {
 fn blame_follows_the_connection() {
     // FAULTS 5: a share carries no identifier; the coordinator files it under the authenticated
     // sender. Member 3 sending a garbage share is blamed as member 3, whatever it intends.
-    use accord_protocol::testkit::{Behaviour, Cluster, ClusterSpec};
+    use accord_testkit::{Behaviour, Cluster, ClusterSpec};
     let mut spec = ClusterSpec::new(4, 2);
     spec.behaviours = vec![
         Behaviour::Honest,
@@ -500,7 +500,7 @@ fn blame_follows_the_connection() {
     );
     c.submit_period(Period(0), |_| LabConduct::Compliant);
     c.assert_live(0..1, 60_000);
-    let named: Vec<_> = c.observer.culprits.iter().map(|(_, m, _)| *m).collect();
+    let named: Vec<_> = c.checker.culprits.iter().map(|(_, m, _)| *m).collect();
     assert!(named.iter().all(|m| *m == MemberIndex(3)), "{named:?}");
 }
 

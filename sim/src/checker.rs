@@ -1,7 +1,7 @@
 //! The invariants of the design brief, checked as the run goes.
 //!
-//! Invariants 3, 4 and 5 are checked by the protocol harness's own [`Observer::check`], reused as
-//! is (it returns the violation it finds): the simulator keeps one `Observer` per period (a slot belongs to exactly one period, so
+//! Invariants 3, 4 and 5 are checked by the protocol harness's own [`InvariantChecker::check`], reused as
+//! is (it returns the violation it finds): the simulator keeps one `InvariantChecker` per period (a slot belongs to exactly one period, so
 //! every statement a check compares lives in the same observer) and re-runs a period's check
 //! whenever a new valid co-signed unit for it appears. Nothing else can turn a passing check
 //! into a failing one (evidence bodies and honest admissions only grow), so this is the same as
@@ -24,7 +24,7 @@ use accord_protocol::evidence::Evidence;
 use accord_protocol::message::{Message, ProposalId};
 use accord_protocol::roster::{MemberIndex, Network, Period};
 use accord_protocol::statement::{CoSigned, signing_message};
-use accord_protocol::testkit::Observer;
+use accord_testkit::InvariantChecker;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -59,7 +59,7 @@ pub struct Checker {
     group_key: Option<PublicKey>,
     honest: Vec<bool>,
     byzantine: usize,
-    observers: BTreeMap<Period, Observer>,
+    observers: BTreeMap<Period, InvariantChecker>,
     dirty: BTreeSet<Period>,
     cosigned_seen: BTreeSet<[u8; 32]>,
     new_cosigned: Vec<Arc<CoSigned>>,

@@ -5,7 +5,7 @@
 //! the protocol) for whole treaty networks, up to the 193 members of the UN, under a seeded
 //! network model (latency distributions and a region matrix, bandwidth, loss, duplication,
 //! reordering, partitions), crashes with restart from persisted records only, clock skew,
-//! Byzantine members (the protocol's shared [`accord_protocol::adversary`] behaviours) and labs
+//! Byzantine members (the protocol's shared [`accord_testkit::adversary`] behaviours) and labs
 //! that attest twice, late, or not at all.
 //!
 //! What it guarantees:

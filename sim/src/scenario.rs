@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use accord_protocol::adversary::Behaviour;
+use accord_testkit::adversary::Behaviour;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
@@ -601,7 +601,7 @@ impl Default for LabSpec {
 /// A Byzantine behaviour: the protocol's shared ones, plus the simulator's DKG equivocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// A behaviour from `accord_protocol::adversary` (honest included).
+    /// A behaviour from `accord_testkit::adversary` (honest included).
     Protocol(Behaviour),
     /// Sends different (validly signed) DKG round-1 packages to different members.
     EquivocatingDkg,
@@ -643,7 +643,7 @@ impl<'de> Deserialize<'de> for Role {
             .map_err(|_| {
                 serde::de::Error::custom(format!(
                     "unknown behaviour {s:?}; expected a behaviour of \
-                     accord_protocol::adversary::Behaviour in kebab-case (honest, silent, \
+                     accord_testkit::adversary::Behaviour in kebab-case (honest, silent, \
                      garbage-shares, wrong-commitments, equivocating-observations, \
                      equivocating-proposals, split-view-packages, late-injector, withholding, \
                      accept-then-silent, generative) or the simulator's equivocating-dkg or twins"

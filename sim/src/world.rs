@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use accord_protocol::adversary::{Adversary, Behaviour};
 use accord_protocol::crypto::{Digest, SecretKey};
 use accord_protocol::dkg::{DkgBody, DkgMachine, DkgOutput, KeyMaterial, deal};
 use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Offence, Output, Record};
@@ -26,8 +25,9 @@ use accord_protocol::message::Message;
 use accord_protocol::policy::PolicyParams;
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period, Schedule, SigningMode};
 use accord_protocol::statement::Unit;
-use accord_protocol::testkit::child_rng;
 use accord_protocol::time::Instant;
+use accord_testkit::adversary::{Adversary, Behaviour};
+use accord_testkit::child_rng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -372,7 +372,7 @@ pub struct Simulation {
     mesh: Vec<Vec<u16>>,
     net_rng: ChaCha20Rng,
     adv_rngs: Vec<ChaCha20Rng>,
-    mutators: Vec<accord_protocol::generative::Mutator>,
+    mutators: Vec<accord_testkit::generative::Mutator>,
     /// Second engines of members with the Twins role.
     twins: Vec<Twin>,
     packet_ids: BTreeMap<[u8; 32], u32>,

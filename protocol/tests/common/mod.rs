@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use accord_protocol::adversary::with_items;
 use accord_protocol::crypto::{Digest, SecretKey};
 use accord_protocol::dkg::deal;
 use accord_protocol::engine::{Engine, EngineConfig, Output};
@@ -13,8 +12,9 @@ use accord_protocol::evidence::Evidence;
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, inspection, lab_submissions};
 use accord_protocol::message::{Message, Observation, SignedObservation};
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period};
-use accord_protocol::testkit::child_rng;
 use accord_protocol::time::Instant;
+use accord_testkit::adversary::with_items;
+use accord_testkit::child_rng;
 use rand_chacha::ChaCha20Rng;
 
 pub fn secs(s: u64) -> core::time::Duration {

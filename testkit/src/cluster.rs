@@ -1,9 +1,10 @@
-//! A virtual-time harness that runs whole networks of engines in memory (feature `testkit`).
+//! A virtual-time harness that runs whole networks of engines in memory.
 //!
 //! Like quinn's `Pair` or str0m's `progress`: one event queue ordered by (time, sequence), a
-//! fixed link latency, members that may crash and restart from their persisted records only,
-//! and Byzantine behaviours applied to what a member sends. After every step the [`Observer`]
-//! checks the safety invariants of the design brief; [`Cluster::assert_live`] checks liveness.
+//! fixed link latency, members ([`Member`]) that may crash and restart from their persisted
+//! records only, and Byzantine behaviours applied to what a member sends. After every step the
+//! [`InvariantChecker`] checks the safety invariants of the design brief;
+//! [`Cluster::assert_live`] checks liveness.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,18 +13,19 @@ use frost_ed25519 as frost;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::adversary::Adversary;
-pub use crate::adversary::Behaviour;
-use crate::crypto::{Digest, Frost, PublicKey, SecretKey};
-use crate::dkg::{DkgBody, KeyMaterial, deal};
-use crate::engine::{Engine, EngineConfig, Event, Output, Record};
-use crate::evidence::{Evidence, EvidenceError};
-use crate::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
-use crate::message::Message;
-use crate::policy;
-use crate::roster::{MemberIndex, Network, Period};
-use crate::statement::{CoSigned, Unit};
-use crate::time::Instant;
+use accord_protocol::crypto::{Digest, SecretKey};
+use accord_protocol::dkg::{KeyMaterial, deal};
+use accord_protocol::driver::{self, Effects};
+use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Record};
+use accord_protocol::evidence::{Evidence, EvidenceError};
+use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
+use accord_protocol::message::Message;
+use accord_protocol::roster::{MemberIndex, Network, Period};
+use accord_protocol::statement::{CoSigned, Unit};
+use accord_protocol::time::Instant;
+
+use crate::adversary::{Adversary, Behaviour};
+use crate::{InvariantChecker, Member, child_rng};
 
 /// How to build a cluster.
 #[derive(Clone, Debug)]
@@ -53,23 +55,6 @@ impl ClusterSpec {
     }
 }
 
-/// One member in the harness.
-pub struct Node {
-    /// The running engine; `None` while crashed.
-    pub engine: Option<Engine>,
-    /// Everything it persisted (what survives a crash).
-    pub records: Vec<Record>,
-    /// Its key file.
-    pub key: Option<KeyMaterial>,
-    /// Its behaviour.
-    pub behaviour: Behaviour,
-    /// Digests acknowledged to submitters (must survive crashes).
-    pub acknowledged: BTreeSet<Digest>,
-    incarnation: u64,
-    rng: ChaCha20Rng,
-    timer: Option<Instant>,
-}
-
 #[allow(clippy::large_enum_variant)] // a test harness queue; boxing buys nothing here
 enum Pending {
     Deliver {
@@ -87,13 +72,17 @@ pub struct Cluster {
     /// Current virtual time.
     pub now: Instant,
     /// The members.
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Member>,
+    /// Each member's behaviour.
+    pub behaviours: Vec<Behaviour>,
+    /// Each member's pending timer.
+    timers: Vec<Option<Instant>>,
     /// Member identity keys (the harness plays every member).
     pub identities: Vec<SecretKey>,
     /// Lab keys.
     pub lab_keys: Vec<SecretKey>,
     /// The invariant checker.
-    pub observer: Observer,
+    pub checker: InvariantChecker,
     /// Members cut off from the network (messages to and from them are dropped).
     pub partitioned: BTreeSet<MemberIndex>,
     /// Per member, which incoming messages are lost on the way to it.
@@ -110,32 +99,6 @@ pub struct Cluster {
     /// When set, every message handed to the network is recorded here (sender, recipient).
     pub transcript: Option<Vec<(MemberIndex, MemberIndex, Message)>>,
     mutators: Vec<crate::generative::Mutator>,
-}
-
-/// Checks the safety invariants after every step, from what it sees on the wire and in outputs.
-#[derive(Default)]
-pub struct Observer {
-    /// Every valid co-signed unit seen, by message.
-    pub cosigned: BTreeMap<Vec<u8>, Arc<CoSigned>>,
-    /// Evidence bodies seen anywhere.
-    pub bodies: BTreeMap<Digest, Arc<Evidence>>,
-    /// Items honest members admitted before the close.
-    pub honest_admitted: BTreeSet<Digest>,
-    /// Commitment digest → package digest, over shares honest members released.
-    pub bindings: BTreeMap<Digest, Digest>,
-    /// Every commitment honest members issued.
-    pub commitments: BTreeSet<Digest>,
-    /// Culprits named by honest members.
-    pub culprits: Vec<(MemberIndex, MemberIndex, String)>,
-    /// DKG outcomes per honest member.
-    pub dkg_complete: BTreeMap<MemberIndex, PublicKey>,
-    /// DKG aborts per honest member, with the culprits named.
-    pub dkg_aborted: BTreeMap<MemberIndex, Vec<MemberIndex>>,
-    /// First time each unit was decided at an honest member.
-    pub decided_at: BTreeMap<Unit, Instant>,
-    /// Late items a colluding lab handed to late injectors.
-    pub late_items: BTreeSet<Digest>,
-    issuers: BTreeMap<Digest, MemberIndex>,
 }
 
 impl Cluster {
@@ -160,31 +123,28 @@ impl Cluster {
                 let m = MemberIndex(i as u16);
                 let identity = SecretKey::from_seed(&testnet.members[i].seed());
                 let key = keys[i].clone();
-                Node {
-                    engine: Some(Engine::new(
-                        net.clone(),
-                        m,
-                        identity,
-                        key.clone(),
-                        EngineConfig::default(),
-                    )),
-                    records: Vec::new(),
-                    key,
-                    behaviour: spec.behaviours.get(i).copied().unwrap_or(Behaviour::Honest),
-                    acknowledged: BTreeSet::new(),
-                    incarnation: 0,
-                    rng: child_rng(spec.seed, "member", i as u64, 0),
-                    timer: None,
-                }
+                let engine = Engine::new(
+                    net.clone(),
+                    m,
+                    identity,
+                    key.clone(),
+                    EngineConfig::default(),
+                );
+                Member::new(m, engine, key, spec.seed)
             })
+            .collect();
+        let behaviours = (0..net.n())
+            .map(|i| spec.behaviours.get(i).copied().unwrap_or(Behaviour::Honest))
             .collect();
         let mut cluster = Self {
             now: Instant::from_millis(net.schedule().genesis_ms),
+            timers: vec![None; net.n()],
             net,
             nodes,
+            behaviours,
             identities: testnet.members,
             lab_keys: testnet.labs,
-            observer: Observer::default(),
+            checker: InvariantChecker::default(),
             partitioned: BTreeSet::new(),
             deaf: BTreeMap::new(),
             queue: BTreeMap::new(),
@@ -218,7 +178,7 @@ impl Cluster {
     pub fn honest(&self) -> Vec<MemberIndex> {
         self.net
             .members()
-            .filter(|m| self.nodes[usize::from(m.0)].behaviour.is_honest())
+            .filter(|m| self.behaviours[usize::from(m.0)].is_honest())
             .collect()
     }
 
@@ -247,13 +207,16 @@ impl Cluster {
             return Err(EvidenceError::BadField("member is down"));
         };
         let result = engine.submit(now, evidence);
+        let period = evidence_arc.period();
         if let Ok(d) = &result {
-            self.observer.bodies.insert(*d, evidence_arc);
+            self.checker.bodies.insert(*d, evidence_arc);
         }
         self.drain(to);
         // The acknowledgement goes out only now, after the outputs (and so the Persist) ran.
         if let Ok(d) = &result {
-            self.nodes[usize::from(to.0)].acknowledged.insert(*d);
+            self.nodes[usize::from(to.0)]
+                .acknowledged
+                .insert(*d, period);
         }
         result
     }
@@ -266,7 +229,7 @@ impl Cluster {
         for i in 0..self.lab_keys.len() {
             let lab = self
                 .net
-                .lab_id(crate::roster::LabIndex(i as u16))
+                .lab_id(accord_protocol::roster::LabIndex(i as u16))
                 .to_string();
             let items = lab_submissions(
                 self.net.id(),
@@ -292,40 +255,24 @@ impl Cluster {
 
     /// Crashes member `m` (like SIGKILL): memory is lost, persisted records stay.
     pub fn crash(&mut self, m: MemberIndex) {
-        let node = &mut self.nodes[usize::from(m.0)];
-        node.engine = None;
-        node.timer = None;
+        let i = usize::from(m.0);
+        self.nodes[i].crash();
+        self.timers[i] = None;
     }
 
     /// Restarts member `m` from its records and key file only.
     pub fn restart(&mut self, m: MemberIndex) {
         let i = usize::from(m.0);
         let identity = SecretKey::from_seed(&self.identities[i].seed());
-        let node = &mut self.nodes[i];
-        node.incarnation += 1;
-        node.rng = child_rng(self.seed, "member", i as u64, node.incarnation);
         let config = EngineConfig {
             first_period: Period(0),
             ..EngineConfig::default()
         };
-        node.engine = Some(Engine::restore(
-            self.net.clone(),
-            m,
-            identity,
-            node.key.clone(),
-            config,
-            node.records.clone(),
-        ));
-        let engine = node.engine.as_ref().expect("just set");
-        for d in &node.acknowledged {
-            let within = self
-                .observer
-                .bodies
-                .get(d)
-                .is_some_and(|e| engine.retains(e.period()));
-            assert!(
-                !within || engine.evidence(d).is_some(),
-                "invariant 7: acknowledged item {d:?} lost by {m} across a restart"
+        let net = self.net.clone();
+        if let Err(lost) = self.nodes[i].restart(&net, identity, config) {
+            panic!(
+                "invariant 7: acknowledged items {:?} lost by {m} across a restart",
+                lost.0
             );
         }
         for other in self.net.members() {
@@ -406,11 +353,12 @@ impl Cluster {
         self.steps += 1;
         match pending {
             Pending::Timer(m) => {
-                let node = &mut self.nodes[usize::from(m.0)];
-                if node.timer != Some(at) {
+                let i = usize::from(m.0);
+                if self.timers[i] != Some(at) {
                     return;
                 }
-                node.timer = None;
+                self.timers[i] = None;
+                let node = &mut self.nodes[i];
                 if let Some(engine) = node.engine.as_mut() {
                     engine.handle_timeout(self.now, &mut node.rng);
                 }
@@ -422,10 +370,10 @@ impl Cluster {
                     return;
                 }
                 let now = self.now;
-                let node = &mut self.nodes[usize::from(to.0)];
-                if node.behaviour == Behaviour::Silent {
+                if self.behaviours[usize::from(to.0)] == Behaviour::Silent {
                     return;
                 }
+                let node = &mut self.nodes[usize::from(to.0)];
                 let Some(engine) = node.engine.as_mut() else {
                     return;
                 };
@@ -436,9 +384,11 @@ impl Cluster {
                 self.schedule_timer(to);
                 // Gossip: an honest member forwards what it accepted, keeping the original author
                 // (gossipsub's signed source), so every member eventually sees every version.
-                if let (Some(message), crate::engine::Delivery::Accepted, true) =
-                    (relay, delivery, node_is_honest(&self.nodes, to))
-                {
+                if let (Some(message), Delivery::Accepted, true) = (
+                    relay,
+                    delivery,
+                    self.behaviours[usize::from(to.0)].is_honest(),
+                ) {
                     let others: Vec<MemberIndex> = self
                         .net
                         .members()
@@ -450,81 +400,45 @@ impl Cluster {
                 }
             }
         }
-        if let Err(v) = self.observer.check(&self.net) {
+        if let Err(v) = self.checker.check(&self.net) {
             panic!("{v}");
         }
     }
 
     fn schedule_timer(&mut self, m: MemberIndex) {
-        let node = &mut self.nodes[usize::from(m.0)];
-        let Some(engine) = node.engine.as_ref() else {
+        let i = usize::from(m.0);
+        let Some(engine) = self.nodes[i].engine.as_ref() else {
             return;
         };
         if let Some(at) = engine.poll_timeout() {
             let at = at.max(self.now);
-            if node.timer.is_some_and(|t| t <= at) {
+            if self.timers[i].is_some_and(|t| t <= at) {
                 return;
             }
-            node.timer = Some(at);
+            self.timers[i] = Some(at);
             self.seq += 1;
             self.queue.insert((at, self.seq), Pending::Timer(m));
         }
     }
 
-    /// Performs member `m`'s outputs in order.
+    /// Performs member `m`'s outputs in order (with the protocol's driver).
     fn drain(&mut self, m: MemberIndex) {
-        let honest = self.nodes[usize::from(m.0)].behaviour.is_honest();
-        loop {
-            let Some(output) = self.nodes[usize::from(m.0)]
-                .engine
-                .as_mut()
-                .and_then(Engine::poll_output)
-            else {
-                break;
-            };
-            match output {
-                Output::Persist(record) => {
-                    if honest {
-                        self.observer
-                            .on_record(&record)
-                            .unwrap_or_else(|v| panic!("{v}"));
-                    }
-                    self.nodes[usize::from(m.0)].records.push(record);
-                }
-                Output::Snapshot(records) => self.nodes[usize::from(m.0)].records = records,
-                Output::StoreKey(key) => self.nodes[usize::from(m.0)].key = Some(*key),
-                Output::Send { to, message } => {
-                    if honest {
-                        self.observer
-                            .on_sent(m, &message)
-                            .unwrap_or_else(|v| panic!("{v}"));
-                    }
-                    for (to, message) in self.misbehave(m, vec![(to, message)]) {
-                        self.transmit(m, to, message);
-                    }
-                }
-                Output::Broadcast(message) => {
-                    if honest {
-                        self.observer
-                            .on_sent(m, &message)
-                            .unwrap_or_else(|v| panic!("{v}"));
-                    }
-                    let all: Vec<(MemberIndex, Message)> = self
-                        .net
-                        .members()
-                        .filter(|o| *o != m)
-                        .map(|o| (o, message.clone()))
-                        .collect();
-                    for (to, message) in self.misbehave(m, all) {
-                        self.transmit(m, to, message);
-                    }
-                }
-                Output::Event(e) => {
-                    if honest {
-                        self.observer.on_event(m, &e, self.now);
-                    }
-                }
-            }
+        let i = usize::from(m.0);
+        let Some(mut engine) = self.nodes[i].engine.take() else {
+            return;
+        };
+        let honest = self.behaviours[i].is_honest();
+        let result = driver::drain(
+            &mut engine,
+            &mut Outputs {
+                cluster: self,
+                m,
+                honest,
+            },
+        );
+        self.nodes[i].engine = Some(engine);
+        if let Err(v) = result {
+            panic!("{v}");
         }
     }
 
@@ -547,17 +461,17 @@ impl Cluster {
                 .find_map(|n| n.key.as_ref())
                 .map(KeyMaterial::group_key)
         {
-            self.observer.on_cosigned(c.clone(), &self.net, &key);
+            self.checker.on_cosigned(c.clone(), &self.net, &key);
         }
         if let Message::Evidence(e) = &message {
-            self.observer
+            self.checker
                 .bodies
                 .entry(e.digest())
                 .or_insert_with(|| e.clone());
         }
         if let Message::Bodies(b) = &message {
             for e in &b.evidence {
-                self.observer
+                self.checker
                     .bodies
                     .entry(e.digest())
                     .or_insert_with(|| e.clone());
@@ -578,21 +492,21 @@ impl Cluster {
         m: MemberIndex,
         out: Vec<(MemberIndex, Message)>,
     ) -> Vec<(MemberIndex, Message)> {
-        let behaviour = self.nodes[usize::from(m.0)].behaviour;
+        let behaviour = self.behaviours[usize::from(m.0)];
         if behaviour.is_honest() {
             return out;
         }
         let colluders: Vec<MemberIndex> = self
             .net
             .members()
-            .filter(|j| self.nodes[usize::from(j.0)].behaviour == Behaviour::LateInjector)
+            .filter(|j| self.behaviours[usize::from(j.0)] == Behaviour::LateInjector)
             .collect();
         let adversary = Adversary {
             net: &self.net,
             identities: &self.identities,
             key: self.nodes[usize::from(m.0)].key.as_ref(),
-            late: &self.observer.late_items,
-            bodies: &self.observer.bodies,
+            late: &self.checker.late_items,
+            bodies: &self.checker.bodies,
             colluders: &colluders,
         };
         adversary.rewrite(
@@ -615,8 +529,8 @@ impl Cluster {
     /// observations and slip it into their proposals; honest members never admitted it.
     pub fn inject_late(&mut self, evidence: Evidence) {
         let digest = evidence.digest();
-        self.observer.bodies.insert(digest, Arc::new(evidence));
-        self.observer.late_items.insert(digest);
+        self.checker.bodies.insert(digest, Arc::new(evidence));
+        self.checker.late_items.insert(digest);
     }
 }
 
@@ -626,9 +540,9 @@ pub fn co_sign(
     net: &Network,
     keys: &[KeyMaterial],
     unit: Unit,
-    statements: Vec<crate::statement::Statement>,
+    statements: Vec<accord_protocol::statement::Statement>,
 ) -> Arc<CoSigned> {
-    let message = crate::statement::signing_message(net.id(), &unit, &statements);
+    let message = accord_protocol::statement::signing_message(net.id(), &unit, &statements);
     let mut rng = child_rng(0, "co-sign", 0, 0);
     let signers = &keys[..net.t()];
     let mut commitments = BTreeMap::new();
@@ -653,7 +567,7 @@ pub fn co_sign(
     Arc::new(CoSigned {
         unit,
         statements,
-        signature: crate::crypto::Signature(
+        signature: accord_protocol::crypto::Signature(
             signature
                 .serialize()
                 .expect("a signature serializes")
@@ -663,214 +577,76 @@ pub fn co_sign(
     })
 }
 
-/// A broken invariant, as the [`Observer`] reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InvariantViolation {
-    /// Which invariant of the design brief (1 to 7).
-    pub invariant: u8,
-    /// What was seen.
-    pub detail: String,
+/// The harness's side of [`driver::drain`] for one member: records into the member (checked
+/// first when it is honest), messages onto the virtual network through its behaviour.
+struct Outputs<'a> {
+    cluster: &'a mut Cluster,
+    m: MemberIndex,
+    honest: bool,
 }
 
-impl std::fmt::Display for InvariantViolation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "invariant {}: {}", self.invariant, self.detail)
-    }
-}
+impl Effects for Outputs<'_> {
+    type Error = crate::InvariantViolation;
 
-fn violated(invariant: u8, detail: impl Into<String>) -> Result<(), InvariantViolation> {
-    Err(InvariantViolation {
-        invariant,
-        detail: detail.into(),
-    })
-}
-
-impl Observer {
-    /// A record an honest member persisted.
-    ///
-    /// # Errors
-    /// Invariant 6, when a commitment is bound to a second package.
-    pub fn on_record(&mut self, record: &Record) -> Result<(), InvariantViolation> {
-        match record {
-            Record::Signed(s) => {
-                // Invariant 6: a commitment is bound to one package, forever.
-                if let Some(prev) = self.bindings.insert(s.commitment, s.package)
-                    && prev != s.package
-                {
-                    return violated(
-                        6,
-                        "an honest member signed two packages with one commitment",
-                    );
-                }
-            }
-            Record::Evidence {
-                evidence,
-                admitted_at: Some(_),
-            } => {
-                let d = evidence.digest();
-                self.honest_admitted.insert(d);
-                self.bodies.entry(d).or_insert_with(|| evidence.clone());
-            }
-            _ => {}
+    fn persist(&mut self, record: Record) -> Result<(), Self::Error> {
+        if self.honest {
+            self.cluster.checker.on_record(&record)?;
         }
+        self.cluster.nodes[usize::from(self.m.0)].persist(record);
         Ok(())
     }
 
-    /// A message honest member `m` sent.
-    ///
-    /// # Errors
-    /// Invariant 6, when two members issue the same nonce commitment.
-    pub fn on_sent(&mut self, m: MemberIndex, message: &Message) -> Result<(), InvariantViolation> {
-        let fresh = |c: &Frost<frost::round1::SigningCommitments>| c.digest("accord/commitment/v1");
-        let issued = match message {
-            Message::Accept(a) => Some(fresh(&a.commitments)),
-            Message::Share(s) => Some(fresh(&s.next)),
-            _ => None,
-        };
-        if let Some(d) = issued {
-            // A member may repeat its current commitment when it answers a repeated request
-            // idempotently; two members never share one.
-            let first = *self.issuers.entry(d).or_insert(m);
-            if first != m {
-                return violated(
-                    6,
-                    format!("{first} and {m} issued the same nonce commitment"),
-                );
-            }
-            self.commitments.insert(d);
-        }
+    fn sync(&mut self) -> Result<(), Self::Error> {
         Ok(())
     }
 
-    /// An event of honest member `m`.
-    pub fn on_event(&mut self, m: MemberIndex, e: &Event, now: Instant) {
-        match e {
-            Event::Culprit { member, offence } => {
-                self.culprits.push((m, *member, offence.to_string()))
-            }
-            Event::DkgComplete { group_key } => {
-                self.dkg_complete.insert(m, *group_key);
-            }
-            Event::DkgAborted(f) => {
-                self.dkg_aborted
-                    .insert(m, f.culprits.iter().map(|(c, _)| *c).collect());
-            }
-            Event::Decided(c) => {
-                self.decided_at.entry(c.unit).or_insert(now);
-            }
-            _ => {}
-        }
-    }
-
-    /// A co-signed unit seen on the wire; kept if its signature is valid under `group_key`.
-    /// Returns whether it is new.
-    pub fn on_cosigned(&mut self, c: Arc<CoSigned>, net: &Network, group_key: &PublicKey) -> bool {
-        c.verify(net.id(), group_key).is_ok()
-            && self.cosigned.insert(c.message(net.id()), c).is_none()
-    }
-
-    /// Invariants 3, 4 and 5 over every valid co-signed statement seen so far.
-    ///
-    /// # Errors
-    /// The first violation found.
-    pub fn check(&self, net: &Network) -> Result<(), InvariantViolation> {
-        let mut by_slot: BTreeMap<(String, Period), Vec<&crate::statement::Statement>> =
-            BTreeMap::new();
-        for c in self.cosigned.values() {
-            for s in &c.statements {
-                by_slot
-                    .entry((s.slot.lab.clone(), s.slot.period))
-                    .or_default()
-                    .push(s);
-                // Invariant 4: the verdict is the policy's on validly signed evidence of the slot.
-                let mut items: Vec<(Digest, &Evidence)> = Vec::with_capacity(s.evidence.len());
-                for d in &s.evidence {
-                    let Some(e) = self.bodies.get(d) else {
-                        return violated(4, format!("co-signed item {d:?} has no known body"));
-                    };
-                    match e.validate(net) {
-                        Ok(lab) if net.lab_id(lab) == s.slot.lab && e.period() == s.slot.period => {
-                        }
-                        Ok(_) => {
-                            return violated(
-                                4,
-                                format!("item {d:?} belongs to another slot than {:?}", s.slot),
-                            );
-                        }
-                        Err(err) => {
-                            return violated(
-                                4,
-                                format!("co-signed item {d:?} is not validly signed: {err}"),
-                            );
-                        }
-                    }
-                    // Invariant 5: only items some honest member admitted before the close.
-                    if !self.honest_admitted.contains(d) {
-                        return violated(
-                            5,
-                            format!(
-                                "late or unvouched item {d:?} in a co-signed statement for {:?}",
-                                s.slot
-                            ),
-                        );
-                    }
-                    items.push((*d, &**e));
-                }
-                if policy::evaluate(&net.roster().policy, &items) != s.verdict {
-                    return violated(
-                        4,
-                        format!("the verdict for {:?} does not follow its evidence", s.slot),
-                    );
-                }
-            }
-        }
-        // Invariant 3: the statements of a slot form a chain under inclusion.
-        for (slot, statements) in by_slot {
-            for a in &statements {
-                for b in &statements {
-                    if !a.includes(b) && !b.includes(a) {
-                        return violated(
-                            3,
-                            format!("conflicting co-signed statements for {slot:?}"),
-                        );
-                    }
-                }
-            }
-        }
+    fn compact(&mut self, snapshot: Vec<Record>) -> Result<(), Self::Error> {
+        self.cluster.nodes[usize::from(self.m.0)].compact(snapshot);
         Ok(())
     }
 
-    /// Culprits named by honest members that are themselves honest (must stay empty).
-    pub fn honest_blamed(&self, honest: &[MemberIndex]) -> Vec<(MemberIndex, MemberIndex, String)> {
-        self.culprits
-            .iter()
-            .filter(|(by, who, _)| honest.contains(by) && honest.contains(who))
-            .cloned()
-            .collect()
+    fn store_key(&mut self, key: KeyMaterial) -> Result<(), Self::Error> {
+        self.cluster.nodes[usize::from(self.m.0)].store_key(key);
+        Ok(())
+    }
+
+    fn send(&mut self, to: MemberIndex, message: Message) {
+        self.sent(&message);
+        for (to, message) in self.cluster.misbehave(self.m, vec![(to, message)]) {
+            self.cluster.transmit(self.m, to, message);
+        }
+    }
+
+    fn broadcast(&mut self, message: Message) {
+        self.sent(&message);
+        let m = self.m;
+        let all: Vec<(MemberIndex, Message)> = self
+            .cluster
+            .net
+            .members()
+            .filter(|o| *o != m)
+            .map(|o| (o, message.clone()))
+            .collect();
+        for (to, message) in self.cluster.misbehave(m, all) {
+            self.cluster.transmit(m, to, message);
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        if self.honest {
+            self.cluster
+                .checker
+                .on_event(self.m, &event, self.cluster.now);
+        }
     }
 }
 
-/// A child RNG for (seed, label, index, incarnation), so each member, the network and the
-/// workload have independent reproducible streams, and a restarted member never replays the
-/// randomness (and so the nonces) of its previous life.
-pub fn child_rng(seed: u64, label: &str, index: u64, incarnation: u64) -> ChaCha20Rng {
-    let d = Digest::tagged(
-        "accord/testkit/rng",
-        &[
-            &seed.to_le_bytes(),
-            label.as_bytes(),
-            &index.to_le_bytes(),
-            &incarnation.to_le_bytes(),
-        ],
-    );
-    ChaCha20Rng::from_seed(d.0)
-}
-
-fn node_is_honest(nodes: &[Node], m: MemberIndex) -> bool {
-    nodes[usize::from(m.0)].behaviour.is_honest()
-}
-
-/// Whether a DKG message is a round-1 package (for tests that tamper with ceremonies).
-pub fn is_round1(m: &Message) -> bool {
-    matches!(m, Message::Dkg(d) if matches!(d.body, DkgBody::Round1(_)))
+impl Outputs<'_> {
+    fn sent(&mut self, message: &Message) {
+        if self.honest
+            && let Err(v) = self.cluster.checker.on_sent(self.m, message)
+        {
+            panic!("{v}");
+        }
+    }
 }

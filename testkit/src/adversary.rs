@@ -1,4 +1,4 @@
-//! Byzantine behaviours (feature `testkit`), shared by the in-memory harness and the simulator.
+//! Byzantine behaviours , shared by the in-memory harness and the simulator.
 //!
 //! A Byzantine member runs an honest engine; its behaviour rewrites what that engine sends. Keeping
 //! the rewriting in one place means the harness tests and the simulator's scenarios attack the
@@ -10,12 +10,12 @@ use std::sync::Arc;
 use frost_ed25519 as frost;
 use rand_core::{CryptoRng, RngCore};
 
-use crate::crypto::{Digest, Frost, SecretKey};
-use crate::dkg::KeyMaterial;
-use crate::evidence::{Evidence, Place};
-use crate::message::{Message, Observation, SignedObservation, SlotItems};
-use crate::policy;
-use crate::roster::{LabIndex, MemberIndex, Network};
+use accord_protocol::crypto::{Digest, Frost, SecretKey};
+use accord_protocol::dkg::KeyMaterial;
+use accord_protocol::evidence::{Evidence, Place};
+use accord_protocol::message::{Message, Observation, SignedObservation, SlotItems};
+use accord_protocol::policy;
+use accord_protocol::roster::{LabIndex, MemberIndex, Network};
 
 /// How a member behaves. Byzantine behaviours rewrite what an otherwise honest engine sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -292,7 +292,7 @@ pub fn with_items(obs: &Observation, items: &[(LabIndex, Place, Digest)]) -> Obs
         match place {
             Place::Attestation => {
                 if let Err(j) = slot.attestations.binary_search(d)
-                    && slot.attestations.len() < crate::limits::MAX_ATTESTATIONS_PER_SLOT
+                    && slot.attestations.len() < accord_protocol::limits::MAX_ATTESTATIONS_PER_SLOT
                 {
                     slot.attestations.insert(j, *d);
                 }

@@ -1,4 +1,4 @@
-//! A generative Byzantine member (feature `testkit`): it runs an honest engine and, with seeded
+//! A generative Byzantine member : it runs an honest engine and, with seeded
 //! probabilities, rewrites every message that engine sends, so that many seeds explore many
 //! attacks nobody wrote down. Used by the simulator's `generative` role and by harness tests.
 //!
@@ -24,14 +24,14 @@ use frost_ed25519 as frost;
 use rand_core::{CryptoRng, RngCore};
 
 use crate::adversary::{Adversary, with_items};
-use crate::crypto::{Digest, Frost, Signature};
-use crate::evidence::{Evidence, Place};
-use crate::message::{
+use accord_protocol::crypto::{Digest, Frost, Signature};
+use accord_protocol::evidence::{Evidence, Place};
+use accord_protocol::message::{
     Bodies, Fetch, Message, Observation, Proposal, SignedObservation, SlotItems, SyncRequest,
 };
-use crate::policy;
-use crate::roster::{LabIndex, MemberIndex, Period};
-use crate::statement::CoSigned;
+use accord_protocol::policy;
+use accord_protocol::roster::{LabIndex, MemberIndex, Period};
+use accord_protocol::statement::CoSigned;
 
 /// Messages kept for replays.
 const HISTORY: usize = 256;
@@ -369,8 +369,9 @@ fn mutate_observation(o: &Observation, adv: &Adversary<'_>, rng: &mut impl RngCo
         3 => {
             // Past the per-slot bounds (the syntax check must refuse it).
             let mut x = o.clone();
-            let over =
-                crate::limits::MAX_ATTESTATIONS_PER_SLOT + 1 + (rng.next_u32() % 64) as usize;
+            let over = accord_protocol::limits::MAX_ATTESTATIONS_PER_SLOT
+                + 1
+                + (rng.next_u32() % 64) as usize;
             let mut attestations: Vec<Digest> = (0..over).map(|_| random_digest(rng)).collect();
             attestations.sort();
             x.slots.retain(|s| s.lab != lab);
