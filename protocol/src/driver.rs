@@ -108,8 +108,21 @@ pub trait Effects {
 /// # Errors
 /// The first storage error; the outputs after it stay unperformed (the caller stops).
 pub fn drain<E: Effects>(engine: &mut Engine, effects: &mut E) -> Result<(), E::Error> {
+    perform(std::iter::from_fn(|| engine.poll_output()), effects)
+}
+
+/// As [`drain`], over outputs already taken from the engine ([`Engine::take_outputs`]), for a
+/// driver whose effects need the engine's owner (a harness performing one member's outputs
+/// while it holds every member).
+///
+/// # Errors
+/// The first storage error; the outputs after it stay unperformed.
+pub fn perform<E: Effects>(
+    outputs: impl IntoIterator<Item = Output>,
+    effects: &mut E,
+) -> Result<(), E::Error> {
     let mut unsynced = false;
-    while let Some(output) = engine.poll_output() {
+    for output in outputs {
         match output {
             Output::Persist(record) => {
                 effects.persist(record)?;

@@ -1,18 +1,19 @@
 //! The invariants of the design brief, checked as the run goes.
 //!
-//! Invariants 3, 4 and 5 are checked by the protocol harness's own [`InvariantChecker::check`], reused as
-//! is (it returns the violation it finds): the simulator keeps one `InvariantChecker` per period (a slot belongs to exactly one period, so
-//! every statement a check compares lives in the same observer) and re-runs a period's check
-//! whenever a new valid co-signed unit for it appears. Nothing else can turn a passing check
-//! into a failing one (evidence bodies and honest admissions only grow), so this is the same as
-//! checking after every event, at a cost that does not grow with the length of the run.
+//! Invariants 3, 4 and 5 are checked by the harnesses' own [`InvariantChecker::check`], reused
+//! as is (it returns the violation it finds): the simulator keeps one `InvariantChecker` per
+//! period (a slot belongs to exactly one period, so every statement a check compares lives in
+//! the same checker) and re-runs a period's check whenever a new valid co-signed unit for it
+//! appears. Nothing else can turn a passing check into a failing one (evidence bodies and
+//! honest admissions only grow), so this is the same as checking after every event, at a cost
+//! that does not grow with the length of the run.
 //!
 //! Invariant 1 (no forgery) is checked by counting, for every valid co-signed message, the
 //! honest members that persisted a share for a proposal with that message (known from the
-//! accepts they sent, and a coordinator's own proposal): together with the
-//! Byzantine members they must reach t. Invariant 6 (nonces) is checked on what honest members
-//! persist and send. Invariant 7 is checked by the simulator at every restart, invariant 2 after
-//! the heal.
+//! accepts they sent, and a coordinator's own proposal): together with the Byzantine members
+//! they must reach t. Invariant 6 (nonces) is checked on what honest members persist and send,
+//! by the harnesses' shared [`NonceChecks`]. Invariant 7 is checked by
+//! [`accord_testkit::Member::restart`] at every restart, invariant 2 after the heal.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use accord_protocol::evidence::Evidence;
 use accord_protocol::message::{Message, ProposalId};
 use accord_protocol::roster::{MemberIndex, Network, Period};
 use accord_protocol::statement::{CoSigned, signing_message};
-use accord_testkit::InvariantChecker;
+use accord_testkit::{InvariantChecker, NonceChecks};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -59,12 +60,11 @@ pub struct Checker {
     group_key: Option<PublicKey>,
     honest: Vec<bool>,
     byzantine: usize,
-    observers: BTreeMap<Period, InvariantChecker>,
+    per_period: BTreeMap<Period, InvariantChecker>,
     dirty: BTreeSet<Period>,
     cosigned_seen: BTreeSet<[u8; 32]>,
     new_cosigned: Vec<Arc<CoSigned>>,
-    bindings: BTreeMap<Digest, Digest>,
-    issuers: BTreeMap<Digest, MemberIndex>,
+    nonces: NonceChecks,
     accepted: BTreeMap<(MemberIndex, ProposalId), Digest>,
     proposal_message: BTreeMap<Digest, [u8; 32]>,
     signers: BTreeMap<[u8; 32], BTreeSet<MemberIndex>>,
@@ -106,12 +106,11 @@ impl Checker {
             group_key,
             honest,
             byzantine,
-            observers: BTreeMap::new(),
+            per_period: BTreeMap::new(),
             dirty: BTreeSet::new(),
             cosigned_seen: BTreeSet::new(),
             new_cosigned: Vec::new(),
-            bindings: BTreeMap::new(),
-            issuers: BTreeMap::new(),
+            nonces: NonceChecks::default(),
             accepted: BTreeMap::new(),
             proposal_message: BTreeMap::new(),
             signers: BTreeMap::new(),
@@ -142,7 +141,7 @@ impl Checker {
         self.bodies
             .entry(evidence.digest())
             .or_insert_with(|| evidence.clone());
-        self.observers
+        self.per_period
             .entry(evidence.period())
             .or_default()
             .bodies
@@ -154,14 +153,8 @@ impl Checker {
     pub fn on_record(&mut self, m: MemberIndex, record: &Record, now: Micros) {
         match record {
             Record::Signed(s) => {
-                if let Some(prev) = self.bindings.insert(s.commitment, s.package)
-                    && prev != s.package
-                {
-                    self.violation(
-                        ViolationKind::NonceReuse,
-                        now,
-                        format!("{m} signed two packages with commitment {:?}", s.commitment),
-                    );
+                if let Err(v) = self.nonces.on_record(m, record) {
+                    self.violation(ViolationKind::NonceReuse, now, v.detail);
                 }
                 if let Some(h) = self
                     .accepted
@@ -175,7 +168,7 @@ impl Checker {
                 evidence,
                 admitted_at: Some(_),
             } => {
-                let obs = self.observers.entry(evidence.period()).or_default();
+                let obs = self.per_period.entry(evidence.period()).or_default();
                 let d = evidence.digest();
                 obs.honest_admitted.insert(d);
                 obs.bodies.entry(d).or_insert_with(|| evidence.clone());
@@ -197,20 +190,8 @@ impl Checker {
             }
             _ => {}
         }
-        let issued = match message {
-            Message::Accept(a) => Some(a.commitments.digest("accord/commitment/v1")),
-            Message::Share(s) => Some(s.next.digest("accord/commitment/v1")),
-            _ => None,
-        };
-        if let Some(d) = issued {
-            let first = *self.issuers.entry(d).or_insert(m);
-            if first != m {
-                self.violation(
-                    ViolationKind::NonceReuse,
-                    now,
-                    format!("{m} and {first} issued the same nonce commitment"),
-                );
-            }
+        if let Err(v) = self.nonces.on_sent(m, message) {
+            self.violation(ViolationKind::NonceReuse, now, v.detail);
         }
     }
 
@@ -276,7 +257,7 @@ impl Checker {
                     return;
                 };
                 if c.verify(self.net.id(), &key).is_ok() {
-                    let obs = self.observers.entry(c.unit.period()).or_default();
+                    let obs = self.per_period.entry(c.unit.period()).or_default();
                     if obs
                         .cosigned
                         .insert(c.message(self.net.id()), c.clone())
@@ -316,7 +297,7 @@ impl Checker {
             }
         }
         for period in std::mem::take(&mut self.dirty) {
-            let Some(obs) = self.observers.get(&period) else {
+            let Some(obs) = self.per_period.get(&period) else {
                 continue;
             };
             if let Err(v) = obs.check(&self.net) {
@@ -347,7 +328,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn observer_invariants_map_to_violation_kinds() {
+    fn checker_invariants_map_to_violation_kinds() {
         assert_eq!(kind_of(3), ViolationKind::ConflictingVerdicts);
         assert_eq!(kind_of(5), ViolationKind::LateInjection);
         assert_eq!(kind_of(4), ViolationKind::VerdictFollowsEvidence);

@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use accord_protocol::crypto::{Digest, SecretKey};
 use accord_protocol::dkg::{DkgBody, DkgMachine, DkgOutput, KeyMaterial, deal};
-use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Offence, Output, Record};
+use accord_protocol::driver;
+use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Offence, Record};
 use accord_protocol::evidence::{Attestation, Evidence, EvidenceError};
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, inspection, lab_submissions};
 use accord_protocol::message::Message;
@@ -27,7 +28,7 @@ use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period, Schedule, 
 use accord_protocol::statement::Unit;
 use accord_protocol::time::Instant;
 use accord_testkit::adversary::{Adversary, Behaviour};
-use accord_testkit::child_rng;
+use accord_testkit::{Member, child_rng};
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -300,13 +301,10 @@ struct Twin {
     node: Node,
 }
 
+/// A member in the simulation: the engine and its storage ([`Member`]), and the simulator's
+/// bookkeeping around it.
 struct Node {
-    engine: Option<Engine>,
-    records: Vec<Record>,
-    key: Option<KeyMaterial>,
-    acknowledged: BTreeMap<Digest, Period>,
-    incarnation: u64,
-    rng: ChaCha20Rng,
+    member: Member,
     timer: Option<Micros>,
     generation: u64,
     skew_ms: i64,
@@ -488,19 +486,15 @@ impl Simulation {
             .map(|i| {
                 let m = MemberIndex(i as u16);
                 let identity = SecretKey::from_seed(&testnet.members[i].seed());
+                let engine = Engine::new(
+                    net.clone(),
+                    m,
+                    identity,
+                    keys[i].clone(),
+                    EngineConfig::default(),
+                );
                 Node {
-                    engine: Some(Engine::new(
-                        net.clone(),
-                        m,
-                        identity,
-                        keys[i].clone(),
-                        EngineConfig::default(),
-                    )),
-                    records: Vec::new(),
-                    key: keys[i].clone(),
-                    acknowledged: BTreeMap::new(),
-                    incarnation: 0,
-                    rng: child_rng(seed, "member", i as u64, 0),
+                    member: Member::new(m, engine, keys[i].clone(), seed),
                     timer: None,
                     generation: 0,
                     skew_ms: skews[i],
@@ -541,18 +535,19 @@ impl Simulation {
                 .map(|i| Twin {
                     of: i,
                     node: Node {
-                        engine: Some(Engine::new(
-                            net.clone(),
+                        member: Member::with_stream(
                             MemberIndex(i as u16),
-                            SecretKey::from_seed(&testnet.members[i].seed()),
+                            Engine::new(
+                                net.clone(),
+                                MemberIndex(i as u16),
+                                SecretKey::from_seed(&testnet.members[i].seed()),
+                                keys[i].clone(),
+                                EngineConfig::default(),
+                            ),
                             keys[i].clone(),
-                            EngineConfig::default(),
-                        )),
-                        records: Vec::new(),
-                        key: keys[i].clone(),
-                        acknowledged: BTreeMap::new(),
-                        incarnation: 0,
-                        rng: child_rng(seed, "twin", i as u64, 0),
+                            seed,
+                            "twin",
+                        ),
                         timer: None,
                         generation: 0,
                         skew_ms: skews[i],
@@ -958,15 +953,15 @@ impl Simulation {
             } => self.deliver(usize::from(to), author, via, packet, dup),
             Ev::Timer { member, generation } => {
                 let m = usize::from(member);
-                if self.nodes[m].generation != generation || self.nodes[m].engine.is_none() {
+                if self.nodes[m].generation != generation || self.nodes[m].member.engine.is_none() {
                     return;
                 }
                 self.nodes[m].timer = None;
                 let local = self.local(m);
                 let stamp = self.profile.start();
                 let node = &mut self.nodes[m];
-                if let Some(engine) = node.engine.as_mut() {
-                    engine.handle_timeout(local, &mut node.rng);
+                if let Some(engine) = node.member.engine.as_mut() {
+                    engine.handle_timeout(local, &mut node.member.rng);
                 }
                 self.profile.stop(stamp, "timeout");
                 self.metrics_call(m);
@@ -990,8 +985,8 @@ impl Simulation {
                 self.twins[k].node.timer = None;
                 let local = self.local(self.twins[k].of);
                 let node = &mut self.twins[k].node;
-                if let Some(engine) = node.engine.as_mut() {
-                    engine.handle_timeout(local, &mut node.rng);
+                if let Some(engine) = node.member.engine.as_mut() {
+                    engine.handle_timeout(local, &mut node.member.rng);
                 }
                 self.drain_twin(k);
                 self.schedule_twin_timer(k);
@@ -1008,7 +1003,7 @@ impl Simulation {
                 for k in 0..self.twins.len() {
                     let of = self.twins[k].of;
                     for b in (0..n).filter(|b| *b != of) {
-                        if let Some(e) = self.twins[k].node.engine.as_mut() {
+                        if let Some(e) = self.twins[k].node.member.engine.as_mut() {
                             e.peer_connected(MemberIndex(b as u16));
                         }
                     }
@@ -1119,7 +1114,12 @@ impl Simulation {
     // Engines
 
     fn schedule_timer(&mut self, m: usize) {
-        let Some(t) = self.nodes[m].engine.as_ref().and_then(Engine::poll_timeout) else {
+        let Some(t) = self.nodes[m]
+            .member
+            .engine
+            .as_ref()
+            .and_then(Engine::poll_timeout)
+        else {
             return;
         };
         let at = self.to_virtual(m, t).max(self.now);
@@ -1143,6 +1143,7 @@ impl Simulation {
         let of = self.twins[k].of;
         let Some(t) = self.twins[k]
             .node
+            .member
             .engine
             .as_ref()
             .and_then(Engine::poll_timeout)
@@ -1168,67 +1169,29 @@ impl Simulation {
 
     /// Performs a twin's outputs: its messages leave as its member's.
     fn drain_twin(&mut self, k: usize) {
-        let of = self.twins[k].of;
-        while let Some(output) = self.twins[k]
-            .node
-            .engine
-            .as_mut()
-            .and_then(Engine::poll_output)
-        {
-            match output {
-                Output::Persist(r) => self.twins[k].node.records.push(r),
-                Output::Snapshot(records) => self.twins[k].node.records = records,
-                Output::StoreKey(key) => self.twins[k].node.key = Some(*key),
-                Output::Send { to, message } => self.send_out(of, to, message),
-                Output::Broadcast(message) => self.broadcast_out(of, message),
-                Output::Event(_) => {}
-            }
-        }
+        let Some(engine) = self.twins[k].node.member.engine.as_mut() else {
+            return;
+        };
+        let outputs = engine.take_outputs();
+        let mut effects = Outputs {
+            world: self,
+            who: Driven::Twin(k),
+        };
+        let Ok(()) = driver::perform(outputs, &mut effects);
     }
 
     /// Performs member `m`'s outputs in order.
     fn drain(&mut self, m: usize) {
-        let honest = self.honest[m];
-        let mi = MemberIndex(m as u16);
         self.aggregate_pending = false;
-        loop {
-            let Some(output) = self.nodes[m].engine.as_mut().and_then(Engine::poll_output) else {
-                break;
-            };
-            let now = self.now - self.start;
-            match output {
-                Output::Persist(record) => {
-                    if let Record::Signed(_) = record {
-                        self.metrics.frost.signs += 1;
-                    }
-                    if honest {
-                        self.checker.on_record(mi, &record, now);
-                    }
-                    self.nodes[m].records.push(record);
-                }
-                Output::Snapshot(records) => self.nodes[m].records = records,
-                Output::StoreKey(key) => self.nodes[m].key = Some(*key),
-                Output::Send { to, message } => {
-                    if matches!(message, Message::Accept(_) | Message::Share(_)) {
-                        self.metrics.frost.commits += 1;
-                    }
-                    if honest {
-                        self.checker.on_sent(mi, &message, now);
-                    }
-                    self.send_out(m, to, message);
-                }
-                Output::Broadcast(message) => {
-                    if matches!(message, Message::CoSigned(_)) {
-                        self.metrics.frost.aggregates += 1;
-                    }
-                    if honest {
-                        self.checker.on_sent(mi, &message, now);
-                    }
-                    self.broadcast_out(m, message);
-                }
-                Output::Event(e) => self.on_event(m, e),
-            }
-        }
+        let Some(engine) = self.nodes[m].member.engine.as_mut() else {
+            return;
+        };
+        let outputs = engine.take_outputs();
+        let mut effects = Outputs {
+            world: self,
+            who: Driven::Member(m),
+        };
+        let Ok(()) = driver::perform(outputs, &mut effects);
     }
 
     fn on_event(&mut self, m: usize, e: Event) {
@@ -1278,7 +1241,7 @@ impl Simulation {
             return;
         }
         let all = (0..self.nodes.len())
-            .filter(|i| self.honest[*i] && self.nodes[*i].engine.is_some())
+            .filter(|i| self.honest[*i] && self.nodes[*i].member.engine.is_some())
             .all(|i| self.checker.dkg_keys.contains_key(&(i as u16)));
         if all {
             self.dkg_done_at = Some(self.now);
@@ -1311,7 +1274,7 @@ impl Simulation {
     fn honest_up(&self) -> Members {
         let mut set = Members::default();
         for i in 0..self.nodes.len() {
-            if self.honest[i] && self.nodes[i].engine.is_some() {
+            if self.honest[i] && self.nodes[i].member.engine.is_some() {
                 set.insert(i);
             }
         }
@@ -1444,7 +1407,7 @@ impl Simulation {
                 let adversary = Adversary {
                     net: &self.net,
                     identities: &self.identities,
-                    key: self.nodes[m].key.as_ref(),
+                    key: self.nodes[m].member.key.as_ref(),
                     late: &self.late_items,
                     bodies: &self.checker.bodies,
                     colluders: &self.colluders,
@@ -1534,7 +1497,7 @@ impl Simulation {
     }
 
     fn deliver(&mut self, to: usize, author: u16, via: u16, packet: Rc<Packet>, dup: bool) {
-        if self.nodes[to].engine.is_none() {
+        if self.nodes[to].member.engine.is_none() {
             self.metrics.dropped_down += 1;
             return;
         }
@@ -1557,12 +1520,12 @@ impl Simulation {
         {
             let local = self.local(to);
             let node = &mut self.twins[k].node;
-            if let Some(engine) = node.engine.as_mut() {
+            if let Some(engine) = node.member.engine.as_mut() {
                 engine.handle_message(
                     local,
                     MemberIndex(author),
                     packet.message.clone(),
-                    &mut node.rng,
+                    &mut node.member.rng,
                 );
             }
             self.drain_twin(k);
@@ -1572,14 +1535,14 @@ impl Simulation {
         let local = self.local(to);
         let stamp = self.profile.start();
         let node = &mut self.nodes[to];
-        let Some(engine) = node.engine.as_mut() else {
+        let Some(engine) = node.member.engine.as_mut() else {
             return;
         };
         let delivery = engine.handle_message(
             local,
             MemberIndex(author),
             packet.message.clone(),
-            &mut node.rng,
+            &mut node.member.rng,
         );
         self.profile.stop(stamp, packet.kind);
         self.metrics_call(to);
@@ -1612,15 +1575,15 @@ impl Simulation {
     }
 
     fn connect(&mut self, a: usize, b: usize) {
-        if self.nodes[a].engine.is_none()
-            || self.nodes[b].engine.is_none()
+        if self.nodes[a].member.engine.is_none()
+            || self.nodes[b].member.engine.is_none()
             || self.links.is_cut(a, b)
             || self.links.is_cut(b, a)
         {
             return;
         }
         let stamp = self.profile.start();
-        if let Some(engine) = self.nodes[a].engine.as_mut() {
+        if let Some(engine) = self.nodes[a].member.engine.as_mut() {
             engine.peer_connected(MemberIndex(b as u16));
         }
         self.profile.stop(stamp, "peer-connected");
@@ -1636,7 +1599,7 @@ impl Simulation {
         let body = Arc::new(evidence.clone());
         let local = self.local(m);
         let stamp = self.profile.start();
-        let Some(engine) = self.nodes[m].engine.as_mut() else {
+        let Some(engine) = self.nodes[m].member.engine.as_mut() else {
             return Err(EvidenceError::BadField("member is down"));
         };
         let result = engine.submit(local, evidence);
@@ -1656,7 +1619,7 @@ impl Simulation {
         self.schedule_timer(m);
         match &result {
             Ok(d) => {
-                self.nodes[m].acknowledged.insert(*d, body.period());
+                self.nodes[m].member.acknowledged.insert(*d, body.period());
                 self.metrics.acknowledged += 1;
             }
             Err(_) => self.metrics.refused += 1,
@@ -1676,7 +1639,7 @@ impl Simulation {
             let j = i + below(rng, (n - i) as u64) as usize;
             order.swap(i, j);
             let m = order[i];
-            if self.nodes[m].engine.is_none() {
+            if self.nodes[m].member.engine.is_none() {
                 continue;
             }
             let _ = self.submit_to(m, evidence.clone());
@@ -1732,7 +1695,7 @@ impl Simulation {
             1,
         );
         let candidates: Vec<usize> = (0..self.nodes.len())
-            .filter(|i| self.honest[*i] && self.nodes[*i].engine.is_some())
+            .filter(|i| self.honest[*i] && self.nodes[*i].member.engine.is_some())
             .collect();
         if candidates.is_empty() {
             return;
@@ -1789,7 +1752,7 @@ impl Simulation {
                 break;
             }
             let m = (below(&mut rng, n as u64) as usize + k) % n;
-            if !self.honest[m] || self.nodes[m].engine.is_none() {
+            if !self.honest[m] || self.nodes[m].member.engine.is_none() {
                 continue;
             }
             tried += 1;
@@ -1839,11 +1802,11 @@ impl Simulation {
     // Faults
 
     fn crash(&mut self, m: usize) {
-        if self.nodes[m].engine.is_none() {
+        if self.nodes[m].member.engine.is_none() {
             return;
         }
         let node = &mut self.nodes[m];
-        node.engine = None;
+        node.member.engine = None;
         node.timer = None;
         node.seen.clear();
         self.links.reset_uplink(m, self.now);
@@ -1861,31 +1824,24 @@ impl Simulation {
     }
 
     fn restart(&mut self, m: usize) {
-        if self.nodes[m].engine.is_some() {
+        if self.nodes[m].member.engine.is_some() {
             return;
         }
         let identity = SecretKey::from_seed(&self.identities[m].seed());
         let stamp = self.profile.start();
-        let node = &mut self.nodes[m];
-        node.incarnation += 1;
-        node.rng = child_rng(self.opts.seed, "member", m as u64, node.incarnation);
-        let engine = Engine::restore(
-            self.net.clone(),
-            MemberIndex(m as u16),
-            identity,
-            node.key.clone(),
-            EngineConfig::default(),
-            node.records.iter().cloned(),
-        );
+        let net = self.net.clone();
+        let member = &mut self.nodes[m].member;
         // Invariant 7: everything acknowledged (in periods the engine still keeps) survived.
-        let lost: Vec<Digest> = node
-            .acknowledged
-            .iter()
-            .filter(|(d, p)| engine.retains(**p) && engine.evidence(d).is_none())
-            .map(|(d, _)| *d)
-            .collect();
-        let decided: Vec<Unit> = engine.decided().map(|c| c.unit).collect();
-        node.engine = Some(engine);
+        let lost = member
+            .restart(&net, identity, EngineConfig::default())
+            .err()
+            .map(|lost| lost.0)
+            .unwrap_or_default();
+        let decided: Vec<Unit> = member
+            .engine
+            .as_ref()
+            .map(|e| e.decided().map(|c| c.unit).collect())
+            .unwrap_or_default();
         self.profile.stop(stamp, "restore");
         if !lost.is_empty() && self.honest[m] {
             self.checker.violations.push(Violation {
@@ -1968,7 +1924,7 @@ impl Simulation {
         }
         if self.sc.liveness.restart_crashed {
             for m in 0..self.nodes.len() {
-                if self.nodes[m].engine.is_none() {
+                if self.nodes[m].member.engine.is_none() {
                     self.restart(m);
                 }
             }
@@ -1980,13 +1936,13 @@ impl Simulation {
             let local = self.local(m);
             let stamp = self.profile.start();
             let node = &mut self.nodes[m];
-            let Some(engine) = node.engine.as_mut() else {
+            let Some(engine) = node.member.engine.as_mut() else {
                 continue;
             };
             if engine.group_key().is_some() {
                 continue;
             }
-            let _ = engine.start_dkg(local, ceremony, &mut node.rng);
+            let _ = engine.start_dkg(local, ceremony, &mut node.member.rng);
             self.profile.stop(stamp, "start-dkg");
             self.drain(m);
             self.schedule_timer(m);
@@ -2113,6 +2069,111 @@ impl Simulation {
             metrics,
             profile,
             first_statement_ms,
+        }
+    }
+}
+
+/// Whose outputs are being performed.
+#[derive(Clone, Copy)]
+enum Driven {
+    /// A member's (honest or Byzantine).
+    Member(usize),
+    /// A Twins pair's second engine: its messages leave as its member's, nothing else counts.
+    Twin(usize),
+}
+
+/// The simulator's side of [`driver::perform`]: records into the member (checked when it is
+/// honest), messages onto the simulated network, events into metrics and the checker.
+struct Outputs<'a> {
+    world: &'a mut Simulation,
+    who: Driven,
+}
+
+impl Outputs<'_> {
+    fn node(&mut self) -> &mut Node {
+        match self.who {
+            Driven::Member(m) => &mut self.world.nodes[m],
+            Driven::Twin(k) => &mut self.world.twins[k].node,
+        }
+    }
+
+    /// The member whose messages these are, and whether its checks count.
+    fn sender(&self) -> (usize, bool) {
+        match self.who {
+            Driven::Member(m) => (m, self.world.honest[m]),
+            Driven::Twin(k) => (self.world.twins[k].of, false),
+        }
+    }
+}
+
+impl driver::Effects for Outputs<'_> {
+    type Error = std::convert::Infallible;
+
+    fn persist(&mut self, record: Record) -> Result<(), Self::Error> {
+        if let Driven::Member(m) = self.who {
+            if let Record::Signed(_) = record {
+                self.world.metrics.frost.signs += 1;
+            }
+            if self.world.honest[m] {
+                let now = self.world.now - self.world.start;
+                self.world
+                    .checker
+                    .on_record(MemberIndex(m as u16), &record, now);
+            }
+        }
+        self.node().member.persist(record);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn compact(&mut self, snapshot: Vec<Record>) -> Result<(), Self::Error> {
+        self.node().member.compact(snapshot);
+        Ok(())
+    }
+
+    fn store_key(&mut self, key: KeyMaterial) -> Result<(), Self::Error> {
+        self.node().member.store_key(key);
+        Ok(())
+    }
+
+    fn send(&mut self, to: MemberIndex, message: Message) {
+        let (m, checked) = self.sender();
+        if let Driven::Member(_) = self.who {
+            if matches!(message, Message::Accept(_) | Message::Share(_)) {
+                self.world.metrics.frost.commits += 1;
+            }
+            if checked {
+                let now = self.world.now - self.world.start;
+                self.world
+                    .checker
+                    .on_sent(MemberIndex(m as u16), &message, now);
+            }
+        }
+        self.world.send_out(m, to, message);
+    }
+
+    fn broadcast(&mut self, message: Message) {
+        let (m, checked) = self.sender();
+        if let Driven::Member(_) = self.who {
+            if matches!(message, Message::CoSigned(_)) {
+                self.world.metrics.frost.aggregates += 1;
+            }
+            if checked {
+                let now = self.world.now - self.world.start;
+                self.world
+                    .checker
+                    .on_sent(MemberIndex(m as u16), &message, now);
+            }
+        }
+        self.world.broadcast_out(m, message);
+    }
+
+    fn event(&mut self, event: Event) {
+        if let Driven::Member(m) = self.who {
+            self.world.on_event(m, event);
         }
     }
 }

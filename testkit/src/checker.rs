@@ -29,10 +29,8 @@ pub struct InvariantChecker {
     pub bodies: BTreeMap<Digest, Arc<Evidence>>,
     /// Items honest members admitted before the close.
     pub honest_admitted: BTreeSet<Digest>,
-    /// Commitment digest → package digest, over shares honest members released.
-    pub bindings: BTreeMap<Digest, Digest>,
-    /// Every commitment honest members issued.
-    pub commitments: BTreeSet<Digest>,
+    /// Invariant 6.
+    pub nonces: NonceChecks,
     /// Culprits named by honest members.
     pub culprits: Vec<(MemberIndex, MemberIndex, String)>,
     /// DKG outcomes per honest member.
@@ -43,7 +41,6 @@ pub struct InvariantChecker {
     pub decided_at: BTreeMap<Unit, Instant>,
     /// Late items a colluding lab handed to late injectors.
     pub late_items: BTreeSet<Digest>,
-    issuers: BTreeMap<Digest, MemberIndex>,
 }
 
 /// A broken invariant, as the [`InvariantChecker`] reports it.
@@ -73,28 +70,16 @@ impl InvariantChecker {
     ///
     /// # Errors
     /// Invariant 6, when a commitment is bound to a second package.
-    pub fn on_record(&mut self, record: &Record) -> Result<(), InvariantViolation> {
-        match record {
-            Record::Signed(s) => {
-                // Invariant 6: a commitment is bound to one package, forever.
-                if let Some(prev) = self.bindings.insert(s.commitment, s.package)
-                    && prev != s.package
-                {
-                    return violated(
-                        6,
-                        "an honest member signed two packages with one commitment",
-                    );
-                }
-            }
-            Record::Evidence {
-                evidence,
-                admitted_at: Some(_),
-            } => {
-                let d = evidence.digest();
-                self.honest_admitted.insert(d);
-                self.bodies.entry(d).or_insert_with(|| evidence.clone());
-            }
-            _ => {}
+    pub fn on_record(&mut self, m: MemberIndex, record: &Record) -> Result<(), InvariantViolation> {
+        self.nonces.on_record(m, record)?;
+        if let Record::Evidence {
+            evidence,
+            admitted_at: Some(_),
+        } = record
+        {
+            let d = evidence.digest();
+            self.honest_admitted.insert(d);
+            self.bodies.entry(d).or_insert_with(|| evidence.clone());
         }
         Ok(())
     }
@@ -104,25 +89,7 @@ impl InvariantChecker {
     /// # Errors
     /// Invariant 6, when two members issue the same nonce commitment.
     pub fn on_sent(&mut self, m: MemberIndex, message: &Message) -> Result<(), InvariantViolation> {
-        let fresh = |c: &Frost<frost::round1::SigningCommitments>| c.digest("accord/commitment/v1");
-        let issued = match message {
-            Message::Accept(a) => Some(fresh(&a.commitments)),
-            Message::Share(s) => Some(fresh(&s.next)),
-            _ => None,
-        };
-        if let Some(d) = issued {
-            // A member may repeat its current commitment when it answers a repeated request
-            // idempotently; two members never share one.
-            let first = *self.issuers.entry(d).or_insert(m);
-            if first != m {
-                return violated(
-                    6,
-                    format!("{first} and {m} issued the same nonce commitment"),
-                );
-            }
-            self.commitments.insert(d);
-        }
-        Ok(())
+        self.nonces.on_sent(m, message)
     }
 
     /// An event of honest member `m`.
@@ -230,5 +197,57 @@ impl InvariantChecker {
             .filter(|(by, who, _)| honest.contains(by) && honest.contains(who))
             .cloned()
             .collect()
+    }
+}
+
+/// Invariant 6 (nonces are never reused) over what honest members persist and send: a
+/// commitment is bound to one package forever, and issued by one member only.
+#[derive(Default)]
+pub struct NonceChecks {
+    /// Commitment digest → package digest, over shares honest members released.
+    bindings: BTreeMap<Digest, Digest>,
+    /// Commitment digest → the honest member that issued it.
+    issuers: BTreeMap<Digest, MemberIndex>,
+}
+
+impl NonceChecks {
+    /// A record honest member `m` persisted.
+    ///
+    /// # Errors
+    /// A commitment bound to a second package.
+    pub fn on_record(&mut self, m: MemberIndex, record: &Record) -> Result<(), InvariantViolation> {
+        if let Record::Signed(s) = record
+            && let Some(prev) = self.bindings.insert(s.commitment, s.package)
+            && prev != s.package
+        {
+            return violated(
+                6,
+                format!("{m} signed two packages with commitment {:?}", s.commitment),
+            );
+        }
+        Ok(())
+    }
+
+    /// A message honest member `m` sent.
+    ///
+    /// # Errors
+    /// Two members issuing the same commitment.
+    pub fn on_sent(&mut self, m: MemberIndex, message: &Message) -> Result<(), InvariantViolation> {
+        let fresh = |c: &Frost<frost::round1::SigningCommitments>| c.digest("accord/commitment/v1");
+        let issued = match message {
+            Message::Accept(a) => fresh(&a.commitments),
+            Message::Share(s) => fresh(&s.next),
+            _ => return Ok(()),
+        };
+        // A member may repeat its current commitment when it answers a repeated request
+        // idempotently; two members never share one.
+        let first = *self.issuers.entry(issued).or_insert(m);
+        if first != m {
+            return violated(
+                6,
+                format!("{m} and {first} issued the same nonce commitment"),
+            );
+        }
+        Ok(())
     }
 }

@@ -424,20 +424,17 @@ impl Cluster {
     /// Performs member `m`'s outputs in order (with the protocol's driver).
     fn drain(&mut self, m: MemberIndex) {
         let i = usize::from(m.0);
-        let Some(mut engine) = self.nodes[i].engine.take() else {
+        let Some(engine) = self.nodes[i].engine.as_mut() else {
             return;
         };
+        let outputs = engine.take_outputs();
         let honest = self.behaviours[i].is_honest();
-        let result = driver::drain(
-            &mut engine,
-            &mut Outputs {
-                cluster: self,
-                m,
-                honest,
-            },
-        );
-        self.nodes[i].engine = Some(engine);
-        if let Err(v) = result {
+        let mut effects = Outputs {
+            cluster: self,
+            m,
+            honest,
+        };
+        if let Err(v) = driver::perform(outputs, &mut effects) {
             panic!("{v}");
         }
     }
@@ -590,7 +587,7 @@ impl Effects for Outputs<'_> {
 
     fn persist(&mut self, record: Record) -> Result<(), Self::Error> {
         if self.honest {
-            self.cluster.checker.on_record(&record)?;
+            self.cluster.checker.on_record(self.m, &record)?;
         }
         self.cluster.nodes[usize::from(self.m.0)].persist(record);
         Ok(())

@@ -30,7 +30,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 pub use adversary::Behaviour;
-pub use checker::{InvariantChecker, InvariantViolation};
+pub use checker::{InvariantChecker, InvariantViolation, NonceChecks};
 pub use cluster::{Cluster, ClusterSpec, co_sign};
 pub use member::{AcknowledgedLost, Member};
 

@@ -32,6 +32,8 @@ pub struct Member {
     pub rng: ChaCha20Rng,
     incarnation: u64,
     seed: u64,
+    /// The label of its random streams (`child_rng(seed, label, index, incarnation)`).
+    stream: &'static str,
 }
 
 /// Invariant 7 broken: items acknowledged before a crash that the restarted engine lacks.
@@ -41,15 +43,28 @@ pub struct AcknowledgedLost(pub Vec<Digest>);
 impl Member {
     /// Member `index` running `engine`, with key file `key`; its randomness comes from `seed`.
     pub fn new(index: MemberIndex, engine: Engine, key: Option<KeyMaterial>, seed: u64) -> Self {
+        Self::with_stream(index, engine, key, seed, "member")
+    }
+
+    /// As [`Member::new`], drawing randomness from the streams labelled `stream` (a second
+    /// engine with the same member's keys, as Twins run, needs its own).
+    pub fn with_stream(
+        index: MemberIndex,
+        engine: Engine,
+        key: Option<KeyMaterial>,
+        seed: u64,
+        stream: &'static str,
+    ) -> Self {
         Self {
             index,
             engine: Some(engine),
             records: Vec::new(),
             key,
             acknowledged: BTreeMap::new(),
-            rng: child_rng(seed, "member", u64::from(index.0), 0),
+            rng: child_rng(seed, stream, u64::from(index.0), 0),
             incarnation: 0,
             seed,
+            stream,
         }
     }
 
@@ -76,7 +91,7 @@ impl Member {
         self.incarnation += 1;
         self.rng = child_rng(
             self.seed,
-            "member",
+            self.stream,
             u64::from(self.index.0),
             self.incarnation,
         );
@@ -144,6 +159,7 @@ mod tests {
             rng: child_rng(1, "member", 0, 0),
             incarnation: 0,
             seed: 1,
+            stream: "member",
         };
         let net = c.net.clone();
         assert_eq!(

@@ -285,6 +285,11 @@ impl Engine {
         self.outputs.pop_front()
     }
 
+    /// Every queued output, in order (for [`crate::driver::perform`]).
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        self.outputs.drain(..).collect()
+    }
+
     /// When [`Engine::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         #[cfg(debug_assertions)]
