@@ -21,7 +21,8 @@ use std::sync::{Arc, OnceLock};
 use accord_protocol::codec::{self, MAX_MESSAGE_BYTES};
 use accord_protocol::crypto::{Digest, PublicKey, SecretKey, verify_member};
 use accord_protocol::dkg::KeyMaterial;
-use accord_protocol::engine::{Engine, EngineConfig, Output, Record};
+use accord_protocol::driver::{self, Effects};
+use accord_protocol::engine::{Engine, EngineConfig, Event, Record};
 use accord_protocol::evidence::Evidence;
 use accord_protocol::fixtures::LabConduct;
 use accord_protocol::message::Message;
@@ -339,9 +340,12 @@ pub fn engine(data: &[u8]) {
                 );
             }
         }
-        while let Some(o) = engine.poll_output() {
-            check.output(o, &mut records, f);
-        }
+        let mut effects = Performed {
+            checks: &mut check,
+            records: &mut records,
+            f,
+        };
+        let Ok(()) = driver::drain(&mut engine, &mut effects);
     }
 }
 
@@ -383,43 +387,74 @@ struct Checks {
     bindings: BTreeMap<Digest, Digest>,
 }
 
-impl Checks {
-    fn output(&mut self, o: Output, records: &mut Vec<Record>, f: &Fixture) {
-        match o {
-            Output::Persist(r) => {
-                let bytes = codec::encode(&r).expect("a record encodes");
-                let back: Record =
-                    codec::decode_canonical(&bytes, MAX_MESSAGE_BYTES).expect("a record decodes");
-                assert_eq!(back, r, "records round-trip");
-                if let Record::Signed(s) = &r {
-                    self.protected.insert(s.share.bytes().to_vec());
-                    if let Some(p) = self.bindings.insert(s.commitment, s.package) {
-                        assert_eq!(p, s.package, "a commitment signed two packages");
-                    }
-                }
-                records.push(r);
-            }
-            Output::Snapshot(s) => *records = s,
-            Output::Send { message, .. } | Output::Broadcast(message) => {
-                let encoded = message.encode();
-                assert!(
-                    encoded.is_ok(),
-                    "the engine sent a {} over the frame limit",
-                    message.kind()
-                );
-                if let Message::Share(s) = &message {
-                    assert!(
-                        self.protected.contains(s.share.bytes()),
-                        "a share left before its protection record"
-                    );
-                }
-                if let Message::Proposal(p) = &message {
-                    vouched(p, f);
-                }
-            }
-            Output::StoreKey(_) | Output::Event(_) => {}
+/// The engine target's side of the protocol's driver: records kept (and checked to round-trip)
+/// for restarts, every message checked as it leaves.
+struct Performed<'a> {
+    checks: &'a mut Checks,
+    records: &'a mut Vec<Record>,
+    f: &'a Fixture,
+}
+
+impl Performed<'_> {
+    fn sent(&mut self, message: &Message) {
+        let encoded = message.encode();
+        assert!(
+            encoded.is_ok(),
+            "the engine sent a {} over the frame limit",
+            message.kind()
+        );
+        if let Message::Share(s) = message {
+            assert!(
+                self.checks.protected.contains(s.share.bytes()),
+                "a share left before its protection record"
+            );
+        }
+        if let Message::Proposal(p) = message {
+            vouched(p, self.f);
         }
     }
+}
+
+impl Effects for Performed<'_> {
+    type Error = std::convert::Infallible;
+
+    fn persist(&mut self, r: Record) -> Result<(), Self::Error> {
+        let bytes = codec::encode(&r).expect("a record encodes");
+        let back: Record =
+            codec::decode_canonical(&bytes, MAX_MESSAGE_BYTES).expect("a record decodes");
+        assert_eq!(back, r, "records round-trip");
+        if let Record::Signed(s) = &r {
+            self.checks.protected.insert(s.share.bytes().to_vec());
+            if let Some(p) = self.checks.bindings.insert(s.commitment, s.package) {
+                assert_eq!(p, s.package, "a commitment signed two packages");
+            }
+        }
+        self.records.push(r);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn compact(&mut self, snapshot: Vec<Record>) -> Result<(), Self::Error> {
+        *self.records = snapshot;
+        Ok(())
+    }
+
+    fn store_key(&mut self, _: KeyMaterial) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn send(&mut self, _: MemberIndex, message: Message) {
+        self.sent(&message);
+    }
+
+    fn broadcast(&mut self, message: Message) {
+        self.sent(&message);
+    }
+
+    fn event(&mut self, _: Event) {}
 }
 
 /// Every item of an own proposal is listed, in its place, by f + 1 distinct members whose

@@ -290,3 +290,77 @@ pub enum DkgStartError {
         most: u32,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_message_error_code_is_distinct_and_kebab_case() {
+        let proposal = [
+            ProposalFault::Revision,
+            ProposalFault::StatementCount,
+            ProposalFault::WrongNetwork,
+            ProposalFault::WrongSlot,
+            ProposalFault::EvidenceOrder,
+            ProposalFault::TooManyItems,
+            ProposalFault::TooManyObservations,
+            ProposalFault::MalformedObservation,
+            ProposalFault::BadlySignedObservation,
+            ProposalFault::ItemOfAnotherSlot,
+            ProposalFault::NotVouched,
+            ProposalFault::WrongVerdict,
+        ];
+        let signing = [
+            SigningFault::TooFewCommitments,
+            SigningFault::NonMember,
+            SigningFault::NoCommitmentOfOurs,
+            SigningFault::CommitmentReused,
+            SigningFault::WrongMessage,
+            SigningFault::StaleCommitment,
+        ];
+        let unable = [
+            CannotHelp::NoKey,
+            CannotHelp::NoNonces,
+            CannotHelp::NoncesUsed,
+            CannotHelp::FrostRefused,
+        ];
+        let malformed = [
+            Malformed::Unit,
+            Malformed::CoSignedShape,
+            Malformed::Oversized,
+            Malformed::OtherSlot,
+            Malformed::Ceremony,
+        ];
+        let mut all: Vec<MessageError> = vec![
+            MessageError::NotAMember,
+            MessageError::WrongSender,
+            MessageError::BadSignature,
+            MessageError::NotCoordinator,
+            MessageError::Equivocation,
+        ];
+        all.extend(proposal.map(MessageError::Proposal));
+        all.extend(signing.map(MessageError::Signing));
+        all.extend(unable.map(MessageError::CannotHelp));
+        all.extend(malformed.map(MessageError::Malformed));
+        let codes: BTreeSet<&str> = all.iter().map(MessageError::code).collect();
+        assert_eq!(codes.len(), all.len(), "two errors share a code");
+        for c in &codes {
+            assert!(
+                c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{c}"
+            );
+        }
+        // Only "cannot help" is not the sender's fault.
+        for e in &all {
+            assert_eq!(
+                e.is_misbehaviour(),
+                !matches!(e, MessageError::CannotHelp(_)),
+                "{e:?}"
+            );
+        }
+    }
+}

@@ -166,3 +166,45 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::test_support::Small;
+    use crate::fixtures::LabConduct;
+
+    #[test]
+    fn the_first_copy_stays_and_a_period_is_dropped_whole() {
+        let mut s = Small::new(4, 2);
+        let mut ledger = Ledger::default();
+        let p0 = s.items(0, Period(0), LabConduct::DoubleSigns);
+        let p1 = s.items(1, Period(1), LabConduct::Compliant);
+        for e in &p0 {
+            ledger.store(e.digest(), Arc::new(e.clone()), LabIndex(0), None);
+        }
+        let first = p0[0].digest();
+        let at = Instant::from_millis(5);
+        ledger.store(first, Arc::new(p0[0].clone()), LabIndex(0), Some(at));
+        assert_eq!(
+            ledger.items[&first].admitted_at, None,
+            "the first copy stays"
+        );
+        for e in &p1 {
+            ledger.store(e.digest(), Arc::new(e.clone()), LabIndex(1), Some(at));
+        }
+        assert_eq!(ledger.slots[&(Period(0), LabIndex(0))].len(), p0.len());
+        assert_eq!(ledger.items[&p1[0].digest()].place, Place::Attestation);
+        ledger.drop_period(Period(0));
+        assert!(p0.iter().all(|e| !ledger.items.contains_key(&e.digest())));
+        assert!(p1.iter().all(|e| ledger.items.contains_key(&e.digest())));
+        assert_eq!(ledger.slots.len(), 1);
+    }
+
+    #[test]
+    fn encoded_sizes_are_the_codecs() {
+        let mut s = Small::new(4, 1);
+        let e = s.items(0, Period(0), LabConduct::Compliant).remove(0);
+        let bytes = crate::codec::encode(&e).expect("encodes");
+        assert_eq!(codec_len(&e), bytes.len());
+    }
+}

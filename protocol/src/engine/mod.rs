@@ -548,3 +548,63 @@ impl Engine {
         self.event(Event::Culprit { member, offence });
     }
 }
+
+/// A small network with dealt keys and a lab's items, for the unit tests of the engine's parts.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use crate::crypto::SecretKey;
+    use crate::dkg::{KeyMaterial, deal};
+    use crate::evidence::Evidence;
+    use crate::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
+    use crate::roster::{LabIndex, Network, Period};
+
+    /// n members, `labs` labs, keys dealt; seeded.
+    pub(crate) struct Small {
+        pub(crate) tn: Testnet,
+        pub(crate) net: Arc<Network>,
+        pub(crate) keys: Vec<KeyMaterial>,
+        pub(crate) rng: ChaCha20Rng,
+    }
+
+    impl Small {
+        pub(crate) fn new(n: usize, labs: usize) -> Self {
+            let mut rng = ChaCha20Rng::seed_from_u64(n as u64 * 31 + labs as u64);
+            let tn = Testnet::generate(&TestnetSpec::new(n, labs, 1_000_000), &mut rng, |k| {
+                k.to_hex()
+            });
+            let net = Network::new(tn.roster.clone()).expect("a valid roster");
+            let keys = deal(&net, &mut rng).expect("dealt keys");
+            Self { tn, net, keys, rng }
+        }
+
+        /// Member `i`'s identity key.
+        pub(crate) fn identity(&self, i: usize) -> SecretKey {
+            SecretKey::from_seed(&self.tn.members[i].seed())
+        }
+
+        /// `lab`'s items for `period` under `conduct`, issued at the period's start.
+        pub(crate) fn items(
+            &mut self,
+            lab: u16,
+            period: Period,
+            conduct: LabConduct,
+        ) -> Vec<Evidence> {
+            let at = self.net.schedule().start(period);
+            lab_submissions(
+                self.net.id(),
+                self.net.lab_id(LabIndex(lab)),
+                &self.tn.labs[usize::from(lab)],
+                period,
+                &self.net.roster().policy,
+                conduct,
+                at,
+                &mut self.rng,
+            )
+        }
+    }
+}

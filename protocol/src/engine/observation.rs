@@ -418,3 +418,45 @@ impl Engine {
         bad
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_is_vouched_only_where_it_is_listed() {
+        let d = Digest([7; 32]);
+        let listing =
+            |member: u16, attestations: Vec<Digest>, reports: Vec<(MemberIndex, Digest)>| {
+                SignedObservation {
+                    observation: Observation {
+                        member: MemberIndex(member),
+                        period: Period(0),
+                        slots: vec![SlotItems {
+                            lab: LabIndex(1),
+                            attestations,
+                            reports,
+                        }],
+                    },
+                    signature: crate::crypto::Signature([0; 64]),
+                }
+            };
+        let observations = [
+            listing(0, vec![d], vec![]),
+            listing(1, vec![d], vec![]),
+            // Listed as member 3's report: vouches for nothing as an attestation.
+            listing(2, vec![], vec![(MemberIndex(3), d)]),
+            listing(1, vec![d], vec![]),
+        ];
+        let l = Engine::listings(&[LabIndex(1)], observations.iter());
+        assert_eq!(vouch_count(&l, LabIndex(1), Place::Attestation, &d), 2);
+        assert_eq!(
+            vouch_count(&l, LabIndex(1), Place::Report(MemberIndex(3)), &d),
+            1
+        );
+        assert_eq!(vouch_count(&l, LabIndex(0), Place::Attestation, &d), 0);
+        // Labs outside the unit are not counted at all.
+        let none = Engine::listings(&[LabIndex(0)], observations.iter());
+        assert!(none.is_empty());
+    }
+}

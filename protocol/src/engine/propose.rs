@@ -79,11 +79,7 @@ impl Engine {
         });
         let digest = proposal.digest();
         let message = Arc::new(signing_message(self.net.id(), &unit, &proposal.statements));
-        let coord = self
-            .units
-            .get_mut(&unit)
-            .and_then(|s| s.coordinator.as_mut())
-            .expect("checked above");
+        let coord = self.coordinator_mut(&unit).expect("checked above");
         coord.revision = revision;
         coord.proposal = Some((proposal.clone(), digest, message));
         coord.ready.clear();
@@ -272,11 +268,7 @@ impl Engine {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        if let Some(coord) = self
-            .units
-            .get_mut(&unit)
-            .and_then(|s| s.coordinator.as_mut())
-        {
+        if let Some(coord) = self.coordinator_mut(&unit) {
             coord.missing_from.insert(from);
             for d in &fetch {
                 coord.wanted.insert(*d);
@@ -293,5 +285,44 @@ impl Engine {
         }
         self.try_propose(unit);
         Delivery::Accepted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::engine::test_support::Small;
+    use crate::engine::{Engine, EngineConfig};
+    use crate::roster::{LabIndex, MemberIndex, Period};
+    use crate::statement::Unit;
+
+    #[test]
+    fn coordinators_rotate_through_every_member_by_attempt_and_slot() {
+        let s = Small::new(5, 3);
+        let e = Engine::new(
+            s.net.clone(),
+            MemberIndex(0),
+            s.identity(0),
+            None,
+            EngineConfig::default(),
+        );
+        let unit = Unit::Slot {
+            period: Period(7),
+            lab: LabIndex(2),
+        };
+        let coordinators: Vec<MemberIndex> = (0..5).map(|a| e.coordinator_of(&unit, a)).collect();
+        let distinct: BTreeSet<_> = coordinators.iter().collect();
+        assert_eq!(distinct.len(), 5, "n attempts reach every member once");
+        assert_eq!(e.coordinator_of(&unit, 5), coordinators[0]);
+        // The next lab's slot starts one member later: slots of a period spread the work.
+        let next = Unit::Slot {
+            period: Period(7),
+            lab: LabIndex(1),
+        };
+        assert_eq!(
+            e.coordinator_of(&unit, 0).0,
+            (e.coordinator_of(&next, 0).0 + 1) % 5
+        );
     }
 }

@@ -88,6 +88,11 @@ impl Coordinator {
 }
 
 impl Engine {
+    /// This member's coordinator state for `unit`, if it coordinates the current attempt.
+    pub(super) fn coordinator_mut(&mut self, unit: &Unit) -> Option<&mut Coordinator> {
+        self.units.get_mut(unit)?.coordinator.as_mut()
+    }
+
     pub(super) fn session_patience(&self) -> core::time::Duration {
         core::time::Duration::from_millis(self.net.schedule().attempt_timeout_ms / 4)
     }
@@ -100,11 +105,7 @@ impl Engine {
     ) -> Delivery {
         let unit = accept.id.unit;
         let t = self.net.t();
-        let Some(coord) = self
-            .units
-            .get_mut(&unit)
-            .and_then(|s| s.coordinator.as_mut())
-        else {
+        let Some(coord) = self.coordinator_mut(&unit) else {
             return Delivery::Ignored;
         };
         let Some((proposal, digest, _)) = &coord.proposal else {
@@ -130,11 +131,7 @@ impl Engine {
         let mut requests = Vec::new();
         let mut started = Vec::new();
         {
-            let Some(coord) = self
-                .units
-                .get_mut(&unit)
-                .and_then(|s| s.coordinator.as_mut())
-            else {
+            let Some(coord) = self.coordinator_mut(&unit) else {
                 return;
             };
             let Some((proposal, _, message)) = coord.proposal.clone() else {
@@ -191,11 +188,7 @@ impl Engine {
         let Some(keys) = self.keygen.keys.clone() else {
             return Delivery::Ignored;
         };
-        let Some(coord) = self
-            .units
-            .get_mut(&unit)
-            .and_then(|s| s.coordinator.as_mut())
-        else {
+        let Some(coord) = self.coordinator_mut(&unit) else {
             return Delivery::Ignored;
         };
         let Some((proposal, _, _)) = &coord.proposal else {
@@ -259,11 +252,7 @@ impl Engine {
                     .iter()
                     .filter_map(|id| MemberIndex::from_identifier(id, n))
                     .collect();
-                if let Some(coord) = self
-                    .units
-                    .get_mut(&unit)
-                    .and_then(|s| s.coordinator.as_mut())
-                {
+                if let Some(coord) = self.coordinator_mut(&unit) {
                     for c in &culprits {
                         coord.excluded.insert(*c);
                         coord.ready.remove(c);
@@ -277,5 +266,67 @@ impl Engine {
             Err(_) => self.start_sessions(unit, now),
         }
         Delivery::Accepted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::time::Duration;
+
+    use super::*;
+    use crate::engine::test_support::Small;
+
+    #[test]
+    fn a_spare_session_waits_for_the_oldest_open_one_to_be_patient() {
+        let mut s = Small::new(4, 1);
+        let patience = Duration::from_millis(100);
+        let at = Instant::from_millis;
+        let mut c = Coordinator::new(0);
+        assert!(
+            c.may_start(at(0), patience),
+            "no session open: start at once"
+        );
+        assert_eq!(
+            c.spare_session_due(3, patience),
+            None,
+            "nothing proposed yet"
+        );
+        // Three ready signers and one open session started at t = 1 000.
+        let share = s.keys[0].key_package.signing_share().clone();
+        for m in 0..3u16 {
+            let (_, commitments) = frost::round1::commit(&share, &mut s.rng);
+            c.ready.insert(MemberIndex(m), commitments);
+        }
+        let message = Arc::new(b"m".to_vec());
+        let package = frost::SigningPackage::new(BTreeMap::new(), &message);
+        c.sessions.insert(
+            0,
+            Session {
+                package,
+                started: at(1_000),
+                signers: BTreeSet::new(),
+                shares: BTreeMap::new(),
+            },
+        );
+        assert_eq!(
+            c.spare_session_due(3, patience),
+            None,
+            "no proposal: nothing to sign"
+        );
+        let proposal = Arc::new(Proposal {
+            id: crate::message::ProposalId {
+                unit: crate::statement::Unit::Period(crate::roster::Period(0)),
+                attempt: 0,
+                revision: 0,
+            },
+            statements: vec![],
+            observations: vec![],
+        });
+        let digest = proposal.digest();
+        c.proposal = Some((proposal, digest, message));
+        assert_eq!(c.spare_session_due(3, patience), Some(at(1_100)));
+        assert_eq!(c.spare_session_due(4, patience), None, "fewer than t ready");
+        assert!(!c.may_start(at(1_099), patience));
+        assert!(c.may_start(at(1_100), patience));
     }
 }

@@ -132,16 +132,8 @@ impl Engine {
         }
         // FAULTS 3: the same package again gets the same share again, never a new one.
         if let Some((_, share)) = bound {
-            let next = Frost::new(slot.commitments);
-            self.send(
-                from,
-                Message::Share(Share {
-                    id: req.id,
-                    session: req.session,
-                    share,
-                    next,
-                }),
-            );
+            let next = slot.commitments;
+            self.send_share(from, &req, share, next);
             return Delivery::Duplicate;
         }
         if mine != slot.commitments {
@@ -168,15 +160,25 @@ impl Engine {
         // Protection record first: the share may leave only once it is durable.
         self.outputs
             .push_back(Output::Persist(Record::Signed(record)));
-        self.send(
-            from,
-            Message::Share(Share {
-                id: req.id,
-                session: req.session,
-                share,
-                next: Frost::new(next),
-            }),
-        );
+        self.send_share(from, &req, share, next);
         Delivery::Accepted
+    }
+
+    /// Answers `req` with `share` and this member's next commitment (ROAST: a signer that
+    /// answered is ready again).
+    fn send_share(
+        &mut self,
+        to: MemberIndex,
+        req: &SignRequest,
+        share: Frost<frost::round2::SignatureShare>,
+        next: frost::round1::SigningCommitments,
+    ) {
+        let share = Share {
+            id: req.id,
+            session: req.session,
+            share,
+            next: Frost::new(next),
+        };
+        self.send(to, Message::Share(share));
     }
 }

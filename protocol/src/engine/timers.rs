@@ -162,6 +162,56 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "time went backwards")]
+    fn an_input_from_the_past_is_a_driver_bug() {
+        use crate::engine::test_support::Small;
+        use crate::engine::{Engine, EngineConfig};
+        use crate::roster::MemberIndex;
+
+        let mut s = Small::new(4, 1);
+        let mut e = Engine::new(
+            s.net.clone(),
+            MemberIndex(0),
+            s.identity(0),
+            Some(s.keys[0].clone()),
+            EngineConfig::default(),
+        );
+        e.handle_timeout(Instant::from_millis(2_000), &mut s.rng);
+        e.handle_timeout(Instant::from_millis(1_999), &mut s.rng);
+    }
+
+    #[test]
+    fn deadlines_follow_the_attempts_of_a_closed_period() {
+        use crate::engine::test_support::Small;
+        use crate::engine::{Engine, EngineConfig};
+        use crate::roster::{MemberIndex, Period};
+
+        let mut s = Small::new(4, 1);
+        let schedule = s.net.schedule().clone();
+        let mut e = Engine::new(
+            s.net.clone(),
+            MemberIndex(3),
+            s.identity(3),
+            Some(s.keys[3].clone()),
+            EngineConfig::default(),
+        );
+        assert_eq!(e.poll_timeout(), Some(schedule.close(Period(0))));
+        // Closing period 0 creates its unit: next, the first attempt (member 3 does not
+        // coordinate it, so nothing else is due).
+        e.handle_timeout(schedule.close(Period(0)), &mut s.rng);
+        assert_eq!(e.poll_timeout(), Some(schedule.attempt_start(Period(0), 0)));
+        e.handle_timeout(schedule.attempt_start(Period(0), 0), &mut s.rng);
+        assert_eq!(e.poll_timeout(), Some(schedule.attempt_start(Period(0), 1)));
+        // Three attempts at once: the unit enters the latest, and waits for the next.
+        let late = schedule.attempt_start(Period(0), 4);
+        e.handle_timeout(late, &mut s.rng);
+        let next = schedule
+            .attempt_start(Period(0), 5)
+            .min(schedule.close(Period(1)));
+        assert_eq!(e.poll_timeout(), Some(next));
+    }
+
+    #[test]
     fn soonest_ignores_absent_deadlines() {
         let at = Instant::from_millis;
         assert_eq!(soonest([None, Some(at(7)), Some(at(3)), None]), Some(at(3)));
