@@ -292,7 +292,7 @@ mod tests {
             "nothing proposed yet"
         );
         // Three ready signers and one open session started at t = 1 000.
-        let share = s.keys[0].key_package.signing_share().clone();
+        let share = *s.keys[0].key_package.signing_share();
         for m in 0..3u16 {
             let (_, commitments) = frost::round1::commit(&share, &mut s.rng);
             c.ready.insert(MemberIndex(m), commitments);
