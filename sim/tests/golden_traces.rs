@@ -14,27 +14,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-const SCENARIOS: &[&str] = &[
-    "quick",
-    "regional-partition",
-    "coalition-attack",
-    "lossy-network",
-    "faults-04-concurrent-proposals",
-    "faults-06-garbage-shares",
-    "faults-09-split-view",
-    "faults-12-dkg-equivocation",
-    "faults-13-dkg-offline",
-    "faults-14-dkg-crash-after-key",
-    "faults-26-crashed-members",
-    "faults-27-partition-heal",
-    "faults-28-loss-jitter",
-    "faults-29-clock-skew",
-    "faults-30-labs",
-    "beyond-f-late-injection",
-    "beyond-f-silent",
-    "byzantine-generative",
-];
-
 /// Seeds per row; the generative adversary, whose runs differ most, gets more.
 fn seeds(name: &str) -> std::ops::RangeInclusive<u64> {
     if name == "byzantine-generative" {
@@ -50,7 +29,7 @@ fn golden_path() -> PathBuf {
 
 fn current() -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for name in SCENARIOS {
+    for name in common::SMALL.iter().chain(common::ELSEWHERE) {
         let file = common::scenario(name);
         for (r, row) in file.rows.iter().enumerate() {
             for seed in seeds(name) {

@@ -3,32 +3,6 @@
 
 mod common;
 
-const SMALL: &[&str] = &[
-    "quick",
-    "regional-partition",
-    "coalition-attack",
-    "lossy-network",
-    "faults-04-concurrent-proposals",
-    "faults-06-garbage-shares",
-    "faults-09-split-view",
-    "faults-12-dkg-equivocation",
-    "faults-13-dkg-offline",
-    "faults-14-dkg-crash-after-key",
-    "faults-26-crashed-members",
-    "faults-27-partition-heal",
-    "faults-28-loss-jitter",
-    "faults-29-clock-skew",
-    "faults-30-labs",
-    "beyond-f-late-injection",
-    "beyond-f-silent",
-];
-
-/// Scenarios another test file runs (many seeds each).
-const ELSEWHERE: &[&str] = &[
-    // generative_adversary.rs: a few hundred seeds per row.
-    "byzantine-generative",
-];
-
 #[test]
 fn every_shipped_scenario_parses() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
@@ -48,7 +22,7 @@ fn every_shipped_scenario_parses() {
         assert!(!f.rows.is_empty(), "{n}");
         let big = ["un-scale", "dkg-un-scale"].contains(&n.as_str());
         assert!(
-            big || SMALL.contains(&n.as_str()) || ELSEWHERE.contains(&n.as_str()),
+            big || common::SMALL.contains(&n.as_str()) || common::ELSEWHERE.contains(&n.as_str()),
             "{n}.toml is neither run by this test, nor by another, nor listed as a large scenario"
         );
     }
@@ -67,7 +41,7 @@ fn every_shipped_scenario_parses() {
 #[test]
 fn small_scenarios_pass_one_seed_per_row() {
     let mut failed = Vec::new();
-    for name in SMALL {
+    for name in common::SMALL {
         let file = common::scenario(name);
         for row in &file.rows {
             let o = common::run(row, row.scenario.seed);

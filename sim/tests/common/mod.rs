@@ -32,3 +32,31 @@ pub(crate) fn explain(o: &SeedOutcome) -> String {
         o.result.last_events.join("\n")
     )
 }
+
+/// The shipped scenarios small enough to run on every change (one seed per row in
+/// `scenarios.rs`, pinned trace hashes in `golden_traces.rs`).
+pub(crate) const SMALL: &[&str] = &[
+    "quick",
+    "regional-partition",
+    "coalition-attack",
+    "lossy-network",
+    "faults-04-concurrent-proposals",
+    "faults-06-garbage-shares",
+    "faults-09-split-view",
+    "faults-12-dkg-equivocation",
+    "faults-13-dkg-offline",
+    "faults-14-dkg-crash-after-key",
+    "faults-26-crashed-members",
+    "faults-27-partition-heal",
+    "faults-28-loss-jitter",
+    "faults-29-clock-skew",
+    "faults-30-labs",
+    "beyond-f-late-injection",
+    "beyond-f-silent",
+];
+
+/// Scenarios another test file runs (many seeds each).
+pub(crate) const ELSEWHERE: &[&str] = &[
+    // generative_adversary.rs: a few hundred seeds per row.
+    "byzantine-generative",
+];
