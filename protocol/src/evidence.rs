@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::codec;
-use crate::crypto::{Digest, SecretKey, Signature, signing_bytes, verify_strict};
+use crate::crypto::{Digest, SecretKey, Signature, Verifier, signing_bytes};
 use crate::roster::{LabIndex, MAX_NAME_BYTES, MemberIndex, Network, Period};
 use crate::time::Instant;
 
@@ -245,6 +245,18 @@ impl Evidence {
     /// # Errors
     /// The first problem found.
     pub fn validate(&self, net: &Network) -> Result<LabIndex, EvidenceError> {
+        self.validate_with(net, &Verifier::default())
+    }
+
+    /// [`Evidence::validate`], checking the signature with `verifier`.
+    ///
+    /// # Errors
+    /// As [`Evidence::validate`].
+    pub fn validate_with(
+        &self,
+        net: &Network,
+        verifier: &Verifier,
+    ) -> Result<LabIndex, EvidenceError> {
         let lab = net
             .lab_by_id(self.lab())
             .ok_or_else(|| EvidenceError::UnknownLab(self.lab().chars().take(64).collect()))?;
@@ -264,7 +276,8 @@ impl Evidence {
                 let key = net
                     .lab_key(lab)
                     .ok_or_else(|| EvidenceError::UnknownLab(a.lab.clone()))?;
-                verify_strict(key, &a.signing_bytes(net.id()), signature)
+                verifier
+                    .strict(key, &a.signing_bytes(net.id()), signature)
                     .map_err(|_| EvidenceError::BadSignature(a.lab.clone()))?;
             }
             Evidence::Report {
@@ -278,7 +291,8 @@ impl Evidence {
                 let key = net
                     .member_key(r.inspector)
                     .ok_or(EvidenceError::UnknownInspector(r.inspector))?;
-                verify_strict(key, &r.signing_bytes(net.id()), signature)
+                verifier
+                    .strict(key, &r.signing_bytes(net.id()), signature)
                     .map_err(|_| EvidenceError::BadSignature(format!("{}", r.inspector)))?;
             }
         }

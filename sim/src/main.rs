@@ -75,6 +75,10 @@ struct RunArgs {
     /// FROST operations timed per kind for the profile's baseline.
     #[arg(long, default_value_t = 64)]
     frost_sample: u64,
+    /// Every member checks every signature itself, as a node does, instead of the members
+    /// sharing the checks that already passed (same outcome and trace, more CPU).
+    #[arg(long)]
+    no_shared_checks: bool,
     /// Skip the SVG plots.
     #[arg(long)]
     no_plots: bool,
@@ -144,6 +148,7 @@ fn run(args: &RunArgs) -> anyhow::Result<bool> {
             profile: args.profile,
             frost_sample: if args.profile { args.frost_sample } else { 0 },
             trace_capacity: 40,
+            shared_checks: !args.no_shared_checks,
         };
         let outcome = runner::run_row_seed(row, opts, args.check_determinism, &mut |p| {
             bar.set_position(base + (p.fraction * 999.0) as u64);

@@ -57,3 +57,30 @@ fn check_determinism_flag_compares_two_runs() {
     assert_eq!(o.replay_hash.as_deref(), Some(o.result.trace_hash.as_str()));
     assert!(o.passed(), "{}", common::explain(&o));
 }
+
+#[test]
+fn shared_signature_checks_change_nothing_but_the_cpu() {
+    // The members of a run share a memo of signatures found valid (Options::shared_checks);
+    // without it every member checks every signature itself. Same trace, same metrics.
+    for name in ["quick", "byzantine-generative"] {
+        let file = common::scenario(name);
+        let row = &file.rows[0];
+        let shared = common::run(row, 3);
+        let alone = run_row_seed(
+            row,
+            Options {
+                shared_checks: false,
+                ..Options::new(3)
+            },
+            false,
+            &mut |_| {},
+        )
+        .expect("sets up");
+        assert_eq!(shared.result.trace_hash, alone.result.trace_hash, "{name}");
+        assert_eq!(
+            serde_json::to_string(&shared.result.metrics).expect("json"),
+            serde_json::to_string(&alone.result.metrics).expect("json"),
+            "{name}: metrics differ"
+        );
+    }
+}

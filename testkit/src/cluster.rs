@@ -13,7 +13,7 @@ use frost_ed25519 as frost;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use accord_protocol::crypto::{Digest, SecretKey};
+use accord_protocol::crypto::{CheckedSignatures, Digest, SecretKey, Verifier};
 use accord_protocol::dkg::{KeyMaterial, deal};
 use accord_protocol::driver::{self, Effects};
 use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Record};
@@ -77,6 +77,8 @@ pub struct Cluster {
     pub behaviours: Vec<Behaviour>,
     /// Each member's pending timer.
     timers: Vec<Option<Instant>>,
+    /// The engine configuration members start and restart with.
+    config: EngineConfig,
     /// Member identity keys (the harness plays every member).
     pub identities: Vec<SecretKey>,
     /// Lab keys.
@@ -118,18 +120,18 @@ impl Cluster {
                 .map(Some)
                 .collect()
         };
+        // The members share one memo of signatures found valid: each is checked once per
+        // cluster, not once per member (outcomes are the same).
+        let config = EngineConfig {
+            verifier: Verifier::shared(Arc::new(CheckedSignatures::default())),
+            ..EngineConfig::default()
+        };
         let nodes = (0..net.n())
             .map(|i| {
                 let m = MemberIndex(i as u16);
                 let identity = SecretKey::from_seed(&testnet.members[i].seed());
                 let key = keys[i].clone();
-                let engine = Engine::new(
-                    net.clone(),
-                    m,
-                    identity,
-                    key.clone(),
-                    EngineConfig::default(),
-                );
+                let engine = Engine::new(net.clone(), m, identity, key.clone(), config.clone());
                 Member::new(m, engine, key, spec.seed)
             })
             .collect();
@@ -139,6 +141,7 @@ impl Cluster {
         let mut cluster = Self {
             now: Instant::from_millis(net.schedule().genesis_ms),
             timers: vec![None; net.n()],
+            config,
             net,
             nodes,
             behaviours,
@@ -264,11 +267,8 @@ impl Cluster {
     pub fn restart(&mut self, m: MemberIndex) {
         let i = usize::from(m.0);
         let identity = SecretKey::from_seed(&self.identities[i].seed());
-        let config = EngineConfig {
-            first_period: Period(0),
-            ..EngineConfig::default()
-        };
         let net = self.net.clone();
+        let config = self.config.clone();
         if let Err(lost) = self.nodes[i].restart(&net, identity, config) {
             panic!(
                 "invariant 7: acknowledged items {:?} lost by {m} across a restart",

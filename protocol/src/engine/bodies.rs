@@ -104,7 +104,7 @@ impl Engine {
                 continue;
             }
             // An honest member sends only bodies it validated for the unit's slots.
-            let lab = match ev.validate(&self.net) {
+            let lab = match ev.validate_with(&self.net, &self.config.verifier) {
                 Ok(lab)
                     if ev.period() == unit.period()
                         && labs.contains(&lab)

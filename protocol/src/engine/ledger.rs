@@ -107,7 +107,7 @@ impl Engine {
         if codec_len(&*evidence) > crate::evidence::MAX_EVIDENCE_BYTES {
             return Err(EvidenceError::TooLarge);
         }
-        let lab = evidence.validate(&self.net)?;
+        let lab = evidence.validate_with(&self.net, &self.config.verifier)?;
         // The admission caps (docs/protocol.md §8): what a member admits is what its observation
         // lists, and `Observation::check` holds every observation to the same caps.
         let admitted = |d: &Digest| self.ledger.items.get(d).filter(|e| e.admitted_at.is_some());

@@ -53,7 +53,7 @@ use std::sync::Arc;
 use rand_core::{CryptoRng, RngCore};
 use serde::Serialize;
 
-use crate::crypto::{Digest, PublicKey, SecretKey};
+use crate::crypto::{Digest, PublicKey, SecretKey, Verifier};
 use crate::dkg::{DkgMachine, KeyMaterial};
 use crate::evidence::{Evidence, EvidenceError};
 use crate::message::{Message, ProposalId};
@@ -89,6 +89,9 @@ pub struct EngineConfig {
     pub first_period: Period,
     /// Decided periods kept in memory (older ones live only in storage).
     pub retain_periods: u64,
+    /// How signatures are checked: directly (a node), or through a memo the engines of one
+    /// process share (the simulator, whose members all check the same messages).
+    pub verifier: Verifier,
 }
 
 impl Default for EngineConfig {
@@ -96,6 +99,7 @@ impl Default for EngineConfig {
         Self {
             first_period: Period(0),
             retain_periods: 4,
+            verifier: Verifier::default(),
         }
     }
 }

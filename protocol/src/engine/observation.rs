@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::crypto::{Digest, verify_many, verify_member};
+use crate::crypto::Digest;
 use crate::evidence::Place;
 use crate::message::{Message, Observation, SignedObservation, SlotItems};
 use crate::roster::{LabIndex, MemberIndex, Period};
@@ -198,12 +198,14 @@ impl Engine {
         self.net
             .member_key(signed.observation.member)
             .is_some_and(|k| {
-                verify_member(
-                    k,
-                    &signed.observation.signing_bytes(self.net.id()),
-                    &signed.signature,
-                )
-                .is_ok()
+                self.config
+                    .verifier
+                    .member(
+                        k,
+                        &signed.observation.signing_bytes(self.net.id()),
+                        &signed.signature,
+                    )
+                    .is_ok()
             })
     }
 
@@ -380,7 +382,13 @@ impl Engine {
                 None => bad.push(i),
             }
         }
-        bad.extend(verify_many(&items).into_iter().map(|j| index[j]));
+        bad.extend(
+            self.config
+                .verifier
+                .many(&items)
+                .into_iter()
+                .map(|j| index[j]),
+        );
         bad.sort_unstable();
         bad
     }

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use accord_protocol::crypto::SecretKey;
-use accord_protocol::engine::EngineConfig;
 use accord_protocol::roster::Period;
 use accord_protocol::statement::Unit;
 use accord_testkit::child_rng;
@@ -186,10 +185,11 @@ impl Simulation {
         let identity = SecretKey::from_seed(&self.identities[m].seed());
         let stamp = self.profile.start();
         let net = self.net.clone();
+        let config = self.engine_config.clone();
         let member = &mut self.nodes[m].member;
         // Invariant 7: everything acknowledged (in periods the engine still keeps) survived.
         let lost = member
-            .restart(&net, identity, EngineConfig::default())
+            .restart(&net, identity, config)
             .err()
             .map(|lost| lost.0)
             .unwrap_or_default();

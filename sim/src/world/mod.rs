@@ -32,6 +32,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use accord_protocol::crypto::{Digest, SecretKey};
+use accord_protocol::engine::EngineConfig;
 use accord_protocol::evidence::{Attestation, Evidence};
 use accord_protocol::roster::{MemberIndex, Network, Period};
 use accord_protocol::statement::Unit;
@@ -60,16 +61,21 @@ pub struct Options {
     pub frost_sample: u64,
     /// Last events kept for failure reports.
     pub trace_capacity: usize,
+    /// Members share one memo of signatures found valid, so a signature every member checks is
+    /// checked once per run (`CheckedSignatures`; outcomes and traces are the same either way).
+    /// Off, every member pays for every check, as a node does.
+    pub shared_checks: bool,
 }
 
 impl Options {
-    /// Defaults for `seed`: no profiling, 40 events of history.
+    /// Defaults for `seed`: no profiling, 40 events of history, shared signature checks.
     pub fn new(seed: u64) -> Self {
         Self {
             seed,
             profile: false,
             frost_sample: 0,
             trace_capacity: 40,
+            shared_checks: true,
         }
     }
 }
@@ -206,6 +212,9 @@ struct CutDef {
 pub struct Simulation {
     sc: Scenario,
     opts: Options,
+    /// The engine configuration every member starts and restarts with (one shared signature
+    /// memo, when `opts.shared_checks`).
+    engine_config: EngineConfig,
     net: Arc<Network>,
     identities: Vec<SecretKey>,
     lab_keys: Vec<SecretKey>,

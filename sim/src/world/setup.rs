@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use accord_protocol::crypto::SecretKey;
+use std::sync::Arc;
+
+use accord_protocol::crypto::{CheckedSignatures, SecretKey, Verifier};
 use accord_protocol::dkg::{KeyMaterial, deal};
 use accord_protocol::engine::{Engine, EngineConfig};
 use accord_protocol::fixtures::{Testnet, TestnetSpec};
@@ -48,6 +50,14 @@ impl Simulation {
         let profile = Profiler::new(opts.profile);
         let sc = scenario.clone();
         let seed = opts.seed;
+        let engine_config = EngineConfig {
+            verifier: if opts.shared_checks {
+                Verifier::shared(Arc::new(CheckedSignatures::default()))
+            } else {
+                Verifier::default()
+            },
+            ..EngineConfig::default()
+        };
         let n = sc.network.members;
         let spec = TestnetSpec {
             name: sc.name.clone(),
@@ -110,7 +120,7 @@ impl Simulation {
                     m,
                     identity,
                     keys[i].clone(),
-                    EngineConfig::default(),
+                    engine_config.clone(),
                 );
                 Node {
                     member: Member::new(m, engine, keys[i].clone(), seed),
@@ -161,7 +171,7 @@ impl Simulation {
                                 MemberIndex(i as u16),
                                 SecretKey::from_seed(&testnet.members[i].seed()),
                                 keys[i].clone(),
-                                EngineConfig::default(),
+                                engine_config.clone(),
                             ),
                             keys[i].clone(),
                             seed,
@@ -177,6 +187,7 @@ impl Simulation {
             net_rng: child_rng(seed, "network", 0, 0),
             trace: Trace::new(opts.trace_capacity),
             opts,
+            engine_config,
             net,
             identities: testnet.members,
             lab_keys: testnet.labs,
