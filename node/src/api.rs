@@ -17,11 +17,17 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 use tower::ServiceBuilder;
 
-use crate::node::{Command, DkgCommandError, Handle, Receipt, StatusReport, SubmitError};
+use accord_observer::export::StatementExport;
+use accord_observer::wire::{
+    ConsistencyProof, DkgRequest, DkgStarted, ErrorBody, InclusionProof, LeafIndex, LogEntry,
+    Receipt, StatusReport, WitnessState, Witnessed,
+};
+
+use crate::node::{Command, DkgCommandError, Handle, SubmitError};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -38,15 +44,6 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-}
-
-/// The JSON body of an error.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// Stable machine-readable code.
-    pub error: String,
-    /// Human-readable explanation.
-    pub message: String,
 }
 
 impl ApiError {
@@ -364,7 +361,7 @@ struct ListQuery {
 async fn list_statements(
     State(h): State<Handle>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<crate::export::StatementExport>>, ApiError> {
+) -> Result<Json<Vec<StatementExport>>, ApiError> {
     let Query(q) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-query", e.body_text()))?;
     let limit = q.limit.unwrap_or(MAX_LIST).min(MAX_LIST);
@@ -380,7 +377,7 @@ async fn list_statements(
 async fn fetch_statement(
     State(h): State<Handle>,
     Path((period, lab)): Path<(String, String)>,
-) -> Result<Json<crate::export::StatementExport>, ApiError> {
+) -> Result<Json<StatementExport>, ApiError> {
     let period: u64 = period.parse().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -410,14 +407,6 @@ async fn trust_bundle(State(h): State<Handle>) -> Result<Json<TrustBundle>, ApiE
         ));
     };
     Ok(Json(TrustBundle::new(&h.net, group_key)))
-}
-
-/// Body of `POST /v1/dkg`.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DkgRequest {
-    /// The ceremony number; default: one more than the last ceremony this member saw.
-    pub ceremony: Option<u32>,
 }
 
 /// Proof that a request carries the operator's bearer token (see [`crate::auth`]); handlers of
@@ -456,7 +445,7 @@ async fn start_dkg(
     _: Operator,
     State(h): State<Handle>,
     body: Result<Json<DkgRequest>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DkgStarted>, ApiError> {
     let Json(req) = body?;
     let result = ask(&h.commands, |reply| Command::StartDkg {
         ceremony: req.ceremony,
@@ -464,7 +453,7 @@ async fn start_dkg(
     })
     .await?;
     match result {
-        Ok(ceremony) => Ok(Json(serde_json::json!({"ceremony": ceremony}))),
+        Ok(ceremony) => Ok(Json(DkgStarted { ceremony })),
         Err(DkgCommandError::Engine(e)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "dkg-refused",
@@ -528,15 +517,6 @@ struct EntriesQuery {
     limit: Option<u64>,
 }
 
-/// One log entry as served.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LogEntry {
-    /// Leaf index.
-    pub index: u64,
-    /// The entry bytes, hex (`accord_protocol::transparency::log_entry`).
-    pub entry: String,
-}
-
 async fn log_entries(
     State(h): State<Handle>,
     query: Result<Query<EntriesQuery>, axum::extract::rejection::QueryRejection>,
@@ -570,17 +550,6 @@ struct InclusionQuery {
     size: u64,
 }
 
-/// An inclusion proof.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct InclusionProof {
-    /// Leaf index.
-    pub index: u64,
-    /// Tree size.
-    pub size: u64,
-    /// RFC 9162 inclusion path, bottom up.
-    pub proof: Vec<Digest>,
-}
-
 async fn log_inclusion(
     State(h): State<Handle>,
     query: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
@@ -606,17 +575,6 @@ struct ConsistencyQuery {
     size: u64,
 }
 
-/// A consistency proof.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ConsistencyProof {
-    /// The old tree size.
-    pub old: u64,
-    /// The new tree size.
-    pub size: u64,
-    /// RFC 9162 consistency path.
-    pub proof: Vec<Digest>,
-}
-
 async fn log_consistency(
     State(h): State<Handle>,
     query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
@@ -637,7 +595,7 @@ async fn log_consistency(
 async fn log_lookup(
     State(h): State<Handle>,
     Path(leaf): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<LeafIndex>, ApiError> {
     let leaf = Digest::from_hex(&leaf).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -651,31 +609,13 @@ async fn log_lookup(
     })
     .await?;
     match found {
-        Some(index) => Ok(Json(serde_json::json!({ "index": index }))),
+        Some(index) => Ok(Json(LeafIndex { index })),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not-found",
             "no such entry in this member's log",
         )),
     }
-}
-
-/// One other member's log as this node witnessed it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Witnessed {
-    /// The log's member index.
-    pub member: u16,
-    /// The largest checkpoint this node cosigned for it (the log's signed note).
-    pub checkpoint: String,
-}
-
-/// `GET /v1/witness`: what this node holds as a witness.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct WitnessState {
-    /// The latest checkpoint cosigned per log.
-    pub witnessed: Vec<Witnessed>,
-    /// Signed checkpoints that conflicted with what this node had cosigned (forks).
-    pub forks: Vec<Witnessed>,
 }
 
 async fn witness_state(State(h): State<Handle>) -> Result<Json<WitnessState>, ApiError> {

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use accord_node::client::Client;
 use accord_node::config::{DEFAULT_API, FileConfig, NodeConfig};
-use accord_node::export::StatementExport;
 use accord_node::keyfile::{self, Passphrase};
 use accord_node::testnet::{self, TestnetOptions, loopback_schedule};
+use accord_observer::client::Client;
+use accord_observer::export::StatementExport;
 use accord_protocol::crypto::{Digest, SecretKey};
 use accord_protocol::evidence::{Attestation, Evidence};
 use accord_protocol::roster::{Member, Period, SigningMode};
@@ -750,7 +750,7 @@ fn file_safe(id: &str) -> String {
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {
-    use accord_node::verify::{self as v, EvidenceCheck};
+    use accord_observer::verify::{self as v, EvidenceCheck};
     let bundle = v::load_bundle(&a.bundle)?;
     let evidence = match &a.roster {
         Some(path) => {
@@ -768,10 +768,10 @@ fn verify(a: VerifyArgs) -> Result<()> {
     if let Some(url) = &a.log_url {
         let client = Client::new(url);
         let (log, findings) = runtime()?
-            .block_on(accord_node::observe::fetch_log(
+            .block_on(accord_observer::observe::fetch_log(
                 &client,
                 &bundle,
-                &accord_node::observe::Requirements {
+                &accord_observer::observe::Requirements {
                     witnesses: 0,
                     max_age_secs: None,
                     now_secs: 0,
@@ -843,13 +843,13 @@ fn verify(a: VerifyArgs) -> Result<()> {
 }
 
 async fn observe(a: ObserveArgs) -> Result<()> {
-    use accord_node::observe::{ObserverState, observe};
-    let bundle = accord_node::verify::load_bundle(&a.bundle)?;
+    use accord_observer::observe::{ObserverState, observe};
+    let bundle = accord_observer::verify::load_bundle(&a.bundle)?;
     let mut state = match &a.state {
         Some(p) => ObserverState::load(p).map_err(anyhow::Error::msg)?,
         None => ObserverState::default(),
     };
-    let required = accord_node::observe::Requirements {
+    let required = accord_observer::observe::Requirements {
         witnesses: a.witnesses,
         max_age_secs: (a.max_age_secs > 0).then_some(a.max_age_secs),
         now_secs: accord_node::node::now().as_millis() / 1000,

@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use accord_node::client::Client;
-use accord_node::export::StatementExport;
 use accord_node::keyfile;
-use accord_node::node::{StatusReport, now};
+use accord_node::node::now;
 use accord_node::testnet::{self, Layout, TestnetOptions};
+use accord_observer::client::Client;
+use accord_observer::export::StatementExport;
+use accord_observer::wire::StatusReport;
 use accord_protocol::evidence::Evidence;
 use accord_protocol::fixtures::{LabConduct, inspection, lab_submissions};
 use accord_protocol::roster::{MemberIndex, Network, Period};

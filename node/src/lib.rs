@@ -19,21 +19,17 @@
 //!   memory and never logged.
 //!
 //! Entry points: [`node::run`] (the daemon, with an injectable shutdown future), [`testnet`]
-//! (local networks), [`client`] (the API client the CLI uses), [`export`] (the observers' JSON
-//! contract), [`tlog`] (the member's transparency log), [`verify`] and [`observe`] (the
-//! observers' tools). The command-line interface lives in the `accord` binary.
+//! (local networks), [`tlog`] (the member's transparency log). The observers' side (the API's
+//! wire types and client, the statement JSON, `verify`, `observe`) is the `accord-observer`
+//! crate. The command-line interface lives in the `accord` binary.
 
 pub mod api;
 pub mod auth;
-pub mod client;
 pub mod config;
-pub mod export;
 pub mod keyfile;
 pub mod metrics;
 pub mod net;
 pub mod node;
-pub mod observe;
 pub mod storage;
 pub mod testnet;
 pub mod tlog;
-pub mod verify;

@@ -24,17 +24,17 @@ use libp2p::metrics::Recorder as _;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, request_response};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::NodeConfig;
-use crate::export::StatementExport;
 use crate::keyfile::{self, SecretFileError};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::net::{self, Ack, Behaviour, BehaviourEvent};
 use crate::storage::{StorageError, Store};
+use accord_observer::export::StatementExport;
+use accord_observer::wire::{Decision, Receipt, StatusReport};
 
 /// Capacity of the command channel from the API to the event loop.
 pub const COMMAND_QUEUE: usize = 256;
@@ -134,19 +134,6 @@ pub fn load_roster(path: &std::path::Path) -> Result<Arc<Network>, NodeError> {
     Network::new(roster).map_err(|e| err(e.to_string()))
 }
 
-/// A submission's receipt.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Receipt {
-    /// The evidence digest (its content hash).
-    pub digest: Digest,
-    /// The slot's period.
-    pub period: u64,
-    /// The slot's lab.
-    pub lab: String,
-    /// Whether the node already had it.
-    pub duplicate: bool,
-}
-
 /// Why a submission was refused.
 #[derive(Debug, Error)]
 pub enum SubmitError {
@@ -167,66 +154,6 @@ pub enum DkgCommandError {
     /// Storage failed.
     #[error("storage failed: {0}")]
     Storage(String),
-}
-
-/// One co-signed unit as seen by this member.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Decision {
-    /// The period.
-    pub period: u64,
-    /// Verdict kind per lab.
-    pub verdicts: BTreeMap<String, String>,
-    /// Milliseconds from the slot close to the moment this member held the co-signed unit.
-    pub close_to_cosigned_ms: u64,
-}
-
-/// A snapshot of the node for `status` and `/readyz`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StatusReport {
-    /// This member's name.
-    pub member: String,
-    /// Its roster index.
-    pub index: u16,
-    /// Its libp2p peer id.
-    pub peer_id: String,
-    /// The network name.
-    pub network: String,
-    /// The network id.
-    pub network_id: Digest,
-    /// n.
-    pub members: usize,
-    /// t.
-    pub threshold: usize,
-    /// Names of the members connected now.
-    pub connected: Vec<String>,
-    /// Members reachable, this one included.
-    pub reachable: usize,
-    /// Peers subscribed to the network's gossip topic.
-    pub gossip_peers: usize,
-    /// This member's gossipsub score of each connected member (below -80 it is graylisted:
-    /// its gossip is ignored).
-    #[serde(default)]
-    pub gossip_scores: BTreeMap<String, f64>,
-    /// The group key, once the key is confirmed.
-    pub group_key: Option<PublicKey>,
-    /// The DKG phase, while a ceremony runs here.
-    pub dkg_phase: Option<String>,
-    /// The period in progress by this node's clock.
-    pub current_period: Option<u64>,
-    /// The next period whose slots this member will close.
-    pub next_close: u64,
-    /// Closed units still without a co-signed statement.
-    pub pending_units: usize,
-    /// Co-signed units held in memory.
-    pub decided_units: usize,
-    /// Evidence items held in memory.
-    pub evidence_items: usize,
-    /// Whether the node can take part in signing.
-    pub ready: bool,
-    /// Why not, when not ready.
-    pub reason: Option<String>,
-    /// The latest co-signed units, newest last.
-    pub recent: Vec<Decision>,
 }
 
 /// A request from the API to the event loop.

@@ -35,8 +35,8 @@ use redb::{
 };
 use thiserror::Error;
 
-use crate::export::StatementExport;
 use crate::tlog;
+use accord_observer::export::StatementExport;
 
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 const STATEMENTS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("statements");

@@ -157,7 +157,7 @@ fn a_forked_rewritten_or_hiding_log_is_reported_and_honest_logs_pass() {
         Duration::from_secs(20),
         "a witness records the fork",
         || {
-            let w: accord_node::api::WitnessState =
+            let w: accord_observer::wire::WitnessState =
                 block_on(c.nodes[0].client.get("/v1/witness")).unwrap();
             w.forks.iter().any(|f| f.member == 3).then_some(())
         },

@@ -6,10 +6,11 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use accord_node::client::Client;
-use accord_node::export::StatementExport;
-use accord_node::node::{Receipt, StatusReport, now};
+use accord_node::node::now;
 use accord_node::testnet::Layout;
+use accord_observer::client::Client;
+use accord_observer::export::StatementExport;
+use accord_observer::wire::{Receipt, StatusReport};
 use accord_protocol::crypto::{Digest, SecretKey};
 use accord_protocol::evidence::Evidence;
 use accord_protocol::fixtures::{LabConduct, lab_submissions};
