@@ -28,6 +28,7 @@ use accord_observer::wire::{
 };
 
 use crate::node::{Command, DkgCommandError, Handle, SubmitError};
+use crate::store::StoredStatement;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -303,7 +304,7 @@ async fn submit_report(
     .await
 }
 
-fn storage_error(e: &crate::storage::StorageError) -> ApiError {
+fn storage_error(e: &crate::store::StorageError) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
 }
 
@@ -312,7 +313,7 @@ fn storage_error(e: &crate::storage::StorageError) -> ApiError {
 async fn read_db<T, F>(h: &Handle, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&crate::storage::Store) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&crate::store::Store) -> Result<T, ApiError> + Send + 'static,
 {
     let store = h.store.clone();
     tokio::task::spawn_blocking(move || f(&store))
@@ -368,7 +369,7 @@ async fn list_statements(
     read_db(&h, move |store| {
         store
             .statements(q.period, q.lab.as_deref(), limit)
-            .map(Json)
+            .map(|list| Json(list.iter().map(StoredStatement::export).collect()))
             .map_err(|e| storage_error(&e))
     })
     .await
@@ -386,7 +387,7 @@ async fn fetch_statement(
         )
     })?;
     read_db(&h, move |store| match store.statement(period, &lab) {
-        Ok(Some(s)) => Ok(Json(s)),
+        Ok(Some(s)) => Ok(Json(s.export())),
         Ok(None) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not-found",
@@ -468,14 +469,14 @@ async fn start_dkg(
 }
 
 // -----------------------------------------------------------------------------------------
-// Transparency log (see `crate::tlog` and docs/observers.md)
+// Transparency log (see `crate::store::log` and docs/observers.md)
 
-fn proof_error(e: &crate::tlog::ProofError) -> ApiError {
+fn proof_error(e: &crate::store::log::ProofError) -> ApiError {
     match e {
-        crate::tlog::ProofError::OutOfRange(m) => {
+        crate::store::log::ProofError::OutOfRange(m) => {
             ApiError::new(StatusCode::BAD_REQUEST, "out-of-range", m.clone())
         }
-        crate::tlog::ProofError::Storage(e) => storage_error(e),
+        crate::store::log::ProofError::Storage(e) => storage_error(e),
     }
 }
 
@@ -488,8 +489,8 @@ fn bad_query(e: &axum::extract::rejection::QueryRejection) -> ApiError {
 async fn log_checkpoint(State(h): State<Handle>) -> Result<Response, ApiError> {
     let (size, root, lines) = read_db(&h, |store| {
         let rx = store.read().map_err(|e| storage_error(&e))?;
-        let (size, root) = crate::tlog::head(&rx).map_err(|e| storage_error(&e))?;
-        let lines: Vec<String> = crate::tlog::cosignatures(&rx)
+        let (size, root) = crate::store::log::head(&rx).map_err(|e| storage_error(&e))?;
+        let lines: Vec<String> = crate::store::witness::cosignatures(&rx)
             .map_err(|e| storage_error(&e))?
             .into_iter()
             .filter(|(_, c)| c.size == size && c.root == root)
@@ -524,10 +525,10 @@ async fn log_entries(
     let Query(q) = query.map_err(|e| bad_query(&e))?;
     let rows = read_db(&h, move |store| {
         let rx = store.read().map_err(|e| storage_error(&e))?;
-        crate::tlog::entries(
+        crate::store::log::entries(
             &rx,
             q.start.unwrap_or(0),
-            q.limit.unwrap_or(crate::tlog::MAX_ENTRIES_PER_READ),
+            q.limit.unwrap_or(crate::store::log::MAX_ENTRIES_PER_READ),
         )
         .map_err(|e| storage_error(&e))
     })
@@ -557,7 +558,7 @@ async fn log_inclusion(
     let Query(q) = query.map_err(|e| bad_query(&e))?;
     let proof = read_db(&h, move |store| {
         let rx = store.read().map_err(|e| storage_error(&e))?;
-        crate::tlog::inclusion(&rx, q.index, q.size).map_err(|e| proof_error(&e))
+        crate::store::log::inclusion(&rx, q.index, q.size).map_err(|e| proof_error(&e))
     })
     .await?;
     Ok(Json(InclusionProof {
@@ -582,7 +583,7 @@ async fn log_consistency(
     let Query(q) = query.map_err(|e| bad_query(&e))?;
     let proof = read_db(&h, move |store| {
         let rx = store.read().map_err(|e| storage_error(&e))?;
-        crate::tlog::consistency(&rx, q.old, q.size).map_err(|e| proof_error(&e))
+        crate::store::log::consistency(&rx, q.old, q.size).map_err(|e| proof_error(&e))
     })
     .await?;
     Ok(Json(ConsistencyProof {
@@ -605,7 +606,7 @@ async fn log_lookup(
     })?;
     let found = read_db(&h, move |store| {
         let rx = store.read().map_err(|e| storage_error(&e))?;
-        crate::tlog::index_of(&rx, &leaf).map_err(|e| storage_error(&e))
+        crate::store::log::index_of(&rx, &leaf).map_err(|e| storage_error(&e))
     })
     .await?;
     match found {
@@ -621,7 +622,7 @@ async fn log_lookup(
 async fn witness_state(State(h): State<Handle>) -> Result<Json<WitnessState>, ApiError> {
     read_db(&h, |store| {
         let rx = store.read().map_err(|e| storage_error(&e))?;
-        let witnessed = crate::tlog::witnessed(&rx)
+        let witnessed = crate::store::witness::witnessed(&rx)
             .map_err(|e| storage_error(&e))?
             .into_iter()
             .map(|(member, w)| Witnessed {
@@ -629,7 +630,7 @@ async fn witness_state(State(h): State<Handle>) -> Result<Json<WitnessState>, Ap
                 checkpoint: w.note,
             })
             .collect();
-        let forks = crate::tlog::forks(&rx)
+        let forks = crate::store::witness::forks(&rx)
             .map_err(|e| storage_error(&e))?
             .into_iter()
             .map(|(member, checkpoint)| Witnessed { member, checkpoint })

@@ -19,7 +19,7 @@
 //!   memory and never logged.
 //!
 //! Entry points: [`node::run`] (the daemon, with an injectable shutdown future), [`testnet`]
-//! (local networks), [`tlog`] (the member's transparency log). The observers' side (the API's
+//! (local networks), [`store`] (the database, with the member's transparency log in [`store::log`]). The observers' side (the API's
 //! wire types and client, the statement JSON, `verify`, `observe`) is the `accord-observer`
 //! crate. The command-line interface lives in the `accord` binary.
 
@@ -30,6 +30,5 @@ pub mod keyfile;
 pub mod metrics;
 pub mod net;
 pub mod node;
-pub mod storage;
+pub mod store;
 pub mod testnet;
-pub mod tlog;

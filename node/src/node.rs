@@ -32,8 +32,7 @@ use crate::config::NodeConfig;
 use crate::keyfile::{self, SecretFileError};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::net::{self, Ack, Behaviour, BehaviourEvent};
-use crate::storage::{StorageError, Store};
-use accord_observer::export::StatementExport;
+use crate::store::{StorageError, Store, StoredStatement};
 use accord_observer::wire::{Decision, Receipt, StatusReport};
 
 /// Capacity of the command channel from the API to the event loop.
@@ -462,7 +461,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }));
 
     let mut witnesses = BTreeMap::new();
-    for (w, c) in crate::tlog::cosignatures(&store.read()?)? {
+    for (w, c) in crate::store::witness::cosignatures(&store.read()?)? {
         witnesses.insert(
             MemberIndex(w),
             WitnessPeer {
@@ -581,7 +580,7 @@ impl EventLoop {
     /// Performs the engine's outputs in order (see the module doc).
     fn drain(&mut self) -> Result<(), NodeError> {
         let mut records: Vec<Record> = Vec::new();
-        let mut statements: Vec<StatementExport> = Vec::new();
+        let mut statements: Vec<StoredStatement> = Vec::new();
         while let Some(output) = self.engine.poll_output() {
             match output {
                 Output::Persist(record) => {
@@ -590,8 +589,8 @@ impl EventLoop {
                     {
                         statements.extend(
                             c.export(self.net.id())
-                                .iter()
-                                .map(|s| StatementExport::new(s, group_key)),
+                                .into_iter()
+                                .map(|signed| StoredStatement { group_key, signed }),
                         );
                     }
                     records.push(record);
@@ -644,7 +643,7 @@ impl EventLoop {
     fn flush(
         &mut self,
         records: &mut Vec<Record>,
-        statements: &mut Vec<StatementExport>,
+        statements: &mut Vec<StoredStatement>,
     ) -> Result<(), NodeError> {
         if records.is_empty() && statements.is_empty() {
             return Ok(());
@@ -1065,7 +1064,7 @@ impl EventLoop {
     /// that has not cosigned it.
     fn push_checkpoint(&mut self) {
         let head = self.store.read().and_then(|rx| {
-            let (size, root) = crate::tlog::head(&rx)?;
+            let (size, root) = crate::store::log::head(&rx)?;
             Ok((rx, size, root))
         });
         let (rx, size, root) = match head {
@@ -1103,7 +1102,7 @@ impl EventLoop {
             // A witness holding more than we have means our log shrank: send anyway, and let it
             // refuse (and record the fork) rather than hide it.
             let proof = if w.held <= size {
-                match crate::tlog::consistency(&rx, w.held, size) {
+                match crate::store::log::consistency(&rx, w.held, size) {
                     Ok(p) => p,
                     Err(e) => {
                         warn!(error = %e, "cannot prove the log's consistency");
@@ -1194,7 +1193,7 @@ impl EventLoop {
                             w.next_try = Some(tokio::time::Instant::now() + WITNESS_RETRY);
                             return;
                         }
-                        let c = crate::tlog::Cosignature { size, root, line };
+                        let c = crate::store::witness::Cosignature { size, root, line };
                         if let Err(e) = self.store.set_cosignature(from.0, &c) {
                             warn!(error = %e, "cannot store a cosignature");
                             return;
