@@ -404,7 +404,7 @@ fn init(a: InitArgs) -> Result<()> {
     keyfile::write_secret(&identity_path, &*seed, passphrase.as_ref(), false)?;
     let key = SecretKey::from_seed(&seed);
     let peer_id =
-        accord_node::net::peer_id_of(&key.public()).context("derived an invalid libp2p key")?;
+        accord_node::p2p::peer_id_of(&key.public()).context("derived an invalid libp2p key")?;
     let config_path = a.dir.join("config.toml");
     if config_path.exists() {
         bail!("{} already exists", config_path.display());
@@ -450,7 +450,7 @@ fn make_testnet(a: TestnetArgs) -> Result<()> {
         opts.mode = SigningMode::PerSlot;
     }
     opts.dealer = a.dealer;
-    if a.quic && !accord_node::net::QUIC {
+    if a.quic && !accord_node::p2p::QUIC {
         bail!("this accord build has no QUIC transport: rebuild it with `--features quic`");
     }
     opts.quic = a.quic;

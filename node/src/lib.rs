@@ -28,7 +28,7 @@ pub mod auth;
 pub mod config;
 pub mod keyfile;
 pub mod metrics;
-pub mod net;
 pub mod node;
+pub mod p2p;
 pub mod store;
 pub mod testnet;

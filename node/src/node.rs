@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 use crate::config::NodeConfig;
 use crate::keyfile::{self, SecretFileError};
 use crate::metrics::{Metrics, ReasonLabel};
-use crate::net::{self, Ack, Behaviour, BehaviourEvent};
+use crate::p2p::{self, Ack, Behaviour, BehaviourEvent};
 use crate::store::{StorageError, Store, StoredStatement};
 use accord_observer::wire::{Decision, Receipt, StatusReport};
 
@@ -305,7 +305,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     // The same roster key signs this member's log checkpoints and its witness cosignatures (see
     // `accord_protocol::transparency` for the domain separation).
     let log_key = Arc::new(SecretKey::from_seed(&seed));
-    let keypair = net::keypair_from_seed(&seed);
+    let keypair = p2p::keypair_from_seed(&seed);
     let me = net
         .member_by_key(&identity.public())
         .ok_or(NodeError::NotAMember(identity.public()))?;
@@ -365,7 +365,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     );
 
     let metrics = Arc::new(Metrics::new());
-    let network_tag = net::network_tag(&net);
+    let network_tag = p2p::network_tag(&net);
     let mut peers = BTreeMap::new();
     let mut by_peer = HashMap::new();
     for (i, m) in net.roster().members.iter().enumerate() {
@@ -398,7 +398,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     let allowed: Vec<PeerId> = by_peer.keys().copied().collect();
     let n = net.n();
-    if net::is_quic(&config.listen) && !net::QUIC {
+    if p2p::is_quic(&config.listen) && !p2p::QUIC {
         return Err(NodeError::Network(format!(
             "{} needs the QUIC transport, which this build lacks: rebuild with `--features quic`",
             config.listen
@@ -417,13 +417,13 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let builder = builder.with_quic();
     let mut swarm = builder
         .with_behaviour(|key| {
-            net::behaviour(key, &network_tag, allowed, n)
+            p2p::behaviour(key, &network_tag, allowed, n)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| NodeError::Network(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
-    let topic = net::gossip_topic(&network_tag);
+    let topic = p2p::gossip_topic(&network_tag);
     swarm
         .behaviour_mut()
         .gossipsub

@@ -24,7 +24,7 @@ use thiserror::Error;
 
 use crate::config::FileConfig;
 use crate::keyfile::{self, Passphrase, SecretFileError};
-use crate::net::peer_id_of;
+use crate::p2p::peer_id_of;
 
 /// What network to create.
 #[derive(Clone, Debug)]

@@ -498,10 +498,10 @@ pub fn foreign_swarm(
     net: &Network,
     allowed: impl IntoIterator<Item = libp2p::PeerId>,
 ) -> (
-    libp2p::Swarm<accord_node::net::Behaviour>,
+    libp2p::Swarm<accord_node::p2p::Behaviour>,
     libp2p::gossipsub::IdentTopic,
 ) {
-    let tag = accord_node::net::network_tag(net);
+    let tag = accord_node::p2p::network_tag(net);
     let n = net.n();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -511,10 +511,10 @@ pub fn foreign_swarm(
             libp2p::yamux::Config::default,
         )
         .unwrap()
-        .with_behaviour(|k| accord_node::net::behaviour(k, &tag, allowed, n).unwrap())
+        .with_behaviour(|k| accord_node::p2p::behaviour(k, &tag, allowed, n).unwrap())
         .unwrap()
         .build();
-    let topic = accord_node::net::gossip_topic(&tag);
+    let topic = accord_node::p2p::gossip_topic(&tag);
     swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
     (swarm, topic)
 }
