@@ -5,10 +5,12 @@
 //! and every request at [`REQUEST_TIMEOUT`].
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use accord_protocol::crypto::{Digest, Signature};
+use accord_protocol::crypto::{Digest, SecretKey, Signature};
 use accord_protocol::evidence::{Attestation, Evidence, EvidenceError, InspectionReport};
+use accord_protocol::roster::{MemberIndex, Network};
 use accord_protocol::statement::TrustBundle;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::JsonRejection;
@@ -18,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
 use tower::ServiceBuilder;
 
 use accord_observer::export::StatementExport;
@@ -27,7 +28,10 @@ use accord_observer::wire::{
     Receipt, StatusReport, WitnessState, Witnessed,
 };
 
-use crate::node::{Command, DkgCommandError, Handle, SubmitError};
+use crate::auth::OperatorToken;
+use crate::handle::{DkgCommandError, Handle, SubmitError, Unavailable};
+use crate::metrics::Metrics;
+use crate::store::Store;
 use crate::store::StoredStatement;
 
 /// Largest request body accepted.
@@ -104,8 +108,27 @@ fn evidence_error(e: &EvidenceError) -> ApiError {
     ApiError::new(status, code, message)
 }
 
+/// What the handlers share: the way into the node, and what they read without it.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// Requests to the node's event loop.
+    pub handle: Handle,
+    /// The database (for reads, on the blocking pool).
+    pub store: Arc<Store>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The network.
+    pub net: Arc<Network>,
+    /// This member.
+    pub me: MemberIndex,
+    /// The key that signs this member's log checkpoints (its roster identity key).
+    pub log_key: Arc<SecretKey>,
+    /// The operator's bearer token (operator endpoints).
+    pub operator: Arc<OperatorToken>,
+}
+
 /// Builds the router.
-pub fn router(handle: Handle) -> Router {
+pub fn router(context: Context) -> Router {
     Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
@@ -146,16 +169,16 @@ pub fn router(handle: Handle) -> Router {
                 .timeout(REQUEST_TIMEOUT),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(handle)
+        .with_state(context)
 }
 
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    handle: Handle,
+    context: Context,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(handle))
+    if let Err(e) = axum::serve(listener, router(context))
         .with_graceful_shutdown(shutdown)
         .await
     {
@@ -163,41 +186,23 @@ pub async fn serve(
     }
 }
 
-async fn ask<T>(
-    commands: &mpsc::Sender<Command>,
-    make: impl FnOnce(oneshot::Sender<T>) -> Command,
-) -> Result<T, ApiError> {
-    let (tx, rx) = oneshot::channel();
-    commands.try_send(make(tx)).map_err(|e| match e {
-        mpsc::error::TrySendError::Full(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "the node's command queue is full; retry later",
-        ),
-        mpsc::error::TrySendError::Closed(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "stopping",
-            "the node is stopping",
-        ),
-    })?;
-    rx.await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "stopping",
-            "the node is stopping",
-        )
-    })
+fn unavailable(e: Unavailable) -> ApiError {
+    let code = match e {
+        Unavailable::Busy => "busy",
+        Unavailable::Stopping => "stopping",
+    };
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
 }
 
-async fn node_status(h: &Handle) -> Result<StatusReport, ApiError> {
-    ask(&h.commands, |reply| Command::Status { reply }).await
+async fn node_status(h: &Context) -> Result<StatusReport, ApiError> {
+    h.handle.status().await.map_err(unavailable)
 }
 
 async fn livez() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-async fn readyz(State(h): State<Handle>) -> Response {
+async fn readyz(State(h): State<Context>) -> Response {
     match node_status(&h).await {
         Ok(s) if s.ready => (
             StatusCode::OK,
@@ -218,7 +223,7 @@ async fn readyz(State(h): State<Handle>) -> Response {
     }
 }
 
-async fn metrics(State(h): State<Handle>) -> Response {
+async fn metrics(State(h): State<Context>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -229,17 +234,12 @@ async fn metrics(State(h): State<Handle>) -> Response {
         .into_response()
 }
 
-async fn status(State(h): State<Handle>) -> Result<Json<StatusReport>, ApiError> {
+async fn status(State(h): State<Context>) -> Result<Json<StatusReport>, ApiError> {
     Ok(Json(node_status(&h).await?))
 }
 
-async fn submit(h: &Handle, evidence: Evidence) -> Result<Json<Receipt>, ApiError> {
-    let result = ask(&h.commands, |reply| Command::Submit {
-        evidence: Box::new(evidence),
-        reply,
-    })
-    .await?;
-    match result {
+async fn submit(h: &Context, evidence: Evidence) -> Result<Json<Receipt>, ApiError> {
+    match h.handle.submit(evidence).await {
         Ok(receipt) => Ok(Json(receipt)),
         Err(SubmitError::Evidence(e)) => Err(evidence_error(&e)),
         Err(SubmitError::Storage(m)) => Err(ApiError::new(
@@ -247,11 +247,12 @@ async fn submit(h: &Handle, evidence: Evidence) -> Result<Json<Receipt>, ApiErro
             "storage-failed",
             m,
         )),
+        Err(SubmitError::Unavailable(e)) => Err(unavailable(e)),
     }
 }
 
 async fn submit_evidence(
-    State(h): State<Handle>,
+    State(h): State<Context>,
     body: Result<Json<Evidence>, JsonRejection>,
 ) -> Result<Json<Receipt>, ApiError> {
     let Json(evidence) = body?;
@@ -275,7 +276,7 @@ struct SignedReport {
 }
 
 async fn submit_attestation(
-    State(h): State<Handle>,
+    State(h): State<Context>,
     body: Result<Json<SignedAttestation>, JsonRejection>,
 ) -> Result<Json<Receipt>, ApiError> {
     let Json(a) = body?;
@@ -290,7 +291,7 @@ async fn submit_attestation(
 }
 
 async fn submit_report(
-    State(h): State<Handle>,
+    State(h): State<Context>,
     body: Result<Json<SignedReport>, JsonRejection>,
 ) -> Result<Json<Receipt>, ApiError> {
     let Json(r) = body?;
@@ -310,7 +311,7 @@ fn storage_error(e: &crate::store::StorageError) -> ApiError {
 
 /// Runs a database read on tokio's blocking pool: a redb read may wait for the disk, and must
 /// not hold one of the few async worker threads (which also run the event loop).
-async fn read_db<T, F>(h: &Handle, f: F) -> Result<T, ApiError>
+async fn read_db<T, F>(h: &Context, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&crate::store::Store) -> Result<T, ApiError> + Send + 'static,
@@ -328,7 +329,7 @@ where
 }
 
 async fn fetch_evidence(
-    State(h): State<Handle>,
+    State(h): State<Context>,
     Path(digest): Path<String>,
 ) -> Result<Json<Evidence>, ApiError> {
     let digest = Digest::from_hex(&digest).map_err(|_| {
@@ -360,7 +361,7 @@ struct ListQuery {
 }
 
 async fn list_statements(
-    State(h): State<Handle>,
+    State(h): State<Context>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<StatementExport>>, ApiError> {
     let Query(q) =
@@ -376,7 +377,7 @@ async fn list_statements(
 }
 
 async fn fetch_statement(
-    State(h): State<Handle>,
+    State(h): State<Context>,
     Path((period, lab)): Path<(String, String)>,
 ) -> Result<Json<StatementExport>, ApiError> {
     let period: u64 = period.parse().map_err(|_| {
@@ -398,7 +399,7 @@ async fn fetch_statement(
     .await
 }
 
-async fn trust_bundle(State(h): State<Handle>) -> Result<Json<TrustBundle>, ApiError> {
+async fn trust_bundle(State(h): State<Context>) -> Result<Json<TrustBundle>, ApiError> {
     let s = node_status(&h).await?;
     let Some(group_key) = s.group_key else {
         return Err(ApiError::new(
@@ -414,12 +415,12 @@ async fn trust_bundle(State(h): State<Handle>) -> Result<Json<TrustBundle>, ApiE
 /// operator endpoints take it first, so an unauthenticated request changes nothing.
 pub struct Operator;
 
-impl axum::extract::FromRequestParts<Handle> for Operator {
+impl axum::extract::FromRequestParts<Context> for Operator {
     type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        h: &Handle,
+        h: &Context,
     ) -> Result<Self, Self::Rejection> {
         let given = parts
             .headers
@@ -444,16 +445,11 @@ impl axum::extract::FromRequestParts<Handle> for Operator {
 
 async fn start_dkg(
     _: Operator,
-    State(h): State<Handle>,
+    State(h): State<Context>,
     body: Result<Json<DkgRequest>, JsonRejection>,
 ) -> Result<Json<DkgStarted>, ApiError> {
     let Json(req) = body?;
-    let result = ask(&h.commands, |reply| Command::StartDkg {
-        ceremony: req.ceremony,
-        reply,
-    })
-    .await?;
-    match result {
+    match h.handle.start_dkg(req.ceremony).await {
         Ok(ceremony) => Ok(Json(DkgStarted { ceremony })),
         Err(DkgCommandError::Engine(e)) => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -465,6 +461,7 @@ async fn start_dkg(
             "storage-failed",
             m,
         )),
+        Err(DkgCommandError::Unavailable(e)) => Err(unavailable(e)),
     }
 }
 
@@ -486,7 +483,7 @@ fn bad_query(e: &axum::extract::rejection::QueryRejection) -> ApiError {
 
 /// The log's current checkpoint as a C2SP signed note (`text/plain`), signed by this member and
 /// carrying every witness cosignature it holds for exactly this checkpoint.
-async fn log_checkpoint(State(h): State<Handle>) -> Result<Response, ApiError> {
+async fn log_checkpoint(State(h): State<Context>) -> Result<Response, ApiError> {
     let (size, root, lines) = read_db(&h, |store| {
         let rx = store.read().map_err(|e| storage_error(&e))?;
         let (size, root) = crate::store::log::head(&rx).map_err(|e| storage_error(&e))?;
@@ -519,7 +516,7 @@ struct EntriesQuery {
 }
 
 async fn log_entries(
-    State(h): State<Handle>,
+    State(h): State<Context>,
     query: Result<Query<EntriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<LogEntry>>, ApiError> {
     let Query(q) = query.map_err(|e| bad_query(&e))?;
@@ -552,7 +549,7 @@ struct InclusionQuery {
 }
 
 async fn log_inclusion(
-    State(h): State<Handle>,
+    State(h): State<Context>,
     query: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<InclusionProof>, ApiError> {
     let Query(q) = query.map_err(|e| bad_query(&e))?;
@@ -577,7 +574,7 @@ struct ConsistencyQuery {
 }
 
 async fn log_consistency(
-    State(h): State<Handle>,
+    State(h): State<Context>,
     query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ConsistencyProof>, ApiError> {
     let Query(q) = query.map_err(|e| bad_query(&e))?;
@@ -594,7 +591,7 @@ async fn log_consistency(
 }
 
 async fn log_lookup(
-    State(h): State<Handle>,
+    State(h): State<Context>,
     Path(leaf): Path<String>,
 ) -> Result<Json<LeafIndex>, ApiError> {
     let leaf = Digest::from_hex(&leaf).map_err(|_| {
@@ -619,7 +616,7 @@ async fn log_lookup(
     }
 }
 
-async fn witness_state(State(h): State<Handle>) -> Result<Json<WitnessState>, ApiError> {
+async fn witness_state(State(h): State<Context>) -> Result<Json<WitnessState>, ApiError> {
     read_db(&h, |store| {
         let rx = store.read().map_err(|e| storage_error(&e))?;
         let witnessed = crate::store::witness::witnessed(&rx)

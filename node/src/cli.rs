@@ -515,7 +515,7 @@ fn run_node(a: RunArgs) -> Result<()> {
     let config = NodeConfig::from_file(&file, a.passphrase.load()?)?;
     let rt = runtime()?;
     rt.block_on(async move {
-        accord_node::node::run(config, shutdown_signal()).await?;
+        accord_node::daemon::run(config, shutdown_signal()).await?;
         Ok(())
     })
 }
@@ -613,7 +613,7 @@ fn lab(c: LabCommand) -> Result<()> {
         }
         LabCommand::Attest(a) => {
             let a = *a;
-            let net = accord_node::node::load_roster(&a.roster)?;
+            let net = accord_node::config::load_roster(&a.roster)?;
             let key = keyfile::read_key(&a.key, a.passphrase.load()?.as_ref())?;
             let lab = net
                 .lab_by_id(&a.lab)
@@ -626,7 +626,7 @@ fn lab(c: LabCommand) -> Result<()> {
                     a.lab
                 );
             }
-            let now = accord_node::node::now();
+            let now = accord_node::clock::now();
             let period = match a.period {
                 Some(p) => Period(p),
                 None => net
@@ -754,7 +754,7 @@ fn verify(a: VerifyArgs) -> Result<()> {
     let bundle = v::load_bundle(&a.bundle)?;
     let evidence = match &a.roster {
         Some(path) => {
-            let net = accord_node::node::load_roster(path)?;
+            let net = accord_node::config::load_roster(path)?;
             let items = EvidenceCheck::read(&a.evidence)?;
             Some(EvidenceCheck::new(net, &bundle, items).map_err(anyhow::Error::msg)?)
         }
@@ -852,7 +852,7 @@ async fn observe(a: ObserveArgs) -> Result<()> {
     let required = accord_observer::observe::Requirements {
         witnesses: a.witnesses,
         max_age_secs: (a.max_age_secs > 0).then_some(a.max_age_secs),
-        now_secs: accord_node::node::now().as_millis() / 1000,
+        now_secs: accord_node::clock::now().as_millis() / 1000,
     };
     let report = observe(&a.nodes, &bundle, &required, &mut state).await;
     for log in &report.logs {

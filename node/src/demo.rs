@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use accord_node::clock::now;
 use accord_node::keyfile;
-use accord_node::node::now;
 use accord_node::testnet::{self, Layout, TestnetOptions};
 use accord_observer::client::Client;
 use accord_observer::export::StatementExport;
@@ -200,7 +200,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
     );
     opts.threshold = args.threshold;
     let layout = testnet::create(&opts).context("creating the local network")?;
-    let net = accord_node::node::load_roster(&layout.roster)?;
+    let net = accord_node::config::load_roster(&layout.roster)?;
     println!(
         "Accord demo: {} members (t = {}), {} labs, {} s periods; network in {}",
         net.n(),

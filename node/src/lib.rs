@@ -25,10 +25,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod config;
+pub mod daemon;
+pub mod handle;
 pub mod keyfile;
 pub mod metrics;
-pub mod node;
 pub mod p2p;
 pub mod store;
 pub mod testnet;

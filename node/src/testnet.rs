@@ -104,7 +104,7 @@ pub fn loopback_schedule(period_ms: u64, genesis_ms: u64) -> Schedule {
 }
 
 fn now_ms() -> u64 {
-    crate::node::now().as_millis()
+    crate::clock::now().as_millis()
 }
 
 /// One member in [`Layout`].

@@ -12,7 +12,7 @@ mod netns;
 
 use std::time::Duration;
 
-use accord_node::node::now;
+use accord_node::clock::now;
 use accord_observer::export::StatementExport;
 use accord_protocol::fixtures::LabConduct;
 use accord_protocol::roster::Period;

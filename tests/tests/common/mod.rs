@@ -6,7 +6,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use accord_node::node::now;
+use accord_node::clock::now;
 use accord_node::testnet::Layout;
 use accord_observer::client::Client;
 use accord_observer::export::StatementExport;
@@ -285,7 +285,7 @@ impl Cluster {
     /// The cluster of the testnet in `net_dir` (inside `dir`), no node started.
     pub fn assemble(dir: tempfile::TempDir, net_dir: &Path) -> Self {
         let layout = Layout::load(net_dir).unwrap();
-        let net = accord_node::node::load_roster(&layout.roster).unwrap();
+        let net = accord_node::config::load_roster(&layout.roster).unwrap();
         let logs = dir.path().join("logs");
         std::fs::create_dir_all(&logs).unwrap();
         let nodes = layout
