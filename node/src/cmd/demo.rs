@@ -29,6 +29,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::OsRng;
 
+use super::common::runtime;
+use super::statements::write_statements;
+
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
     /// Number of members (node processes).
@@ -183,7 +186,8 @@ fn check_children(nodes: &mut Nodes, logs: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn run(args: DemoArgs) -> Result<()> {
+/// `accord demo`.
+pub(super) fn run(args: DemoArgs) -> Result<()> {
     ensure!(args.members >= 2, "a network needs at least 2 members");
     ensure!(args.period_secs >= 10, "use periods of at least 10 s");
     if args.out.join("network").exists() {
@@ -210,7 +214,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
         args.out.join("network").display()
     );
     let mut nodes = spawn_nodes(&layout, &logs)?;
-    let rt = crate::cli::runtime()?;
+    let rt = runtime()?;
     let result = rt.block_on(drive(&args, &layout, &net, &mut nodes, &logs));
     if args.keep_running && result.is_ok() {
         println!("nodes keep running; press Ctrl-C to stop them");
@@ -387,7 +391,7 @@ async fn drive(
     }
     let dir = args.out.join("statements");
     let list: Vec<StatementExport> = written;
-    crate::cli::write_statements(&dir, &list, &bundle)?;
+    write_statements(&dir, &list, &bundle)?;
     println!();
     first_ms.sort_unstable();
     all_ms.sort_unstable();
