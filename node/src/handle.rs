@@ -1,6 +1,6 @@
 //! The way into a running node: a [`Handle`] with one typed async method per request, over a
-//! bounded channel of [`Command`]s to the one event loop that owns the swarm and the engine
-//! (rust-libp2p's file-sharing example: its `Client`).
+//! bounded channel of (crate-private) `Command`s to the one event loop that owns the swarm and
+//! the engine (rust-libp2p's file-sharing example: its `Client`).
 //!
 //! The HTTP API holds a `Handle`; nothing else reaches the engine. A `Handle` never waits for
 //! room in the channel: when [`COMMAND_QUEUE`] commands are waiting, a request is refused at
