@@ -207,7 +207,7 @@ pub fn statement_json(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(list) = accord_node::export::parse_statements(text) else {
+    let Ok(list) = accord_observer::export::parse_statements(text) else {
         return;
     };
     let f = fixture();
@@ -561,7 +561,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         "trust_bundle" => out.extend(serde_json::to_vec(&f.bundle).ok()),
         "statement_json" => {
             if let Some(s) = genuine_statement() {
-                let e = accord_node::export::StatementExport::new(&s, f.group_key);
+                let e = accord_observer::export::StatementExport::new(&s, f.group_key);
                 out.extend(serde_json::to_vec(&e).ok());
             }
         }

@@ -1,8 +1,12 @@
-//! Node configuration: the TOML file written by `accord init`/`accord testnet`, and the settings
-//! `run` needs once command-line flags and environment variables are applied.
+//! Node configuration: the roster (genesis) file, the TOML file written by `accord
+//! init`/`accord testnet`, and the settings `run` needs once command-line flags and environment
+//! variables are applied.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use accord_protocol::roster::{Network, Roster};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -66,6 +70,14 @@ pub enum ConfigError {
         /// The parser's message.
         message: String,
     },
+    /// The roster file could not be read or is invalid.
+    #[error("roster {path}: {message}")]
+    Roster {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An address does not parse.
     #[error("bad {what} address {value:?}: {message}")]
     Address {
@@ -76,6 +88,20 @@ pub enum ConfigError {
         /// Why.
         message: String,
     },
+}
+
+/// Reads and validates a roster file (JSON).
+///
+/// # Errors
+/// I/O, JSON or roster-rule errors.
+pub fn load_roster(path: &Path) -> Result<Arc<Network>, ConfigError> {
+    let err = |message: String| ConfigError::Roster {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let roster: Roster = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    Network::new(roster).map_err(|e| err(e.to_string()))
 }
 
 impl FileConfig {
@@ -124,7 +150,7 @@ impl FileConfig {
     }
 }
 
-/// Everything [`crate::node::run`] needs.
+/// Everything [`crate::daemon::run`] needs.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     /// The roster file.

@@ -18,22 +18,31 @@
 //!   others), optionally sealed with a passphrase (Argon2id + XChaCha20-Poly1305), zeroized in
 //!   memory and never logged.
 //!
-//! Entry points: [`node::run`] (the daemon, with an injectable shutdown future), [`testnet`]
-//! (local networks), [`client`] (the API client the CLI uses), [`export`] (the observers' JSON
-//! contract), [`tlog`] (the member's transparency log), [`verify`] and [`observe`] (the
-//! observers' tools). The command-line interface lives in the `accord` binary.
+//! Where things are (no two modules import each other: the daemon starts the API, the API uses
+//! the handle and the store, and none of them imports back):
+//! - [`daemon`]: [`daemon::run`], the node from start-up to shutdown (with an injectable shutdown
+//!   future): the event loop that owns the swarm and the engine, the engine's effects, swarm
+//!   events, peers, witnessing, reporting.
+//! - [`api`]: the HTTP API, one file per resource, over a [`handle::Handle`] and the store.
+//! - [`handle`]: the typed way into the running node (its commands are crate-private).
+//! - [`store`]: the redb database: records, statements (canonical records), evidence, and the
+//!   member's transparency log ([`store::log`]) and witnessing tables ([`store::witness`]).
+//! - [`p2p`]: the libp2p behaviour, wire codecs and gossip scoring.
+//! - [`config`] (the roster and the TOML config), [`keyfile`] and [`auth`] (secrets and the
+//!   operator token), [`metrics`], [`clock`], [`testnet`] (local networks).
+//!
+//! The observers' side (the API's wire types and client, the statement JSON, `verify`, `observe`)
+//! is the `accord-observer` crate, which builds without libp2p, redb or axum. The command-line
+//! interface lives in the `accord` binary (`src/cmd/`, one file per subcommand).
 
 pub mod api;
 pub mod auth;
-pub mod client;
+pub mod clock;
 pub mod config;
-pub mod export;
+pub mod daemon;
+pub mod handle;
 pub mod keyfile;
 pub mod metrics;
-pub mod net;
-pub mod node;
-pub mod observe;
-pub mod storage;
+pub mod p2p;
+pub mod store;
 pub mod testnet;
-pub mod tlog;
-pub mod verify;

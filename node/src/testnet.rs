@@ -24,7 +24,7 @@ use thiserror::Error;
 
 use crate::config::FileConfig;
 use crate::keyfile::{self, Passphrase, SecretFileError};
-use crate::net::peer_id_of;
+use crate::p2p::peer_id_of;
 
 /// What network to create.
 #[derive(Clone, Debug)]
@@ -104,7 +104,7 @@ pub fn loopback_schedule(period_ms: u64, genesis_ms: u64) -> Schedule {
 }
 
 fn now_ms() -> u64 {
-    crate::node::now().as_millis()
+    crate::clock::now().as_millis()
 }
 
 /// One member in [`Layout`].

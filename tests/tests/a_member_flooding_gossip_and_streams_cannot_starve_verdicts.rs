@@ -35,7 +35,7 @@ fn a_flooding_member_cannot_starve_the_verdicts_of_the_others() {
     let rss_before = c.nodes[0].rss_kib();
 
     // The attacker holds member 3's identity, so the victim (member 0) lets it connect.
-    let key = accord_node::net::keypair_from_seed(&c.member_key(3).seed());
+    let key = accord_node::p2p::keypair_from_seed(&c.member_key(3).seed());
     let allowed: Vec<libp2p::PeerId> = c
         .net
         .roster()
@@ -135,7 +135,7 @@ fn a_flooding_member_cannot_starve_the_verdicts_of_the_others() {
         (at_victim, rss_during, sampler.join().unwrap())
     });
     assert!(
-        lowest < accord_node::net::GRAYLIST_THRESHOLD,
+        lowest < accord_node::p2p::GRAYLIST_THRESHOLD,
         "the flooder was graylisted: lowest score {lowest}"
     );
     assert_eq!(at_victim.len(), 2);

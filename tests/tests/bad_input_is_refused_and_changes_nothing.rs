@@ -5,7 +5,7 @@
 
 mod common;
 
-use accord_node::node::now;
+use accord_node::clock::now;
 use accord_protocol::crypto::Digest;
 use accord_protocol::evidence::Evidence;
 use accord_protocol::fixtures::{LabConduct, attestation};

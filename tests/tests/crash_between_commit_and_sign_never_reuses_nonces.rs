@@ -58,7 +58,7 @@ fn nonces_committed_before_a_crash_are_never_used() {
     c.wait_statements(victim, next, Duration::from_secs(30));
     assert!(c.nodes[victim].term().success());
 
-    let store = accord_node::storage::Store::open(&c.nodes[victim].data_dir, c.net.id()).unwrap();
+    let store = accord_node::store::Store::open(&c.nodes[victim].data_dir, c.net.id()).unwrap();
     let signed: Vec<String> = store
         .records()
         .unwrap()

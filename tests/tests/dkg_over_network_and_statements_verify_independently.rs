@@ -198,7 +198,7 @@ fn dkg_over_the_network_then_every_slot_is_co_signed_and_verifies_independently(
             String::from_utf8_lossy(&py.stderr)
         );
         // A statement whose inclusion proof was tampered with fails the documented check.
-        let mut s: accord_node::export::StatementExport =
+        let mut s: accord_observer::export::StatementExport =
             serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
         let b = s
             .batch

@@ -16,7 +16,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use accord_node::tlog;
+use accord_node::store::log;
 use accord_protocol::fixtures::LabConduct;
 use accord_protocol::transparency::{decode_log_entry, verify_checkpoint};
 use common::*;
@@ -26,10 +26,10 @@ const STATEMENTS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("st
 
 /// Rewrites the stopped node's log: `keep` of the current entries, in the given order.
 fn rewrite_log(data_dir: &Path, order: impl FnOnce(Vec<Vec<u8>>) -> Vec<Vec<u8>>) -> Vec<u8> {
-    let db = redb::Database::open(data_dir.join(accord_node::storage::DB_FILE)).unwrap();
+    let db = redb::Database::open(data_dir.join(accord_node::store::DB_FILE)).unwrap();
     let old: Vec<Vec<u8>> = {
         let rx = db.begin_read().unwrap();
-        let t = rx.open_table(tlog::LOG_ENTRIES).unwrap();
+        let t = rx.open_table(log::LOG_ENTRIES).unwrap();
         t.iter()
             .unwrap()
             .map(|r| r.unwrap().1.value().to_vec())
@@ -38,11 +38,11 @@ fn rewrite_log(data_dir: &Path, order: impl FnOnce(Vec<Vec<u8>>) -> Vec<Vec<u8>>
     let last = old.last().unwrap().clone();
     let new = order(old);
     let tx = db.begin_write().unwrap();
-    tx.delete_table(tlog::LOG_ENTRIES).unwrap();
-    tx.delete_table(tlog::LOG_HASHES).unwrap();
-    tx.delete_table(tlog::LOG_LEAVES).unwrap();
+    tx.delete_table(log::LOG_ENTRIES).unwrap();
+    tx.delete_table(log::LOG_HASHES).unwrap();
+    tx.delete_table(log::LOG_LEAVES).unwrap();
     for e in &new {
-        tlog::append(&tx, e).unwrap();
+        log::append(&tx, e).unwrap();
     }
     tx.commit().unwrap();
     last
@@ -157,7 +157,7 @@ fn a_forked_rewritten_or_hiding_log_is_reported_and_honest_logs_pass() {
         Duration::from_secs(20),
         "a witness records the fork",
         || {
-            let w: accord_node::api::WitnessState =
+            let w: accord_observer::wire::WitnessState =
                 block_on(c.nodes[0].client.get("/v1/witness")).unwrap();
             w.forks.iter().any(|f| f.member == 3).then_some(())
         },
@@ -171,7 +171,7 @@ fn a_forked_rewritten_or_hiding_log_is_reported_and_honest_logs_pass() {
     });
     let hidden = decode_log_entry(&bundle.network_id, &hidden).unwrap();
     {
-        let db = redb::Database::open(c.nodes[victim].data_dir.join(accord_node::storage::DB_FILE))
+        let db = redb::Database::open(c.nodes[victim].data_dir.join(accord_node::store::DB_FILE))
             .unwrap();
         let tx = db.begin_write().unwrap();
         tx.open_table(STATEMENTS)

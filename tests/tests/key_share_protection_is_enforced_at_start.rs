@@ -56,7 +56,7 @@ fn unsafe_permissions_and_bad_passphrases_are_refused() {
     let layout = accord_node::testnet::Layout::load(&net_dir).unwrap();
     let node = &mut c.nodes[0];
     node.config = layout.members[0].config.clone();
-    node.client = accord_node::client::Client::new(&layout.members[0].api);
+    node.client = accord_observer::client::Client::new(&layout.members[0].api);
     node.api = layout.members[0].api.clone();
     let share = layout.members[0].data_dir.join("share.key");
     let identity = layout.members[0]

@@ -12,8 +12,8 @@ mod netns;
 
 use std::time::Duration;
 
-use accord_node::export::StatementExport;
-use accord_node::node::now;
+use accord_node::clock::now;
+use accord_observer::export::StatementExport;
 use accord_protocol::fixtures::LabConduct;
 use accord_protocol::roster::Period;
 use accord_protocol::statement::TrustBundle;

@@ -34,11 +34,11 @@ fn a_failed_commit_stops_the_node_and_nothing_is_gossiped() {
     let digest = ev.digest();
     let answer = block_on(c.nodes[victim].client.submit(&ev));
     match &answer {
-        Err(accord_node::client::ClientError::Api { status, code, .. }) => {
+        Err(accord_observer::client::ClientError::Api { status, code, .. }) => {
             assert_eq!((*status, code.as_str()), (503, "storage-failed"));
         }
         // The node may already be gone when the answer would be written.
-        Err(accord_node::client::ClientError::Unreachable { .. }) => {}
+        Err(accord_observer::client::ClientError::Unreachable { .. }) => {}
         other => panic!("a submission must not be acknowledged when storage fails: {other:?}"),
     }
     let status = wait_for(Duration::from_secs(10), "the node stops", || {

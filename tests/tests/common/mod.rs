@@ -6,10 +6,11 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use accord_node::client::Client;
-use accord_node::export::StatementExport;
-use accord_node::node::{Receipt, StatusReport, now};
+use accord_node::clock::now;
 use accord_node::testnet::Layout;
+use accord_observer::client::Client;
+use accord_observer::export::StatementExport;
+use accord_observer::wire::{Receipt, StatusReport};
 use accord_protocol::crypto::{Digest, SecretKey};
 use accord_protocol::evidence::Evidence;
 use accord_protocol::fixtures::{LabConduct, lab_submissions};
@@ -284,7 +285,7 @@ impl Cluster {
     /// The cluster of the testnet in `net_dir` (inside `dir`), no node started.
     pub fn assemble(dir: tempfile::TempDir, net_dir: &Path) -> Self {
         let layout = Layout::load(net_dir).unwrap();
-        let net = accord_node::node::load_roster(&layout.roster).unwrap();
+        let net = accord_node::config::load_roster(&layout.roster).unwrap();
         let logs = dir.path().join("logs");
         std::fs::create_dir_all(&logs).unwrap();
         let nodes = layout
@@ -497,10 +498,10 @@ pub fn foreign_swarm(
     net: &Network,
     allowed: impl IntoIterator<Item = libp2p::PeerId>,
 ) -> (
-    libp2p::Swarm<accord_node::net::Behaviour>,
+    libp2p::Swarm<accord_node::p2p::Behaviour>,
     libp2p::gossipsub::IdentTopic,
 ) {
-    let tag = accord_node::net::network_tag(net);
+    let tag = accord_node::p2p::network_tag(net);
     let n = net.n();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -510,10 +511,10 @@ pub fn foreign_swarm(
             libp2p::yamux::Config::default,
         )
         .unwrap()
-        .with_behaviour(|k| accord_node::net::behaviour(k, &tag, allowed, n).unwrap())
+        .with_behaviour(|k| accord_node::p2p::behaviour(k, &tag, allowed, n).unwrap())
         .unwrap()
         .build();
-    let topic = accord_node::net::gossip_topic(&tag);
+    let topic = accord_node::p2p::gossip_topic(&tag);
     swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
     (swarm, topic)
 }

@@ -1,4 +1,4 @@
-//! The member's transparency log, stored in the node's redb database.
+//! The member's transparency log, a child of the store: tables in the node's redb database.
 //!
 //! An append-only RFC 9162 Merkle log of the co-signed statements this member accepted (leaves
 //! are [`accord_protocol::transparency::log_entry`] bytes). Hashing and proofs are `tlog_tiles`'
@@ -9,23 +9,21 @@
 //! - `log_hashes`: tlog stored-hash index → 32-byte hash (every complete subtree, so the root of
 //!   any earlier size and every proof come from stored hashes).
 //! - `log_leaves`: leaf hash → leaf index (deduplication, lookup by statement).
-//! - `log_cosignatures`: witness member → the cosignature line it returned and the checkpoint
-//!   (size, root) it covers.
-//! - `witnessed`: log member → the largest checkpoint of that member's log this node cosigned.
-//! - `witness_forks`: log member → a signed checkpoint that conflicted with `witnessed` (proof
-//!   of a forked or rewritten log).
+//!
+//! What witnesses say about this log, and what this member witnessed of the others' logs, is in
+//! [`super::witness`].
 //!
 //! Appends happen inside the caller's write transaction (the one that stores the statements), so
-//! a SIGKILL leaves either the whole append or none of it: redb commits atomically.
+//! a SIGKILL leaves either the whole append or none of it: redb commits atomically. Readers take
+//! a read transaction ([`super::Store::read`]), so one answer (a head and a proof) comes from
+//! one state of the log.
 
-use accord_protocol::codec::{self, MAX_MESSAGE_BYTES};
 use accord_protocol::crypto::Digest;
-use accord_protocol::transparency::{WitnessedLog, leaf_hash};
+use accord_protocol::transparency::leaf_hash;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
-use serde::{Deserialize, Serialize};
 use tlog_tiles::{Hash, HashReader};
 
-use crate::storage::StorageError;
+use super::error::{StorageError, db};
 
 /// Leaf index → entry bytes.
 pub const LOG_ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("log_entries");
@@ -33,30 +31,9 @@ pub const LOG_ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("log_e
 pub const LOG_HASHES: TableDefinition<u64, &[u8]> = TableDefinition::new("log_hashes");
 /// Leaf hash → leaf index.
 pub const LOG_LEAVES: TableDefinition<&[u8], u64> = TableDefinition::new("log_leaves");
-/// Witness member → [`Cosignature`].
-pub const LOG_COSIGNATURES: TableDefinition<u16, &[u8]> = TableDefinition::new("log_cosignatures");
-/// Log member → [`WitnessedLog`].
-pub const WITNESSED: TableDefinition<u16, &[u8]> = TableDefinition::new("witnessed");
-/// Log member → conflicting signed note.
-pub const WITNESS_FORKS: TableDefinition<u16, &[u8]> = TableDefinition::new("witness_forks");
 
 /// Most entries returned by one read.
 pub const MAX_ENTRIES_PER_READ: u64 = 1000;
-
-fn db<E: std::fmt::Display>(e: E) -> StorageError {
-    StorageError::Db(e.to_string())
-}
-
-/// A witness's cosignature of one of our checkpoints.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cosignature {
-    /// Checkpoint size.
-    pub size: u64,
-    /// Checkpoint root.
-    pub root: Digest,
-    /// The signature line.
-    pub line: String,
-}
 
 /// Reads stored hashes from a `log_hashes` table (read or write transaction).
 pub struct Hashes<'a, T: ReadableTable<u64, &'static [u8]>>(pub &'a T);
@@ -235,54 +212,6 @@ pub fn entries(
 pub fn index_of(rx: &redb::ReadTransaction, leaf: &Digest) -> Result<Option<u64>, StorageError> {
     let t = rx.open_table(LOG_LEAVES).map_err(db)?;
     Ok(t.get(leaf.0.as_slice()).map_err(db)?.map(|v| v.value()))
-}
-
-/// Every stored cosignature of our checkpoints, by witness member.
-///
-/// # Errors
-/// Storage errors or a corrupt row.
-pub fn cosignatures(rx: &redb::ReadTransaction) -> Result<Vec<(u16, Cosignature)>, StorageError> {
-    decoded_rows(rx, LOG_COSIGNATURES)
-}
-
-/// What this node holds as a witness for each other member's log.
-///
-/// # Errors
-/// Storage errors or a corrupt row.
-pub fn witnessed(rx: &redb::ReadTransaction) -> Result<Vec<(u16, WitnessedLog)>, StorageError> {
-    decoded_rows(rx, WITNESSED)
-}
-
-/// Every row of a member-keyed table of canonically encoded values.
-fn decoded_rows<T: serde::de::DeserializeOwned>(
-    rx: &redb::ReadTransaction,
-    table: TableDefinition<u16, &[u8]>,
-) -> Result<Vec<(u16, T)>, StorageError> {
-    let t = rx.open_table(table).map_err(db)?;
-    let mut out = Vec::new();
-    for row in t.iter().map_err(db)? {
-        let (k, v) = row.map_err(db)?;
-        out.push((
-            k.value(),
-            codec::decode(v.value(), MAX_MESSAGE_BYTES)
-                .map_err(|source| StorageError::Corrupt { seq: 0, source })?,
-        ));
-    }
-    Ok(out)
-}
-
-/// Conflicting checkpoints this node refused as a witness, by log member.
-///
-/// # Errors
-/// Storage errors.
-pub fn forks(rx: &redb::ReadTransaction) -> Result<Vec<(u16, String)>, StorageError> {
-    let t = rx.open_table(WITNESS_FORKS).map_err(db)?;
-    let mut out = Vec::new();
-    for row in t.iter().map_err(db)? {
-        let (k, v) = row.map_err(db)?;
-        out.push((k.value(), String::from_utf8_lossy(v.value()).into_owned()));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -2,15 +2,15 @@
 //! list the directory, read and parse every file, check every field, batch-verify) against raw
 //! ed25519-dalek batch verification of the same signatures, in the same run.
 //!
-//! `cargo bench -p accord-node --bench verify`; the result and the ratio are in
+//! `cargo bench -p accord-observer --bench verify`; the result and the ratio are in
 //! `docs/performance.md`, "Observer verification".
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::PathBuf;
 
-use accord_node::export::StatementExport;
-use accord_node::verify::{statement_files, verify_files};
+use accord_observer::export::StatementExport;
+use accord_observer::verify::{statement_files, verify_files};
 use accord_protocol::crypto::{Digest, SecretKey};
 use accord_protocol::fixtures::{Testnet, TestnetSpec};
 use accord_protocol::policy::Verdict;

@@ -194,3 +194,76 @@ pub fn parse_statements(json: &str) -> Result<Vec<StatementExport>, serde_json::
         Ok(vec![serde_json::from_str(json)?])
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use accord_protocol::policy::Reason;
+
+    use super::*;
+
+    /// A period-batch statement with a violation, fixed bytes throughout.
+    fn batched() -> SignedStatement {
+        SignedStatement {
+            statement: Statement {
+                network_id: Digest([1; 32]),
+                policy_hash: Digest([2; 32]),
+                slot: Slot {
+                    lab: "lab-004".into(),
+                    period: Period(7),
+                },
+                evidence: vec![Digest([5; 32]), Digest([6; 32])],
+                verdict: Verdict::Violation {
+                    reasons: vec![Reason::TrainingFlopOverLimit {
+                        attestation: Digest([5; 32]),
+                        declared: 2 * 10u128.pow(26),
+                        limit: 10u128.pow(26),
+                    }],
+                },
+            },
+            signature: Signature([3; 64]),
+            batch: Some(BatchProof {
+                checkpoint: format!(
+                    "accord/{}/period/7\n2\nq83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=\n",
+                    Digest([1; 32]).to_hex()
+                ),
+                index: 1,
+                proof: vec![Digest([9; 32])],
+            }),
+        }
+    }
+
+    #[test]
+    fn the_statement_json_is_byte_for_byte_the_documented_contract() {
+        // `docs/api.md`, "Statements (the observers' contract)": field names and order, hex
+        // digests and keys, `statement_bytes` and `checkpoint_note` in period mode only. A
+        // change here breaks every observer's parser: it must be deliberate.
+        let s = batched();
+        let json = serde_json::to_string(&StatementExport::new(&s, PublicKey([4; 32]))).unwrap();
+        assert_eq!(
+            json,
+            include_str!("../testdata/statement-period.json").trim_end()
+        );
+        let mut per_slot = s;
+        per_slot.batch = None;
+        let json =
+            serde_json::to_string(&StatementExport::new(&per_slot, PublicKey([4; 32]))).unwrap();
+        assert_eq!(
+            json,
+            include_str!("../testdata/statement-slot.json").trim_end()
+        );
+    }
+
+    #[test]
+    fn the_json_round_trips_to_the_signed_statement() {
+        let e = StatementExport::new(&batched(), PublicKey([4; 32]));
+        let text = serde_json::to_string(&e).unwrap();
+        let back = parse_statements(&text).unwrap();
+        assert_eq!(back, vec![e.clone()]);
+        assert_eq!(back[0].to_signed(), batched());
+        assert_eq!(
+            parse_statements(&format!("[{text},{text}]")).unwrap().len(),
+            2
+        );
+    }
+}

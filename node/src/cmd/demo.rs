@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use accord_node::client::Client;
-use accord_node::export::StatementExport;
+use accord_node::clock::now;
 use accord_node::keyfile;
-use accord_node::node::{StatusReport, now};
 use accord_node::testnet::{self, Layout, TestnetOptions};
+use accord_observer::client::Client;
+use accord_observer::export::StatementExport;
+use accord_observer::wire::StatusReport;
 use accord_protocol::evidence::Evidence;
 use accord_protocol::fixtures::{LabConduct, inspection, lab_submissions};
 use accord_protocol::roster::{MemberIndex, Network, Period};
@@ -27,6 +28,9 @@ use anyhow::{Context as _, Result, bail, ensure};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::OsRng;
+
+use super::common::runtime;
+use super::statements::write_statements;
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -182,7 +186,8 @@ fn check_children(nodes: &mut Nodes, logs: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn run(args: DemoArgs) -> Result<()> {
+/// `accord demo`.
+pub(super) fn run(args: DemoArgs) -> Result<()> {
     ensure!(args.members >= 2, "a network needs at least 2 members");
     ensure!(args.period_secs >= 10, "use periods of at least 10 s");
     if args.out.join("network").exists() {
@@ -199,7 +204,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
     );
     opts.threshold = args.threshold;
     let layout = testnet::create(&opts).context("creating the local network")?;
-    let net = accord_node::node::load_roster(&layout.roster)?;
+    let net = accord_node::config::load_roster(&layout.roster)?;
     println!(
         "Accord demo: {} members (t = {}), {} labs, {} s periods; network in {}",
         net.n(),
@@ -209,7 +214,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
         args.out.join("network").display()
     );
     let mut nodes = spawn_nodes(&layout, &logs)?;
-    let rt = crate::cli::runtime()?;
+    let rt = runtime()?;
     let result = rt.block_on(drive(&args, &layout, &net, &mut nodes, &logs));
     if args.keep_running && result.is_ok() {
         println!("nodes keep running; press Ctrl-C to stop them");
@@ -386,7 +391,7 @@ async fn drive(
     }
     let dir = args.out.join("statements");
     let list: Vec<StatementExport> = written;
-    crate::cli::write_statements(&dir, &list, &bundle)?;
+    write_statements(&dir, &list, &bundle)?;
     println!();
     first_ms.sort_unstable();
     all_ms.sort_unstable();

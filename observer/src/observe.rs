@@ -22,9 +22,9 @@ use accord_protocol::transparency::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ConsistencyProof, InclusionProof, LogEntry, WitnessState};
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::export::StatementExport;
+use crate::wire::{ConsistencyProof, InclusionProof, LeafIndex, LogEntry, WitnessState};
 
 /// Most entries downloaded from one log.
 pub const MAX_LOG_ENTRIES: u64 = 1_000_000;
@@ -256,7 +256,7 @@ pub async fn fetch_log(
 ) -> Result<(ObservedLog, Vec<Finding>), Finding> {
     let witnesses = required.witnesses;
     let node = client.base().to_string();
-    let unreachable = |e: crate::client::ClientError| Finding::Unreachable {
+    let unreachable = |e: ClientError| Finding::Unreachable {
         node: node.clone(),
         reason: e.to_string(),
     };
@@ -382,14 +382,10 @@ async fn check_served(client: &Client, bundle: &TrustBundle, log: &ObservedLog) 
             lab: s.lab.clone(),
             period: accord_protocol::Period(s.period),
         };
-        #[derive(Deserialize)]
-        struct Found {
-            index: u64,
-        }
-        let found: Result<Found, _> = client
+        let found: Result<LeafIndex, _> = client
             .get(&format!("/v1/log/lookup/{}", leaf.to_hex()))
             .await;
-        let Ok(Found { index }) = found else {
+        let Ok(LeafIndex { index }) = found else {
             findings.push(Finding::NotLogged {
                 node: log.name.clone(),
                 slot,
@@ -601,10 +597,47 @@ mod tests {
     use accord_protocol::crypto::SecretKey;
     use accord_protocol::fixtures::{Testnet, TestnetSpec};
     use accord_protocol::roster::{MemberIndex, Network};
-    use axum::Router;
-    use axum::routing::get;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
+
+    /// A minimal HTTP/1.1 server on loopback answering `GET` by path (the query ignored) with a
+    /// fixed body, `404` otherwise, one request per connection; returns its base URL. Enough to
+    /// play a lying node without an HTTP server framework in this crate.
+    async fn serve(routes: Vec<(&'static str, &'static str, String)>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        break;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|t| t.split('?').next())
+                    .unwrap_or_default();
+                let answer = routes.iter().find(|(p, _, _)| *p == path).map_or_else(
+                    || "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    |(_, content_type, body)| {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    },
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        url
+    }
 
     /// A node whose log claims two entries and whose entry pages start elsewhere than asked.
     async fn lying_node() -> (String, TrustBundle) {
@@ -619,21 +652,17 @@ mod tests {
             2,
             &Digest([3; 32]),
         );
-        let app = Router::new()
-            .route("/v1/log/checkpoint", get(move || async move { note }))
-            .route(
-                "/v1/log/entries",
-                get(|| async {
-                    axum::Json(vec![LogEntry {
-                        index: 5,
-                        entry: "00".into(),
-                    }])
-                }),
-            );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (format!("http://{addr}"), bundle)
+        let page = serde_json::to_string(&vec![LogEntry {
+            index: 5,
+            entry: "00".into(),
+        }])
+        .unwrap();
+        let url = serve(vec![
+            ("/v1/log/checkpoint", "text/plain; charset=utf-8", note),
+            ("/v1/log/entries", "application/json", page),
+        ])
+        .await;
+        (url, bundle)
     }
 
     #[tokio::test]
@@ -688,10 +717,12 @@ mod tests {
             1_000,
         );
         let note = accord_protocol::transparency::add_cosignatures(&note, &[line]).unwrap();
-        let app = Router::new().route("/v1/log/checkpoint", get(move || async move { note }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = serve(vec![(
+            "/v1/log/checkpoint",
+            "text/plain; charset=utf-8",
+            note,
+        )])
+        .await;
         let client = Client::new(&url);
         let at = |now_secs| Requirements {
             witnesses: 1,

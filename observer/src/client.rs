@@ -1,4 +1,8 @@
-//! A small client for the node's HTTP API (used by the CLI and `accord demo`).
+//! A client for a node's HTTP API (`docs/api.md`), used by the `accord` command-line tools,
+//! `accord demo` and the observer.
+//!
+//! A node is not trusted: every answer is read with a size cap ([`MAX_RESPONSE_BYTES`], or the
+//! caller's for text) and decoded into typed errors.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +13,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::api::{DkgRequest, ErrorBody};
 use crate::export::StatementExport;
-use crate::node::{Receipt, StatusReport};
+use crate::wire::{DkgRequest, DkgStarted, ErrorBody, Receipt, StatusReport};
 
 /// Why an API call failed.
 #[derive(Debug, Error)]
@@ -101,7 +104,7 @@ impl Client {
     }
 
     /// The same client, sending the operator's bearer token with every `POST` (operator
-    /// endpoints need it; see [`crate::auth`]).
+    /// endpoints need it: `docs/api.md`, "Authentication").
     pub fn with_token(mut self, token: &str) -> Self {
         self.token = Some(token.into());
         self
@@ -268,11 +271,7 @@ impl Client {
     /// # Errors
     /// See [`Client::post`].
     pub async fn start_dkg(&self, ceremony: Option<u32>) -> Result<u32, ClientError> {
-        #[derive(serde::Deserialize)]
-        struct Started {
-            ceremony: u32,
-        }
-        let s: Started = self.post("/v1/dkg", &DkgRequest { ceremony }).await?;
+        let s: DkgStarted = self.post("/v1/dkg", &DkgRequest { ceremony }).await?;
         Ok(s.ceremony)
     }
 }

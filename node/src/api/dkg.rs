@@ -1,0 +1,34 @@
+//! Key ceremonies: `POST /v1/dkg` (an operator endpoint).
+
+use accord_observer::wire::{DkgRequest, DkgStarted};
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+
+use super::context::Context;
+use super::error::{ApiError, unavailable};
+use super::operator::Operator;
+use crate::handle::DkgCommandError;
+
+pub(super) async fn start_dkg(
+    _: Operator,
+    State(h): State<Context>,
+    body: Result<Json<DkgRequest>, JsonRejection>,
+) -> Result<Json<DkgStarted>, ApiError> {
+    let Json(req) = body?;
+    match h.handle.start_dkg(req.ceremony).await {
+        Ok(ceremony) => Ok(Json(DkgStarted { ceremony })),
+        Err(DkgCommandError::Engine(e)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "dkg-refused",
+            e.to_string(),
+        )),
+        Err(DkgCommandError::Storage(m)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage-failed",
+            m,
+        )),
+        Err(DkgCommandError::Unavailable(e)) => Err(unavailable(e)),
+    }
+}

@@ -1,0 +1,138 @@
+//! `accord verify`: exported statements checked offline against a trust bundle (and, with
+//! `--roster` and `--evidence`, against their evidence); the work is `accord_observer::verify`.
+
+use std::path::PathBuf;
+
+use accord_observer::client::Client;
+use accord_observer::export::StatementExport;
+use anyhow::{Result, bail};
+use clap::Args;
+
+use super::common::runtime;
+
+// `accord verify`: the trust bundle and what to verify.
+#[derive(Debug, Args)]
+pub(super) struct VerifyArgs {
+    /// The trust bundle (JSON).
+    #[arg(long = "trust", visible_alias = "bundle", env = "ACCORD_TRUST_BUNDLE")]
+    pub(super) bundle: PathBuf,
+    /// Statement files (one statement or an array each).
+    #[arg(required_unless_present_any = ["all", "log_url"])]
+    pub(super) files: Vec<PathBuf>,
+    /// Verify every `*.json` statement file in this directory (batch verification).
+    #[arg(long, env = "ACCORD_VERIFY_ALL")]
+    pub(super) all: Option<PathBuf>,
+    /// Verify every entry of a node's transparency log (its API URL), after checking the log's
+    /// signed checkpoint and that the entries hash to it.
+    #[arg(long = "log-url", env = "ACCORD_VERIFY_LOG_URL")]
+    pub(super) log_url: Option<String>,
+    /// Evidence JSON files or directories (as served by `GET /v1/evidence/{digest}`): check that
+    /// each verdict is the policy's verdict on its evidence (needs --roster).
+    #[arg(
+        long,
+        requires = "roster",
+        env = "ACCORD_EVIDENCE",
+        value_delimiter = ','
+    )]
+    pub(super) evidence: Vec<PathBuf>,
+    /// The roster (JSON), for the policy and the evidence keys; must match the trust bundle.
+    #[arg(long, env = "ACCORD_ROSTER")]
+    pub(super) roster: Option<PathBuf>,
+    /// Print only failures and the summary.
+    #[arg(long, short, env = "ACCORD_QUIET")]
+    pub(super) quiet: bool,
+}
+
+/// `accord verify`.
+pub(super) fn run(a: VerifyArgs) -> Result<()> {
+    use accord_observer::verify::{self as v, EvidenceCheck};
+    let bundle = v::load_bundle(&a.bundle)?;
+    let evidence = match &a.roster {
+        Some(path) => {
+            let net = accord_node::config::load_roster(path)?;
+            let items = EvidenceCheck::read(&a.evidence)?;
+            Some(EvidenceCheck::new(net, &bundle, items).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let mut files = a.files.clone();
+    if let Some(dir) = &a.all {
+        files.extend(v::statement_files(dir)?);
+    }
+    let (mut outcomes, errors) = v::verify_files(&files, &bundle, evidence.as_ref());
+    if let Some(url) = &a.log_url {
+        let client = Client::new(url);
+        let (log, findings) = runtime()?
+            .block_on(accord_observer::observe::fetch_log(
+                &client,
+                &bundle,
+                &accord_observer::observe::Requirements {
+                    witnesses: 0,
+                    max_age_secs: None,
+                    now_secs: 0,
+                },
+            ))
+            .map_err(|f| anyhow::anyhow!("{f}"))?;
+        if let Some(f) = findings.first() {
+            bail!("{f}");
+        }
+        let exports: Vec<StatementExport> = log
+            .statements
+            .iter()
+            .map(|s| StatementExport::new(s, bundle.group_key))
+            .collect();
+        let results = v::verify_exports(&exports, &bundle, evidence.as_ref());
+        for (e, result) in exports.into_iter().zip(results) {
+            outcomes.push(v::Outcome {
+                file: PathBuf::from(format!("{url}#log")),
+                period: e.period,
+                lab: e.lab,
+                result,
+            });
+        }
+    }
+    let mut failed = errors.len();
+    for e in &errors {
+        println!("FAIL  {e}");
+    }
+    for o in &outcomes {
+        match &o.result {
+            Ok(ok) if !a.quiet => println!(
+                "OK    {} period {} lab {}: {} ({} evidence item{})",
+                o.file.display(),
+                ok.slot.period.0,
+                ok.slot.lab,
+                ok.verdict.kind(),
+                ok.evidence,
+                if ok.evidence == 1 { "" } else { "s" }
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                failed += 1;
+                println!(
+                    "FAIL  {} period {} lab {}: {e}",
+                    o.file.display(),
+                    o.period,
+                    o.lab
+                );
+            }
+        }
+    }
+    let total = outcomes.len() + errors.len();
+    if failed > 0 {
+        bail!("{failed} of {total} statements failed verification");
+    }
+    if total == 0 {
+        bail!("no statements to verify");
+    }
+    eprintln!(
+        "{total} statements verified under group key {}{}",
+        bundle.group_key,
+        if evidence.is_some() {
+            ", verdicts checked against the supplied evidence"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}

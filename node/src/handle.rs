@@ -1,0 +1,170 @@
+//! The way into a running node: a [`Handle`] with one typed async method per request, over a
+//! bounded channel of (crate-private) `Command`s to the one event loop that owns the swarm and
+//! the engine (rust-libp2p's file-sharing example: its `Client`).
+//!
+//! The HTTP API holds a `Handle`; nothing else reaches the engine. A `Handle` never waits for
+//! room in the channel: when [`COMMAND_QUEUE`] commands are waiting, a request is refused at
+//! once ([`Unavailable::Busy`]) instead of piling up behind the event loop.
+
+use accord_observer::wire::{Receipt, StatusReport};
+use accord_protocol::engine::DkgStartError;
+use accord_protocol::evidence::{Evidence, EvidenceError};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+/// Capacity of the command channel from the handles to the event loop.
+pub const COMMAND_QUEUE: usize = 256;
+
+/// Why the event loop did not take a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum Unavailable {
+    /// The command queue is full.
+    #[error("the node's command queue is full; retry later")]
+    Busy,
+    /// The event loop has stopped (or is stopping) and will not answer.
+    #[error("the node is stopping")]
+    Stopping,
+}
+
+/// Why a submission was refused.
+#[derive(Debug, Error)]
+pub enum SubmitError {
+    /// The engine refused the evidence.
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    /// The node's storage failed; nothing is acknowledged.
+    #[error("storage failed; the node no longer accepts submissions: {0}")]
+    Storage(String),
+    /// The event loop did not take the request.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// Why a DKG could not start.
+#[derive(Debug, Error)]
+pub enum DkgCommandError {
+    /// The engine refused.
+    #[error(transparent)]
+    Engine(#[from] DkgStartError),
+    /// Storage failed.
+    #[error("storage failed: {0}")]
+    Storage(String),
+    /// The event loop did not take the request.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// A request to the event loop, with the channel for its answer.
+///
+/// Crate-private: only [`Handle`]'s methods build these, and only the daemon's event loop
+/// (`crate::daemon`) takes them apart.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Submit evidence; the reply comes once it is durable.
+    Submit {
+        /// The item.
+        evidence: Box<Evidence>,
+        /// The reply.
+        reply: oneshot::Sender<Result<Receipt, SubmitError>>,
+    },
+    /// Report status.
+    Status {
+        /// The reply.
+        reply: oneshot::Sender<StatusReport>,
+    },
+    /// Start a DKG ceremony.
+    StartDkg {
+        /// The ceremony number (default: one more than the last this member saw).
+        ceremony: Option<u32>,
+        /// The reply.
+        reply: oneshot::Sender<Result<u32, DkgCommandError>>,
+    },
+}
+
+/// A cloneable handle to the running node's event loop.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+}
+
+/// A handle and the receiving end its commands arrive at (for the event loop).
+pub(crate) fn channel() -> (Handle, mpsc::Receiver<Command>) {
+    let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+    (Handle { commands }, rx)
+}
+
+impl Handle {
+    /// Sends the command `make` builds and waits for its answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Unavailable> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.try_send(make(tx)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Unavailable::Busy,
+            mpsc::error::TrySendError::Closed(_) => Unavailable::Stopping,
+        })?;
+        rx.await.map_err(|_| Unavailable::Stopping)
+    }
+
+    /// Submits one evidence item; the receipt means it is durable here.
+    ///
+    /// # Errors
+    /// The engine refused the item, storage failed, or the event loop did not take it.
+    pub async fn submit(&self, evidence: Evidence) -> Result<Receipt, SubmitError> {
+        self.ask(|reply| Command::Submit {
+            evidence: Box::new(evidence),
+            reply,
+        })
+        .await?
+    }
+
+    /// A snapshot of the node.
+    ///
+    /// # Errors
+    /// The event loop did not take the request.
+    pub async fn status(&self) -> Result<StatusReport, Unavailable> {
+        self.ask(|reply| Command::Status { reply }).await
+    }
+
+    /// Starts DKG ceremony `ceremony` (default: one more than the last this member saw);
+    /// returns the ceremony number.
+    ///
+    /// # Errors
+    /// The engine refused, storage failed, or the event loop did not take the request.
+    pub async fn start_dkg(&self, ceremony: Option<u32>) -> Result<u32, DkgCommandError> {
+        self.ask(|reply| Command::StartDkg { ceremony, reply })
+            .await?
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once_and_a_gone_loop_is_stopping() {
+        let (handle, mut rx) = channel();
+        // Fill the queue with requests nobody answers yet.
+        let mut waiting = Vec::new();
+        for _ in 0..COMMAND_QUEUE {
+            let h = handle.clone();
+            waiting.push(tokio::spawn(async move { h.status().await }));
+        }
+        while handle.commands.capacity() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(handle.status().await.unwrap_err(), Unavailable::Busy);
+        // Take one command and drop its reply: that request learns the node is stopping.
+        let Some(Command::Status { reply }) = rx.recv().await else {
+            panic!("a status command")
+        };
+        drop(reply);
+        drop(rx);
+        for w in waiting {
+            assert_eq!(w.await.unwrap().unwrap_err(), Unavailable::Stopping);
+        }
+        assert_eq!(handle.status().await.unwrap_err(), Unavailable::Stopping);
+    }
+}

@@ -1,0 +1,182 @@
+//! The HTTP API's JSON bodies (`docs/api.md`), shared by the node that serves them and the
+//! [`crate::client`] that reads them.
+//!
+//! These types are the wire contract: a field renamed or reordered here changes what every
+//! client sees. The co-signed statement itself is [`crate::export::StatementExport`].
+
+use std::collections::BTreeMap;
+
+use accord_protocol::crypto::{Digest, PublicKey};
+use serde::{Deserialize, Serialize};
+
+/// The body of every error answer: `{"error": code, "message": text}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub error: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// A submission's receipt (`POST /v1/evidence`, `/v1/attestations`, `/v1/reports`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The evidence digest (its content hash).
+    pub digest: Digest,
+    /// The slot's period.
+    pub period: u64,
+    /// The slot's lab.
+    pub lab: String,
+    /// Whether the node already had it.
+    pub duplicate: bool,
+}
+
+/// One co-signed unit as seen by one member (in [`StatusReport::recent`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Decision {
+    /// The period.
+    pub period: u64,
+    /// Verdict kind per lab.
+    pub verdicts: BTreeMap<String, String>,
+    /// Milliseconds from the slot close to the moment this member held the co-signed unit.
+    pub close_to_cosigned_ms: u64,
+}
+
+/// A snapshot of the node (`GET /v1/status`; `/readyz` answers from it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// This member's name.
+    pub member: String,
+    /// Its roster index.
+    pub index: u16,
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// The network name.
+    pub network: String,
+    /// The network id.
+    pub network_id: Digest,
+    /// n.
+    pub members: usize,
+    /// t.
+    pub threshold: usize,
+    /// Names of the members connected now.
+    pub connected: Vec<String>,
+    /// Members reachable, this one included.
+    pub reachable: usize,
+    /// Peers subscribed to the network's gossip topic.
+    pub gossip_peers: usize,
+    /// This member's gossipsub score of each connected member (below -80 it is graylisted:
+    /// its gossip is ignored).
+    #[serde(default)]
+    pub gossip_scores: BTreeMap<String, f64>,
+    /// The group key, once the key is confirmed.
+    pub group_key: Option<PublicKey>,
+    /// The DKG phase, while a ceremony runs here.
+    pub dkg_phase: Option<String>,
+    /// The period in progress by this node's clock.
+    pub current_period: Option<u64>,
+    /// The next period whose slots this member will close.
+    pub next_close: u64,
+    /// Closed units still without a co-signed statement.
+    pub pending_units: usize,
+    /// Co-signed units held in memory.
+    pub decided_units: usize,
+    /// Evidence items held in memory.
+    pub evidence_items: usize,
+    /// Whether the node can take part in signing.
+    pub ready: bool,
+    /// Why not, when not ready.
+    pub reason: Option<String>,
+    /// The latest co-signed units, newest last.
+    pub recent: Vec<Decision>,
+}
+
+/// Body of `POST /v1/dkg`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkgRequest {
+    /// The ceremony number; default: one more than the last ceremony this member saw.
+    pub ceremony: Option<u32>,
+}
+
+/// Answer of `POST /v1/dkg`: `{"ceremony": n}`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct DkgStarted {
+    /// The ceremony started.
+    pub ceremony: u32,
+}
+
+/// One log entry as served (`GET /v1/log/entries`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Leaf index.
+    pub index: u64,
+    /// The entry bytes, hex (`accord_protocol::transparency::log_entry`).
+    pub entry: String,
+}
+
+/// Answer of `GET /v1/log/lookup/{leaf_hash}`: `{"index": i}`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct LeafIndex {
+    /// The leaf's index in the log.
+    pub index: u64,
+}
+
+/// An inclusion proof (`GET /v1/log/proof/inclusion`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InclusionProof {
+    /// Leaf index.
+    pub index: u64,
+    /// Tree size.
+    pub size: u64,
+    /// RFC 9162 inclusion path, bottom up.
+    pub proof: Vec<Digest>,
+}
+
+/// A consistency proof (`GET /v1/log/proof/consistency`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    /// The old tree size.
+    pub old: u64,
+    /// The new tree size.
+    pub size: u64,
+    /// RFC 9162 consistency path.
+    pub proof: Vec<Digest>,
+}
+
+/// One other member's log as a node witnessed it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Witnessed {
+    /// The log's member index.
+    pub member: u16,
+    /// The largest checkpoint this node cosigned for it (the log's signed note).
+    pub checkpoint: String,
+}
+
+/// `GET /v1/witness`: what a node holds as a witness.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WitnessState {
+    /// The latest checkpoint cosigned per log.
+    pub witnessed: Vec<Witnessed>,
+    /// Signed checkpoints that conflicted with what this node had cosigned (forks).
+    pub forks: Vec<Witnessed>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_answers_keep_their_documented_shape() {
+        // `docs/api.md`: these answers were built with `json!` before they had types.
+        assert_eq!(
+            serde_json::to_string(&DkgStarted { ceremony: 7 }).unwrap(),
+            r#"{"ceremony":7}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&LeafIndex { index: 3 }).unwrap(),
+            r#"{"index":3}"#
+        );
+    }
+}
