@@ -1,16 +1,18 @@
-//! The engine's outputs, performed: the one place where the node's effects happen.
+//! The engine's outputs, performed: the node's [`Effects`] for the protocol's one driver
+//! ([`accord_protocol::driver`]), which decides the order and where durability comes first.
 //!
-//! Every output is performed in order. `Persist` records (and the co-signed statements they
-//! carry) are batched until the next output that leaves the process or writes elsewhere (a
-//! `Send`, a `Broadcast`, a `StoreKey` or a `Snapshot`) or the end of the drain, then committed
-//! in one fsynced redb transaction (group commit): what a message commits to is durable before
-//! the message leaves. A failed commit stops the node before anything else leaves (FAULTS 22:
-//! signing is refused, not risked).
+//! `persist` buffers records (and the co-signed statements they carry); `sync` commits the
+//! buffer in one fsynced redb transaction (group commit). The driver syncs before every send,
+//! broadcast, compaction and key store, and at the end, so what a message commits to is durable
+//! before the message leaves. A failed commit stops the node before anything else leaves
+//! (FAULTS 22: signing is refused, not risked).
 //!
 //! Call [`EventLoop::drain`] after every input to the engine.
 
 use accord_protocol::codec;
-use accord_protocol::engine::{Output, Record};
+use accord_protocol::dkg::KeyMaterial;
+use accord_protocol::driver::{self, Effects};
+use accord_protocol::engine::{Event, Record};
 use accord_protocol::message::Message;
 use accord_protocol::roster::MemberIndex;
 use libp2p::gossipsub;
@@ -21,96 +23,103 @@ use super::event_loop::EventLoop;
 use crate::keyfile;
 use crate::store::StoredStatement;
 
+/// Records and statements taken by `persist`, not yet committed.
+#[derive(Default)]
+pub(super) struct Unsynced {
+    records: Vec<Record>,
+    statements: Vec<StoredStatement>,
+}
+
 impl EventLoop {
     /// Performs the engine's outputs in order (see the module doc).
     pub(super) fn drain(&mut self) -> Result<(), NodeError> {
-        let mut records: Vec<Record> = Vec::new();
-        let mut statements: Vec<StoredStatement> = Vec::new();
-        while let Some(output) = self.engine.poll_output() {
-            match output {
-                Output::Persist(record) => {
-                    if let (Record::CoSigned(c), Some(group_key)) =
-                        (&record, self.engine.group_key())
-                    {
-                        statements.extend(
-                            c.export(self.net.id())
-                                .into_iter()
-                                .map(|signed| StoredStatement { group_key, signed }),
-                        );
-                    }
-                    records.push(record);
-                }
-                Output::Snapshot(snapshot) => {
-                    self.flush(&mut records, &mut statements)?;
-                    if let Err(e) = self.store.compact(&snapshot) {
-                        tracing::error!(error = %e, "record log compaction failed; stopping before anything else leaves");
-                        return Err(e.into());
-                    }
-                    debug!(records = snapshot.len(), "record log compacted");
-                }
-                Output::StoreKey(key) => {
-                    self.flush(&mut records, &mut statements)?;
-                    let bytes = zeroize::Zeroizing::new(codec::encode(&*key).map_err(|e| {
-                        NodeError::KeyShare {
-                            path: self.key_share.display().to_string(),
-                            message: e.to_string(),
-                        }
-                    })?);
-                    keyfile::write_secret(&self.key_share, &bytes, self.passphrase.as_ref(), true)?;
-                    info!(path = %self.key_share.display(), "key share stored");
-                }
-                Output::Send { to, message } => {
-                    self.flush(&mut records, &mut statements)?;
-                    if let Message::Accept(a) = &message {
-                        debug!(
-                            proposal = ?a.id,
-                            commitment = %a.commitments.digest("accord/commitment/v1"),
-                            "accept sent with a fresh nonce commitment"
-                        );
-                        self.faults.accept_sent();
-                    }
-                    self.send(to, message);
-                }
-                Output::Broadcast(message) => {
-                    self.flush(&mut records, &mut statements)?;
-                    self.broadcast(message);
-                }
-                Output::Event(e) => self.on_engine_event(e),
-            }
+        let outputs = self.engine.take_outputs();
+        driver::perform(outputs, self)
+    }
+}
+
+impl Effects for EventLoop {
+    type Error = NodeError;
+
+    fn persist(&mut self, record: Record) -> Result<(), NodeError> {
+        if let (Record::CoSigned(c), Some(group_key)) = (&record, self.engine.group_key()) {
+            self.unsynced.statements.extend(
+                c.export(self.net.id())
+                    .into_iter()
+                    .map(|signed| StoredStatement { group_key, signed }),
+            );
         }
-        self.flush(&mut records, &mut statements)
+        self.unsynced.records.push(record);
+        Ok(())
     }
 
-    /// Commits the batched records and statements in one durable transaction.
-    fn flush(
-        &mut self,
-        records: &mut Vec<Record>,
-        statements: &mut Vec<StoredStatement>,
-    ) -> Result<(), NodeError> {
-        if records.is_empty() && statements.is_empty() {
-            return Ok(());
-        }
-        match self.store.commit(records, statements) {
+    /// Commits the buffered records and statements in one durable transaction.
+    fn sync(&mut self) -> Result<(), NodeError> {
+        let Unsynced {
+            records,
+            statements,
+        } = std::mem::take(&mut self.unsynced);
+        match self.store.commit(&records, &statements) {
             Ok(stored) if stored.len() < statements.len() => {
                 debug!(
                     offered = statements.len(),
                     stored = stored.len(),
                     "co-signed statements not stored: the held ones are supersets"
                 );
+                Ok(())
             }
-            Ok(_) => {}
+            Ok(_) => Ok(()),
             Err(e) => {
                 tracing::error!(error = %e, "storage commit failed; stopping before anything else leaves");
-                return Err(e.into());
+                Err(e.into())
             }
         }
-        records.clear();
-        statements.clear();
+    }
+
+    fn compact(&mut self, snapshot: Vec<Record>) -> Result<(), NodeError> {
+        if let Err(e) = self.store.compact(&snapshot) {
+            tracing::error!(error = %e, "record log compaction failed; stopping before anything else leaves");
+            return Err(e.into());
+        }
+        debug!(records = snapshot.len(), "record log compacted");
         Ok(())
     }
 
-    /// Sends a direct message to a connected member (dropped, and counted, when it is not).
+    fn store_key(&mut self, key: KeyMaterial) -> Result<(), NodeError> {
+        let bytes =
+            zeroize::Zeroizing::new(codec::encode(&key).map_err(|e| NodeError::KeyShare {
+                path: self.key_share.display().to_string(),
+                message: e.to_string(),
+            })?);
+        keyfile::write_secret(&self.key_share, &bytes, self.passphrase.as_ref(), true)?;
+        info!(path = %self.key_share.display(), "key share stored");
+        Ok(())
+    }
+
     fn send(&mut self, to: MemberIndex, message: Message) {
+        if let Message::Accept(a) = &message {
+            debug!(
+                proposal = ?a.id,
+                commitment = %a.commitments.digest("accord/commitment/v1"),
+                "accept sent with a fresh nonce commitment"
+            );
+            self.faults.accept_sent();
+        }
+        self.send_direct(to, message);
+    }
+
+    fn broadcast(&mut self, message: Message) {
+        self.publish(message);
+    }
+
+    fn event(&mut self, event: Event) {
+        self.on_engine_event(event);
+    }
+}
+
+impl EventLoop {
+    /// Sends a direct message to a connected member (dropped, and counted, when it is not).
+    fn send_direct(&mut self, to: MemberIndex, message: Message) {
         let Some(peer) = self.peers.get(to) else {
             return;
         };
@@ -129,7 +138,7 @@ impl EventLoop {
     }
 
     /// Publishes a message on the network's gossip topic.
-    fn broadcast(&mut self, message: Message) {
+    fn publish(&mut self, message: Message) {
         let kind = message.kind();
         let bytes = match message.encode() {
             Ok(b) => b,

@@ -56,6 +56,8 @@ pub(super) struct EventLoop {
     pub(super) recent: VecDeque<Decision>,
     pub(super) rng: rand::rngs::OsRng,
     pub(super) commands: mpsc::Receiver<Command>,
+    /// Records taken from the engine and not yet committed (`effects.rs`).
+    pub(super) unsynced: super::effects::Unsynced,
 }
 
 impl EventLoop {

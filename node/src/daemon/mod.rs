@@ -185,6 +185,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         recent: VecDeque::new(),
         rng: rand::rngs::OsRng,
         commands,
+        unsynced: effects::Unsynced::default(),
     };
     let result = event_loop.run(shutdown).await;
     let _ = api_stop_tx.send(());
