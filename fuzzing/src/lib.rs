@@ -27,9 +27,9 @@ use accord_protocol::evidence::Evidence;
 use accord_protocol::fixtures::LabConduct;
 use accord_protocol::message::Message;
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period, Roster};
-use accord_protocol::statement::TrustBundle;
 use accord_protocol::time::Instant;
 use accord_protocol::transparency::{AddCheckpoint, WitnessedLog};
+use accord_protocol::verify::TrustBundle;
 use accord_testkit::{Cluster, ClusterSpec, child_rng};
 use arbitrary::{Arbitrary, Unstructured};
 

@@ -15,7 +15,8 @@ use accord_protocol::crypto::{Digest, SecretKey};
 use accord_protocol::fixtures::{Testnet, TestnetSpec};
 use accord_protocol::policy::Verdict;
 use accord_protocol::roster::{Network, Period, SigningMode};
-use accord_protocol::statement::{CoSigned, SignedStatement, Slot, Statement, TrustBundle, Unit};
+use accord_protocol::statement::{CoSigned, SignedStatement, Slot, Statement, Unit};
+use accord_protocol::verify::TrustBundle;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng as _;
 

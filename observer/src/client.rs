@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accord_protocol::evidence::Evidence;
-use accord_protocol::statement::TrustBundle;
+use accord_protocol::verify::TrustBundle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;

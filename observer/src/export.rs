@@ -10,9 +10,8 @@
 use accord_protocol::crypto::{Digest, PublicKey, Signature};
 use accord_protocol::policy::Verdict;
 use accord_protocol::roster::Period;
-use accord_protocol::statement::{
-    BatchProof, SignedStatement, Slot, Statement, TrustBundle, Verified, VerifyError,
-};
+use accord_protocol::statement::{BatchProof, SignedStatement, Slot, Statement, VerifyError};
+use accord_protocol::verify::{TrustBundle, Verified};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 

@@ -15,11 +15,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use accord_protocol::crypto::Digest;
-use accord_protocol::statement::{MerkleTree, SignedStatement, Slot, TrustBundle};
+use accord_protocol::statement::{MerkleTree, SignedStatement, Slot};
 use accord_protocol::transparency::{
     MAX_NOTE_BYTES, VerifiedCheckpoint, check_consistency, check_inclusion, decode_log_entry,
     leaf_hash, log_entry, verify_checkpoint,
 };
+use accord_protocol::verify::TrustBundle;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, ClientError};
@@ -343,7 +344,7 @@ pub async fn fetch_log(
             cp.size
         )));
     }
-    for (i, r) in accord_protocol::statement::verify_statements(&statements, bundle)
+    for (i, r) in accord_protocol::verify::verify_statements(&statements, bundle)
         .into_iter()
         .enumerate()
     {

@@ -14,7 +14,8 @@ use accord_protocol::Network;
 use accord_protocol::crypto::Digest;
 use accord_protocol::evidence::Evidence;
 use accord_protocol::policy::{self, Verdict};
-use accord_protocol::statement::{SignedStatement, TrustBundle, Verified, verify_statements};
+use accord_protocol::statement::SignedStatement;
+use accord_protocol::verify::{TrustBundle, Verified, verify_statements};
 use thiserror::Error;
 
 use crate::export::{ExportError, StatementExport, parse_statements};

@@ -12,8 +12,7 @@ use crate::time::Instant;
 pub const MAX_TEXT_BYTES: usize = 4096;
 /// Most run ids in one attestation.
 pub const MAX_RUN_IDS: usize = 64;
-/// Largest encoded evidence item, in bytes.
-pub const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
+pub use crate::limits::MAX_EVIDENCE_BYTES;
 
 const ATTESTATION_TAG: &str = "accord/attestation";
 const REPORT_TAG: &str = "accord/inspection-report";

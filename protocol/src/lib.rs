@@ -15,7 +15,7 @@
 //!   comes in as [`time::Instant`], randomness as a `CryptoRng`, and effects go out as
 //!   [`engine::Output`] values, so the node and the simulator drive exactly the same code.
 //!
-//! Entry points: [`engine::Engine`] for members, [`statement::verify_statement`] for observers,
+//! Entry points: [`engine::Engine`] for members, [`verify::verify_statement`] for observers,
 //! [`transparency`] for the members' logs and witnesses, [`dkg::deal`] for test and demo keys.
 
 pub mod codec;
@@ -25,15 +25,17 @@ pub mod driver;
 pub mod engine;
 pub mod evidence;
 pub mod fixtures;
-pub mod limits;
 pub mod message;
 pub mod policy;
 pub mod roster;
 pub mod statement;
 pub mod time;
 pub mod transparency;
+pub mod verify;
 
 pub use engine::{Delivery, Engine, EngineConfig, Event, Output, Record};
+pub use roster::limits;
 pub use roster::{MemberIndex, Network, Period, Roster};
-pub use statement::{SignedStatement, TrustBundle, verify_statement};
+pub use statement::SignedStatement;
 pub use time::Instant;
+pub use verify::{TrustBundle, verify_statement};

@@ -21,8 +21,9 @@ use accord_protocol::message::{
 };
 use accord_protocol::policy::{self, Verdict};
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period};
-use accord_protocol::statement::{CoSigned, Slot, Statement, TrustBundle, Unit, signing_message};
+use accord_protocol::statement::{CoSigned, Slot, Statement, Unit, signing_message};
 use accord_protocol::time::Instant;
+use accord_protocol::verify::TrustBundle;
 use accord_testkit::child_rng;
 use frost_ed25519 as frost;
 use proptest::prelude::*;

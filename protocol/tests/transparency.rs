@@ -5,11 +5,12 @@
 use accord_protocol::crypto::{Digest, SecretKey};
 use accord_protocol::fixtures::{Testnet, TestnetSpec};
 use accord_protocol::roster::{MemberIndex, Network, Period};
-use accord_protocol::statement::{MerkleTree, TrustBundle, checkpoint_origin};
+use accord_protocol::statement::{MerkleTree, checkpoint_origin};
 use accord_protocol::transparency::{
     AddCheckpoint, LogError, WitnessRefusal, add_cosignatures, checkpoint_text, cosign, group_note,
     log_origin, sign_checkpoint, verify_checkpoint, witness_check,
 };
+use accord_protocol::verify::TrustBundle;
 use accord_testkit::child_rng;
 use signed_note::{Note, StandardVerifier, VerifierList};
 

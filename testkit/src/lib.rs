@@ -20,7 +20,7 @@
 pub mod adversary;
 mod checker;
 mod cluster;
-pub mod generative;
+pub use adversary::generative;
 mod member;
 
 use accord_protocol::crypto::Digest;

@@ -16,7 +16,7 @@ use accord_node::clock::now;
 use accord_observer::export::StatementExport;
 use accord_protocol::fixtures::LabConduct;
 use accord_protocol::roster::Period;
-use accord_protocol::statement::TrustBundle;
+use accord_protocol::verify::TrustBundle;
 use common::*;
 use netns::{FaultNet, Faults};
 

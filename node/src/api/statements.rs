@@ -3,7 +3,7 @@
 //! ([`StatementExport`]) is built here, when served.
 
 use accord_observer::export::StatementExport;
-use accord_protocol::statement::TrustBundle;
+use accord_protocol::verify::TrustBundle;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use accord_observer::client::Client;
 use accord_observer::export::StatementExport;
 use accord_protocol::crypto::Digest;
-use accord_protocol::statement::TrustBundle;
+use accord_protocol::verify::TrustBundle;
 use anyhow::{Result, bail};
 use clap::Args;
 

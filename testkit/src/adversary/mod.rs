@@ -17,6 +17,8 @@ use accord_protocol::message::{Message, Observation, SignedObservation, SlotItem
 use accord_protocol::policy;
 use accord_protocol::roster::{LabIndex, MemberIndex, Network};
 
+pub mod generative;
+
 /// How a member behaves. Byzantine behaviours rewrite what an otherwise honest engine sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -44,7 +46,7 @@ pub enum Behaviour {
     /// Accepts proposals, then never sends its share (stalls the sessions it is put in).
     AcceptThenSilent,
     /// Rewrites what it sends at random: drops, duplicates, reorders, replays, mutates and
-    /// re-signs, oversizes, splits views ([`crate::generative::Mutator`]).
+    /// re-signs, oversizes, splits views ([`generative::Mutator`]).
     Generative,
 }
 
@@ -79,7 +81,7 @@ impl Adversary<'_> {
         behaviour: Behaviour,
         m: MemberIndex,
         out: Vec<(MemberIndex, Message)>,
-        mutator: &mut crate::generative::Mutator,
+        mutator: &mut generative::Mutator,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Vec<(MemberIndex, Message)> {
         let i = usize::from(m.0);

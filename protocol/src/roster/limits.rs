@@ -12,9 +12,10 @@
 //! refuses a roster whose largest honest message would not fit in
 //! [`crate::codec::MAX_MESSAGE_BYTES`].
 
-use crate::evidence::MAX_EVIDENCE_BYTES;
 use crate::roster::SigningMode;
 
+/// Largest encoded evidence item, in bytes.
+pub const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
 /// Most attestations of one slot a member admits (two already prove a conflict).
 pub const MAX_ATTESTATIONS_PER_SLOT: usize = 4;
 /// A `Bodies` message carries at most this many bytes of evidence (the sender splits larger

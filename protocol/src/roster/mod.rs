@@ -8,9 +8,13 @@ use thiserror::Error;
 
 use crate::codec;
 use crate::crypto::{Digest, PublicKey};
-use crate::limits::Limits;
-use crate::policy::PolicyParams;
 use crate::time::Instant;
+
+pub mod limits;
+mod params;
+
+use limits::Limits;
+pub use params::{POLICY_VERSION, PolicyParams};
 
 /// Most members a network may have (FROST identifiers are `u16`; 193 nations fit with room).
 pub const MAX_MEMBERS: usize = 256;

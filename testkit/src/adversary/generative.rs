@@ -23,7 +23,7 @@ use std::sync::Arc;
 use frost_ed25519 as frost;
 use rand_core::{CryptoRng, RngCore};
 
-use crate::adversary::{Adversary, with_items};
+use super::{Adversary, with_items};
 use accord_protocol::crypto::{Digest, Frost, Signature};
 use accord_protocol::evidence::{Evidence, Place};
 use accord_protocol::message::{
