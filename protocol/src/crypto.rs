@@ -311,16 +311,7 @@ impl Verifier {
         message: &[u8],
         signature: &Signature,
     ) -> Result<(), SignatureError> {
-        let Some(memo) = &self.0 else {
-            return verify_strict(key, message, signature);
-        };
-        let id = CheckedSignatures::id(Rule::Strict, key, message, signature);
-        if memo.knows(&id) {
-            return Ok(());
-        }
-        verify_strict(key, message, signature)?;
-        memo.learn([id]);
-        Ok(())
+        self.check(Rule::Strict, key, message, signature)
     }
 
     /// [`verify_member`].
@@ -333,14 +324,28 @@ impl Verifier {
         message: &[u8],
         signature: &Signature,
     ) -> Result<(), SignatureError> {
-        let Some(memo) = &self.0 else {
-            return verify_member(key, message, signature);
+        self.check(Rule::Member, key, message, signature)
+    }
+
+    fn check(
+        &self,
+        rule: Rule,
+        key: &ed25519_dalek::VerifyingKey,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), SignatureError> {
+        let verify = match rule {
+            Rule::Strict => verify_strict,
+            Rule::Member => verify_member,
         };
-        let id = CheckedSignatures::id(Rule::Member, key, message, signature);
+        let Some(memo) = &self.0 else {
+            return verify(key, message, signature);
+        };
+        let id = CheckedSignatures::id(rule, key, message, signature);
         if memo.knows(&id) {
             return Ok(());
         }
-        verify_member(key, message, signature)?;
+        verify(key, message, signature)?;
         memo.learn([id]);
         Ok(())
     }
