@@ -74,6 +74,15 @@ pub struct Adversary<'a> {
 }
 
 impl Adversary<'_> {
+    /// `observation` signed by member `i`, as a message.
+    fn signed_observation(&self, i: usize, observation: Observation) -> Message {
+        let signature = self.identities[i].sign(&observation.signing_bytes(self.net.id()));
+        Message::Observation(Arc::new(SignedObservation {
+            observation,
+            signature,
+        }))
+    }
+
     /// Rewrites what member `m` (with `behaviour`) sends; `mutator` is the member's generative
     /// state (used by [`Behaviour::Generative`] only).
     pub fn rewrite(
@@ -131,15 +140,7 @@ impl Adversary<'_> {
                             &o.observation,
                             &[(LabIndex(0), Place::Attestation, Digest([0xEE; 32]))],
                         );
-                        let signature =
-                            self.identities[i].sign(&observation.signing_bytes(self.net.id()));
-                        (
-                            to,
-                            Message::Observation(Arc::new(SignedObservation {
-                                observation,
-                                signature,
-                            })),
-                        )
+                        (to, self.signed_observation(i, observation))
                     }
                     other => (to, other),
                 })
@@ -244,15 +245,7 @@ impl Adversary<'_> {
                         Message::Observation(o) => {
                             // Vouch for every late item the colluding lab handed us.
                             let observation = with_items(&o.observation, &places);
-                            let signature =
-                                self.identities[i].sign(&observation.signing_bytes(self.net.id()));
-                            (
-                                to,
-                                Message::Observation(Arc::new(SignedObservation {
-                                    observation,
-                                    signature,
-                                })),
-                            )
+                            (to, self.signed_observation(i, observation))
                         }
                         other => (to, other),
                     })
