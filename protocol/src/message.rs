@@ -328,6 +328,9 @@ pub enum Message {
     Fetch(Fetch),
     /// Evidence bodies (to one member).
     Bodies(Arc<Bodies>),
+    /// Share refresh: DKG-shaped messages signed under the refresh tag (`docs/protocol.md`
+    /// §22.5). Appended last, so the encodings of the variants above are unchanged.
+    Refresh(DkgMessage),
 }
 
 impl Message {
@@ -340,7 +343,7 @@ impl Message {
             | Message::Observation(_)
             | Message::Proposal(_)
             | Message::CoSigned(_) => true,
-            Message::Dkg(d) => d.recipient.is_none(),
+            Message::Dkg(d) | Message::Refresh(d) => d.recipient.is_none(),
             _ => false,
         }
     }
@@ -360,6 +363,7 @@ impl Message {
             Message::Dkg(_) => "dkg",
             Message::Fetch(_) => "fetch",
             Message::Bodies(_) => "bodies",
+            Message::Refresh(_) => "refresh",
         }
     }
 

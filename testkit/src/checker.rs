@@ -37,6 +37,10 @@ pub struct InvariantChecker {
     pub dkg_complete: BTreeMap<MemberIndex, PublicKey>,
     /// DKG aborts per honest member, with the culprits named.
     pub dkg_aborted: BTreeMap<MemberIndex, Vec<MemberIndex>>,
+    /// Refresh ceremonies completed per honest member (the last one).
+    pub refresh_complete: BTreeMap<MemberIndex, u32>,
+    /// Refresh aborts per honest member, with the culprits named.
+    pub refresh_aborted: BTreeMap<MemberIndex, Vec<MemberIndex>>,
     /// First time each unit was decided at an honest member.
     pub decided_at: BTreeMap<Unit, Instant>,
     /// Late items a colluding lab handed to late injectors.
@@ -103,6 +107,13 @@ impl InvariantChecker {
             }
             Event::DkgAborted(f) => {
                 self.dkg_aborted
+                    .insert(m, f.culprits.iter().map(|(c, _)| *c).collect());
+            }
+            Event::RefreshComplete { ceremony, .. } => {
+                self.refresh_complete.insert(m, *ceremony);
+            }
+            Event::RefreshAborted(f) => {
+                self.refresh_aborted
                     .insert(m, f.culprits.iter().map(|(c, _)| *c).collect());
             }
             Event::Decided(c) => {

@@ -16,7 +16,7 @@ use rand_core::{RngCore, SeedableRng};
 use accord_protocol::crypto::{CheckedSignatures, Digest, SecretKey, Verifier};
 use accord_protocol::dkg::{KeyMaterial, deal};
 use accord_protocol::driver::{self, Effects};
-use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Record};
+use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Record, RefreshStartError};
 use accord_protocol::evidence::{Evidence, EvidenceError};
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
 use accord_protocol::message::Message;
@@ -196,6 +196,27 @@ impl Cluster {
             }
             self.drain(m);
         }
+    }
+
+    /// Starts refresh ceremony `ceremony` at member `at` (the operator's command); the others
+    /// join when its round-1 package reaches them.
+    ///
+    /// # Errors
+    /// The engine's refusal (or [`RefreshStartError::NoKey`] when `at` is down).
+    pub fn start_refresh(
+        &mut self,
+        at: MemberIndex,
+        ceremony: u32,
+    ) -> Result<(), RefreshStartError> {
+        let now = self.now;
+        let node = &mut self.nodes[usize::from(at.0)];
+        let Some(engine) = node.engine.as_mut() else {
+            return Err(RefreshStartError::NoKey);
+        };
+        let result = engine.start_refresh(now, ceremony, &mut node.rng);
+        self.drain(at);
+        self.schedule_timer(at);
+        result
     }
 
     /// Submits `evidence` to member `to` as a lab or operator would.
@@ -604,6 +625,11 @@ impl Effects for Outputs<'_> {
 
     fn store_key(&mut self, key: KeyMaterial) -> Result<(), Self::Error> {
         self.cluster.nodes[usize::from(self.m.0)].store_key(key);
+        Ok(())
+    }
+
+    fn store_pending_key(&mut self, key: Option<KeyMaterial>) -> Result<(), Self::Error> {
+        self.cluster.nodes[usize::from(self.m.0)].store_pending_key(key);
         Ok(())
     }
 

@@ -98,6 +98,23 @@ impl EventLoop {
                     .collect();
                 warn!(ceremony = f.ceremony, ?culprits, "DKG ceremony aborted");
             }
+            Event::RefreshStarted { ceremony } => info!(ceremony, "share refresh started"),
+            Event::RefreshComplete {
+                ceremony,
+                group_key,
+            } => info!(ceremony, %group_key, "share refresh complete: new shares in use"),
+            Event::RefreshAborted(f) => {
+                let culprits: Vec<String> = f
+                    .culprits
+                    .iter()
+                    .map(|(m, o)| format!("{}: {o}", self.name_of(*m)))
+                    .collect();
+                warn!(
+                    ceremony = f.ceremony,
+                    ?culprits,
+                    "share refresh aborted; current shares stay in use"
+                );
+            }
         }
     }
 

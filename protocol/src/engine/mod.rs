@@ -29,6 +29,7 @@
 //! | `signer.rs` | nonces and verdict protection (§16) |
 //! | `decided.rs` | co-signed units, sync, retention (§17–18) |
 //! | `keygen.rs` | key generation glue (§22) |
+//! | `refresh.rs` | proactive share refresh (§22.5) |
 //! | `record.rs` | records, restore and compaction (§21) |
 //! | `timers.rs` | the deadline table |
 //! | `output.rs`, `error.rs` | what the engine emits, why it refuses |
@@ -42,6 +43,7 @@ mod observation;
 mod output;
 mod propose;
 mod record;
+mod refresh;
 mod roast;
 mod rule;
 mod signer;
@@ -67,11 +69,13 @@ pub use error::{
 };
 pub use output::{Event, Output};
 pub use record::{AcceptedRecord, Record, SignedRecord};
+pub use refresh::RefreshStartError;
 
 use keygen::Keygen;
 use ledger::Ledger;
 use observation::ObservationBook;
 use record::AcceptedRecord as Accepted;
+use refresh::Refresh;
 use roast::Coordinator;
 use rule::PendingProposal;
 use signer::{Protection, SignerSlot};
@@ -169,6 +173,8 @@ pub struct Engine {
     config: EngineConfig,
     /// Key material and ceremonies (`keygen.rs`).
     keygen: Keygen,
+    /// Share refresh ceremonies (`refresh.rs`).
+    refresh: Refresh,
     /// Evidence held (`ledger.rs`).
     ledger: Ledger,
     /// Observations of the kept periods (`observation.rs`).
@@ -220,6 +226,7 @@ impl Engine {
                 keys: keys.map(Arc::new),
                 ..Keygen::default()
             },
+            refresh: Refresh::default(),
             ledger: Ledger::default(),
             book: ObservationBook::default(),
             units: BTreeMap::new(),
@@ -306,6 +313,7 @@ impl Engine {
         soonest([
             Some(self.net.schedule().close(self.next_close)),
             self.keygen.machine.as_ref().and_then(DkgMachine::deadline),
+            self.refresh.machine.as_ref().and_then(DkgMachine::deadline),
             units.flatten(),
         ])
     }
@@ -363,6 +371,10 @@ impl Engine {
         if let Some(dkg) = self.keygen.machine.as_mut() {
             let out = dkg.handle_timeout(now);
             self.apply_dkg(out);
+        }
+        if let Some(refresh) = self.refresh.machine.as_mut() {
+            let out = refresh.handle_timeout(now);
+            self.apply_refresh(out);
         }
         let schedule = self.net.schedule().clone();
         while schedule.close(self.next_close) <= now {
@@ -439,6 +451,18 @@ impl Engine {
                 message: Message::Dkg(m),
             });
         }
+        let resend = self
+            .refresh
+            .machine
+            .as_ref()
+            .map(|d| d.messages_for(member))
+            .unwrap_or_default();
+        for m in resend {
+            self.outputs.push_back(Output::Send {
+                to: member,
+                message: Message::Refresh(m),
+            });
+        }
         let request = self.sync_request();
         self.outputs.push_back(Output::Send {
             to: member,
@@ -464,7 +488,10 @@ impl Engine {
             Message::CoSigned(c) => Some(Ok(c.unit)),
             Message::Fetch(f) => Some(Ok(f.unit)),
             Message::Bodies(b) => Some(Ok(b.unit)),
-            Message::Evidence(_) | Message::SyncRequest(_) | Message::Dkg(_) => None,
+            Message::Evidence(_)
+            | Message::SyncRequest(_)
+            | Message::Dkg(_)
+            | Message::Refresh(_) => None,
         };
         let delivery = self.route(now, from, message, rng);
         match touched {
@@ -506,6 +533,7 @@ impl Engine {
             Message::Dkg(d) => self.on_dkg(now, from, d, rng),
             Message::Fetch(f) => self.on_fetch(from, &f),
             Message::Bodies(b) => self.on_bodies(from, &b, rng),
+            Message::Refresh(d) => self.on_refresh(now, from, d, rng),
         }
     }
 
