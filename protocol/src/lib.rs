@@ -28,6 +28,7 @@ pub mod fixtures;
 pub mod limits;
 pub mod message;
 pub mod policy;
+pub mod repair;
 pub mod roster;
 pub mod statement;
 pub mod time;

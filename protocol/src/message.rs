@@ -12,6 +12,7 @@ use crate::codec::{self, CodecError};
 use crate::crypto::{Digest, Frost, Signature, signing_bytes};
 use crate::dkg::DkgMessage;
 use crate::evidence::{Evidence, Place};
+use crate::repair::RepairMessage;
 use crate::roster::{LabIndex, MemberIndex, Network, Period};
 use crate::statement::{CoSigned, Statement, Unit};
 
@@ -331,6 +332,8 @@ pub enum Message {
     /// Share refresh: DKG-shaped messages signed under the refresh tag (`docs/protocol.md`
     /// §22.5). Appended last, so the encodings of the variants above are unchanged.
     Refresh(DkgMessage),
+    /// Share repair (`docs/protocol.md` §22.6; direct messages only).
+    Repair(RepairMessage),
 }
 
 impl Message {
@@ -364,6 +367,7 @@ impl Message {
             Message::Fetch(_) => "fetch",
             Message::Bodies(_) => "bodies",
             Message::Refresh(_) => "refresh",
+            Message::Repair(_) => "repair",
         }
     }
 

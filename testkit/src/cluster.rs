@@ -16,7 +16,9 @@ use rand_core::{RngCore, SeedableRng};
 use accord_protocol::crypto::{CheckedSignatures, Digest, SecretKey, Verifier};
 use accord_protocol::dkg::{KeyMaterial, deal};
 use accord_protocol::driver::{self, Effects};
-use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Record, RefreshStartError};
+use accord_protocol::engine::{
+    Delivery, Engine, EngineConfig, Event, Record, RefreshStartError, RepairError,
+};
 use accord_protocol::evidence::{Evidence, EvidenceError};
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
 use accord_protocol::message::Message;
@@ -217,6 +219,42 @@ impl Cluster {
         self.drain(at);
         self.schedule_timer(at);
         result
+    }
+
+    /// Member `m`'s operator asks for its share to be repaired by `helpers` (default: the
+    /// engine's choice).
+    ///
+    /// # Errors
+    /// The engine's refusal of the helper set.
+    pub fn request_repair(
+        &mut self,
+        m: MemberIndex,
+        helpers: Option<Vec<MemberIndex>>,
+    ) -> Result<(), RepairError> {
+        let now = self.now;
+        let node = &mut self.nodes[usize::from(m.0)];
+        let engine = node.engine.as_mut().expect("member is running");
+        let result = engine.request_repair(now, helpers, &mut node.rng);
+        self.drain(m);
+        self.schedule_timer(m);
+        result
+    }
+
+    /// Delivers `message` to member `to`'s engine at once, as sent by `from`, and returns the
+    /// engine's verdict on it (for tests of how a hostile message is refused).
+    pub fn deliver_now(
+        &mut self,
+        from: MemberIndex,
+        to: MemberIndex,
+        message: Message,
+    ) -> Delivery {
+        let now = self.now;
+        let node = &mut self.nodes[usize::from(to.0)];
+        let engine = node.engine.as_mut().expect("member is running");
+        let delivery = engine.handle_message(now, from, message, &mut node.rng);
+        self.drain(to);
+        self.schedule_timer(to);
+        delivery
     }
 
     /// Submits `evidence` to member `to` as a lab or operator would.

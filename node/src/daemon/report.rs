@@ -115,6 +115,12 @@ impl EventLoop {
                     "share refresh aborted; current shares stay in use"
                 );
             }
+            Event::RepairRequested => info!("share repair requested from t helpers"),
+            Event::RepairHelped { member } => {
+                warn!(member = %self.name_of(member), "helping a member repair its lost share")
+            }
+            Event::Repaired { group_key } => info!(%group_key, "key share repaired and in use"),
+            Event::RepairFailed { reason } => warn!(reason, "share repair failed; ask again"),
         }
     }
 

@@ -30,6 +30,7 @@
 //! | `decided.rs` | co-signed units, sync, retention (§17–18) |
 //! | `keygen.rs` | key generation glue (§22) |
 //! | `refresh.rs` | proactive share refresh (§22.5) |
+//! | `repair.rs` | share repair (§22.6) |
 //! | `record.rs` | records, restore and compaction (§21) |
 //! | `timers.rs` | the deadline table |
 //! | `output.rs`, `error.rs` | what the engine emits, why it refuses |
@@ -44,6 +45,7 @@ mod output;
 mod propose;
 mod record;
 mod refresh;
+mod repair;
 mod roast;
 mod rule;
 mod signer;
@@ -70,12 +72,14 @@ pub use error::{
 pub use output::{Event, Output};
 pub use record::{AcceptedRecord, Record, SignedRecord};
 pub use refresh::RefreshStartError;
+pub use repair::RepairError;
 
 use keygen::Keygen;
 use ledger::Ledger;
 use observation::ObservationBook;
 use record::AcceptedRecord as Accepted;
 use refresh::Refresh;
+use repair::Repair;
 use roast::Coordinator;
 use rule::PendingProposal;
 use signer::{Protection, SignerSlot};
@@ -175,6 +179,8 @@ pub struct Engine {
     keygen: Keygen,
     /// Share refresh ceremonies (`refresh.rs`).
     refresh: Refresh,
+    /// Share repairs, asked or helped (`repair.rs`).
+    repair: Repair,
     /// Evidence held (`ledger.rs`).
     ledger: Ledger,
     /// Observations of the kept periods (`observation.rs`).
@@ -227,6 +233,7 @@ impl Engine {
                 ..Keygen::default()
             },
             refresh: Refresh::default(),
+            repair: Repair::default(),
             ledger: Ledger::default(),
             book: ObservationBook::default(),
             units: BTreeMap::new(),
@@ -491,7 +498,8 @@ impl Engine {
             Message::Evidence(_)
             | Message::SyncRequest(_)
             | Message::Dkg(_)
-            | Message::Refresh(_) => None,
+            | Message::Refresh(_)
+            | Message::Repair(_) => None,
         };
         let delivery = self.route(now, from, message, rng);
         match touched {
@@ -534,6 +542,7 @@ impl Engine {
             Message::Fetch(f) => self.on_fetch(from, &f),
             Message::Bodies(b) => self.on_bodies(from, &b, rng),
             Message::Refresh(d) => self.on_refresh(now, from, d, rng),
+            Message::Repair(r) => self.on_repair(now, from, r, rng),
         }
     }
 

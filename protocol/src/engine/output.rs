@@ -121,4 +121,23 @@ pub enum Event {
     },
     /// A refresh ceremony aborted; the current shares stay in use.
     RefreshAborted(DkgFailure),
+    /// This member asked t helpers to repair its lost share.
+    RepairRequested,
+    /// This member helps `member` repair its share (operators should expect it: a member asks
+    /// only after it lost its key file).
+    RepairHelped {
+        /// The member whose share is repaired.
+        member: MemberIndex,
+    },
+    /// This member's share is repaired and in use.
+    Repaired {
+        /// The group key.
+        group_key: PublicKey,
+    },
+    /// The repair's answers did not give a valid share; ask again (other helpers if it
+    /// persists).
+    RepairFailed {
+        /// What was wrong.
+        reason: &'static str,
+    },
 }

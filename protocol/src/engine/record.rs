@@ -215,6 +215,7 @@ impl Engine {
             }
             (k, p) => (k, p),
         };
+        engine.repair.known_group_key = confirmed.as_ref().map(|(_, g, _)| *g);
         if let Some(k) = keys {
             let k = Arc::new(k);
             match confirmed {
