@@ -252,3 +252,42 @@ fn a_restart_between_the_completion_record_and_the_key_file_finishes_the_switch(
     assert!(c.nodes[1].pending_key.is_none());
     run_periods(&mut c, 0..1);
 }
+
+/// A member that misses every refresh confirmation stays on its current share while the
+/// others switch: sessions mixing the two epochs fail, nobody honest is blamed, verdicts keep
+/// coming (signed by either epoch's shares), and the member switches once it hears the proof.
+#[test]
+fn members_on_both_sides_of_the_switch_keep_signing_and_nobody_is_blamed() {
+    use accord_protocol::dkg::DkgBody;
+    use accord_protocol::message::Message;
+    let mut c = Cluster::new(ClusterSpec::new(4, 2));
+    let late = MemberIndex(3);
+    c.deaf.insert(
+        late,
+        |m| matches!(m, Message::Refresh(d) if matches!(d.body, DkgBody::Confirm { .. })),
+    );
+    let old = c.nodes[3].key.clone().unwrap();
+    c.start_refresh(MemberIndex(0), 1).unwrap();
+    let limit = c.now.saturating_add(Duration::from_secs(60));
+    assert!(c.run_until_condition(limit, |c| c.checker.refresh_complete.len() == 3));
+    assert!(c.nodes[3].pending_key.is_some());
+    assert_eq!(c.nodes[3].key.as_ref().map(share), Some(share(&old)));
+    run_periods(&mut c, 0..3);
+    // The late member's own ceremony timed out waiting for confirmations it never heard (it
+    // names the others `Timeout`, as a DKG does); no signature share was called invalid.
+    assert!(
+        c.checker
+            .culprits
+            .iter()
+            .all(|(by, _, offence)| *by == late && offence.contains("timed out")),
+        "{:?}",
+        c.checker.culprits
+    );
+    // The proof reaches it on a reconnection: it switches.
+    c.deaf.clear();
+    c.crash(late);
+    c.restart(late);
+    assert!(refreshed(&mut c, 1));
+    assert!(c.nodes[3].pending_key.is_none());
+    run_periods(&mut c, 3..4);
+}

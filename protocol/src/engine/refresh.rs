@@ -46,6 +46,8 @@ pub(super) struct Refresh {
     pub(super) pending_confirms: BTreeMap<MemberIndex, DkgMessage>,
     /// The last completed refresh and its signed confirmations (for peers to catch up).
     pub(super) completed: Option<(u32, Arc<[DkgMessage]>)>,
+    /// The public key package in use before the last switch (public: no secret is kept).
+    pub(super) previous_public: Option<frost_ed25519::keys::PublicKeyPackage>,
 }
 
 /// Why a refresh cannot start here.
@@ -262,6 +264,7 @@ impl Engine {
             .push_back(Output::StoreKey(Box::new((*key).clone())));
         self.outputs.push_back(Output::StorePendingKey(None));
         let group_key = key.group_key();
+        self.refresh.previous_public = self.keygen.keys.as_ref().map(|k| k.public.clone());
         self.keygen.keys = Some(key);
         self.refresh.completed = Some((ceremony, confirmations.into()));
         self.event(Event::RefreshComplete {
@@ -308,6 +311,17 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The public key packages of the other refresh epoch that a signer may still (or already)
+    /// use: the one before this member's last switch, and its pending one.
+    pub(super) fn other_epoch_packages(&self) -> Vec<frost_ed25519::keys::PublicKeyPackage> {
+        self.refresh
+            .previous_public
+            .iter()
+            .cloned()
+            .chain(self.refresh.pending.as_ref().map(|(_, k)| k.public.clone()))
+            .collect()
     }
 
     /// The signed confirmations of the last completed refresh, for a peer that asked.
