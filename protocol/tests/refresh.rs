@@ -291,3 +291,52 @@ fn members_on_both_sides_of_the_switch_keep_signing_and_nobody_is_blamed() {
     assert!(c.nodes[3].pending_key.is_none());
     run_periods(&mut c, 3..4);
 }
+
+/// The schedule: every member refreshes after every second period close; all start the same
+/// number and run one ceremony, while verdicts keep coming.
+#[test]
+fn scheduled_refreshes_run_every_k_periods_alongside_verdicts() {
+    let mut spec = ClusterSpec::new(4, 2);
+    spec.refresh_every = Some(2);
+    let mut c = Cluster::new(spec);
+    let group = c.engine(MemberIndex(0)).group_key().unwrap();
+    let first = keys(&c);
+    run_periods(&mut c, 0..4);
+    // Closes of periods 1 and 3 started ceremonies 1 and 2.
+    let limit = c.now.saturating_add(Duration::from_secs(60));
+    c.run_until_condition(limit, |c| {
+        c.checker
+            .refresh_complete
+            .values()
+            .filter(|r| **r == 2)
+            .count()
+            == 4
+    });
+    assert!(
+        c.checker.refresh_complete.values().all(|r| *r == 2),
+        "{:?}",
+        c.checker.refresh_complete
+    );
+    for (a, b) in keys(&c).iter().zip(&first) {
+        assert_ne!(share(a), share(b));
+        assert_eq!(a.group_key(), group);
+    }
+    assert!(
+        c.checker.honest_blamed(&c.honest()).is_empty(),
+        "{:?}",
+        c.checker.culprits
+    );
+    run_periods(&mut c, 4..5);
+}
+
+/// Two operators start different numbers at once: the running lower ceremony gives way and
+/// every member completes the higher one.
+#[test]
+fn concurrent_refreshes_converge_on_the_highest_number() {
+    let mut c = Cluster::new(ClusterSpec::new(4, 1));
+    c.start_refresh(MemberIndex(0), 1).unwrap();
+    c.start_refresh(MemberIndex(2), 3).unwrap();
+    assert!(refreshed(&mut c, 3), "{:?}", c.checker.refresh_complete);
+    assert!(c.checker.honest_blamed(&c.honest()).is_empty());
+    run_periods(&mut c, 0..1);
+}

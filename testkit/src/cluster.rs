@@ -42,6 +42,8 @@ pub struct ClusterSpec {
     pub seed: u64,
     /// Run a DKG instead of dealing keys.
     pub dkg: bool,
+    /// Every member's share-refresh schedule (`EngineConfig::refresh_every`).
+    pub refresh_every: Option<u64>,
 }
 
 impl ClusterSpec {
@@ -53,6 +55,7 @@ impl ClusterSpec {
             latency_ms: 5,
             seed: 7,
             dkg: false,
+            refresh_every: None,
         }
     }
 }
@@ -126,6 +129,7 @@ impl Cluster {
         // cluster, not once per member (outcomes are the same).
         let config = EngineConfig {
             verifier: Verifier::shared(Arc::new(CheckedSignatures::default())),
+            refresh_every: spec.refresh_every,
             ..EngineConfig::default()
         };
         let nodes = (0..net.n())

@@ -100,6 +100,10 @@ pub struct EngineConfig {
     /// How signatures are checked: directly (a node), or through a memo the engines of one
     /// process share (the simulator, whose members all check the same messages).
     pub verifier: Verifier,
+    /// Start a share refresh after closing every k-th period (`docs/protocol.md` §22.5). Local
+    /// for now (the roster's schedule is bound into the network id); one member with it set is
+    /// enough, since the others join.
+    pub refresh_every: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -108,6 +112,7 @@ impl Default for EngineConfig {
             first_period: Period(0),
             retain_periods: 4,
             verifier: Verifier::default(),
+            refresh_every: None,
         }
     }
 }
@@ -389,6 +394,7 @@ impl Engine {
             self.observe(period);
             self.next_close = Period(period.0 + 1);
             self.rearm_period(period);
+            self.scheduled_refresh(now, period, rng);
         }
         if self.keygen.keys.is_some() {
             for unit in self.timers.attempts.due(now) {

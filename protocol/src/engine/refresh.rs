@@ -97,13 +97,26 @@ impl Engine {
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<(), RefreshStartError> {
         self.advance(now);
+        self.begin_refresh(now, ceremony, false, rng)
+    }
+
+    /// Starts (or, with `replace`, joins in place of a running one) refresh `ceremony`.
+    fn begin_refresh(
+        &mut self,
+        now: Instant,
+        ceremony: u32,
+        replace: bool,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<(), RefreshStartError> {
         let Some(current) = self.keygen.keys.clone() else {
             return Err(RefreshStartError::NoKey);
         };
         if let Some((c, _)) = &self.refresh.pending {
             return Err(RefreshStartError::Pending(*c));
         }
-        if let Some(m) = self.refresh.machine.as_ref().filter(|m| !m.is_finished()) {
+        if let Some(m) = self.refresh.machine.as_ref().filter(|m| !m.is_finished())
+            && !replace
+        {
             return Err(RefreshStartError::Running(m.ceremony()));
         }
         let last = self.refresh.last_ceremony.unwrap_or(0);
@@ -135,6 +148,26 @@ impl Engine {
         self.refresh.seen.clear();
         self.apply_refresh(out);
         Ok(())
+    }
+
+    /// The refresh schedule ([`super::EngineConfig::refresh_every`]): after closing `period`,
+    /// every k-th period, start the next ceremony number (members that started the same number
+    /// run one ceremony; different numbers converge on the highest).
+    pub(super) fn scheduled_refresh(
+        &mut self,
+        now: Instant,
+        period: crate::roster::Period,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) {
+        let Some(k) = self.config.refresh_every.filter(|k| *k > 0) else {
+            return;
+        };
+        if !period.0.saturating_add(1).is_multiple_of(k) {
+            return;
+        }
+        let next = self.refresh.last_ceremony.unwrap_or(0).saturating_add(1);
+        // Refused without a key, while one runs or awaits confirmations: the next turn retries.
+        let _ = self.begin_refresh(now, next, false, rng);
     }
 
     /// Drops a refreshed share that awaits confirmations (the operator's `refresh abandon`).
@@ -228,7 +261,9 @@ impl Engine {
                 self.send(from, Message::SyncRequest(request));
                 return Delivery::Ignored;
             }
-            if self.start_refresh(now, ceremony, rng).is_err() {
+            // A newer ceremony replaces a running one that stored nothing (as a DKG's does):
+            // members that started different numbers converge on the highest.
+            if self.begin_refresh(now, ceremony, true, rng).is_err() {
                 return Delivery::Ignored;
             }
         }
