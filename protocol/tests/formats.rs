@@ -302,6 +302,18 @@ fn world() -> World {
     );
     messages.push(("message-refresh-round1", Message::Refresh(refresh.clone())));
     messages.push((
+        "message-refresh-withdraw",
+        Message::Refresh(DkgMessage::new_as(
+            Ceremony::Refresh,
+            &net,
+            &testnet.members[2],
+            2,
+            MemberIndex(2),
+            None,
+            DkgBody::Withdraw,
+        )),
+    ));
+    messages.push((
         "message-repair-request",
         Message::Repair(RepairMessage::Request(request.clone())),
     ));

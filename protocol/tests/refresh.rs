@@ -340,3 +340,47 @@ fn concurrent_refreshes_converge_on_the_highest_number() {
     assert!(c.checker.honest_blamed(&c.honest()).is_empty());
     run_periods(&mut c, 0..1);
 }
+
+/// Member 3 never gets its round-2 shares (deaf to them), so it never stores a share of the
+/// ceremony while the others store theirs and confirm. It withdraws — when its own phase times
+/// out, or on restart if it was killed meanwhile — and the others drop their pending shares, keep
+/// signing with the current ones, and complete the next refresh (FAULTS 13, 14).
+#[test]
+fn a_member_without_a_share_withdraws_and_frees_the_others_for_the_next_refresh() {
+    use accord_protocol::dkg::DkgBody;
+    use accord_protocol::message::Message;
+    for killed in [false, true] {
+        let mut c = Cluster::new(ClusterSpec::new(4, 1));
+        let before = keys(&c);
+        c.deaf.insert(
+            MemberIndex(3),
+            |m| matches!(m, Message::Refresh(d) if matches!(d.body, DkgBody::Round2(_))),
+        );
+        c.start_refresh(MemberIndex(0), 1).unwrap();
+        let limit = c.now.saturating_add(Duration::from_secs(10));
+        assert!(c.run_until_condition(limit, |c| (0..3).all(|i| c.nodes[i].pending_key.is_some())));
+        assert!(c.nodes[3].pending_key.is_none());
+        if killed {
+            c.crash(MemberIndex(3));
+            c.deaf.clear();
+            c.restart(MemberIndex(3));
+        }
+        let limit = c.now.saturating_add(Duration::from_secs(120));
+        assert!(
+            c.run_until_condition(limit, |c| c.nodes.iter().all(|n| n.pending_key.is_none())),
+            "killed={killed}: pending shares were not dropped"
+        );
+        assert!(c.checker.refresh_complete.is_empty());
+        for (n, b) in c.nodes.iter().zip(&before) {
+            assert_eq!(
+                n.key.as_ref().map(share),
+                Some(share(b)),
+                "the current share stays"
+            );
+        }
+        c.deaf.clear();
+        c.start_refresh(MemberIndex(1), 2).unwrap();
+        assert!(refreshed(&mut c, 2), "killed={killed}");
+        run_periods(&mut c, 0..1);
+    }
+}

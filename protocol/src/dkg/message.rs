@@ -54,6 +54,10 @@ pub enum DkgBody {
         /// Digest of the public key package.
         public_package: Digest,
     },
+    /// Refresh only: the sender holds no refreshed share of this ceremony and will never
+    /// confirm it, so the ceremony cannot complete (broadcast; relayable). Appended last, so
+    /// the encodings of the variants above are unchanged.
+    Withdraw,
 }
 
 /// The signed round-2 message an accused member sent the complainer, as a complaint reveals it.
@@ -123,6 +127,7 @@ impl fmt::Debug for DkgMessage {
             DkgBody::Round2(_) => "round2(redacted)",
             DkgBody::Complaint(_) => "complaint",
             DkgBody::Confirm { .. } => "confirm",
+            DkgBody::Withdraw => "withdraw",
         };
         write!(
             f,

@@ -387,7 +387,17 @@ impl DkgMachine {
                 self.confirms.entry(msg.sender).or_insert(msg);
                 self.progress(identity, now, &mut out);
             }
+            // The engine acts on withdrawals (`engine/refresh.rs`); the phases time out anyway.
+            DkgBody::Withdraw => {}
         }
+        out
+    }
+
+    /// Aborts the ceremony without blaming anyone: a member withdrew from it (refresh), so it
+    /// cannot complete.
+    pub fn withdrawn(&mut self) -> Vec<DkgOutput> {
+        let mut out = Vec::new();
+        self.abort(Vec::new(), &mut out);
         out
     }
 

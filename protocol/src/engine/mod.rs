@@ -470,7 +470,7 @@ impl Engine {
             .as_ref()
             .map(|d| d.messages_for(member))
             .unwrap_or_default();
-        for m in resend {
+        for m in resend.into_iter().chain(self.refresh.withdrawal.clone()) {
             self.outputs.push_back(Output::Send {
                 to: member,
                 message: Message::Refresh(m),

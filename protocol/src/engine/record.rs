@@ -235,6 +235,14 @@ impl Engine {
         if let (Some(p), Some(c)) = (pending, engine.refresh.last_ceremony) {
             engine.refresh.pending = Some((c, Arc::new(p)));
         }
+        // A refresh this member started but neither completed nor holds a share of: it never
+        // confirmed it (the share is stored before the confirmation leaves), and its secrets died
+        // with the process. Withdraw, so members holding that ceremony's share stop waiting.
+        if let Some(c) = engine.refresh.last_ceremony
+            && engine.keygen.keys.is_some()
+        {
+            engine.withdraw(c);
+        }
         // Units of periods this member closed but has not seen decided: it must still take part
         // in them (and ask peers for them) after the restart.
         let closed: Vec<Period> = engine
@@ -255,6 +263,7 @@ impl Engine {
         for unit in units {
             engine.rearm(unit);
         }
+        // The withdrawal goes out on every connection (`peer_connected`), not as an output here.
         engine.outputs.clear();
         if key_files_stale && let Some(k) = &engine.keygen.keys {
             engine

@@ -48,6 +48,12 @@ pub(super) struct Refresh {
     pub(super) completed: Option<(u32, Arc<[DkgMessage]>)>,
     /// The public key package in use before the last switch (public: no secret is kept).
     pub(super) previous_public: Option<frost_ed25519::keys::PublicKeyPackage>,
+    /// This member's signed withdrawal from its last ceremony, which it left without a
+    /// refreshed share (re-sent to peers that connect or ask).
+    pub(super) withdrawal: Option<DkgMessage>,
+    /// The last ceremony in which this member stored a share (and so confirmed, or may have):
+    /// it never withdraws from it.
+    pub(super) stored_in: Option<u32>,
 }
 
 /// Why a refresh cannot start here.
@@ -129,6 +135,17 @@ impl Engine {
                 most: last.saturating_add(MAX_CEREMONY_JUMP),
             });
         }
+        // A running ceremony that this one replaces stored nothing here (a pending share
+        // refuses above): say so, so members holding its share stop waiting for it.
+        if let Some(replaced) = self
+            .refresh
+            .machine
+            .as_ref()
+            .filter(|m| !m.is_finished())
+            .map(DkgMachine::ceremony)
+        {
+            self.withdraw(replaced);
+        }
         // Persisted before the round-1 package leaves: a restarted member never sends a second,
         // different package for this ceremony (which peers would rightly call equivocation).
         self.refresh.last_ceremony = Some(ceremony);
@@ -205,7 +222,10 @@ impl Engine {
         if !self.net.is_member(msg.sender) {
             return Delivery::Rejected(MessageError::BadSignature);
         }
-        let relayable = matches!(msg.body, DkgBody::Round1(_) | DkgBody::Confirm { .. });
+        let relayable = matches!(
+            msg.body,
+            DkgBody::Round1(_) | DkgBody::Confirm { .. } | DkgBody::Withdraw
+        );
         if from != msg.sender && !relayable {
             return Delivery::Rejected(MessageError::WrongSender);
         }
@@ -217,6 +237,10 @@ impl Engine {
             return Delivery::Rejected(MessageError::BadSignature);
         }
         let ceremony = msg.ceremony;
+        if matches!(msg.body, DkgBody::Withdraw) {
+            self.remember_refresh(digest);
+            return self.on_withdrawal(&msg);
+        }
         let active = self.refresh.machine.as_ref().map(DkgMachine::ceremony);
         let finished = self
             .refresh
@@ -276,6 +300,71 @@ impl Engine {
         Delivery::Accepted
     }
 
+    /// A member withdrew from ceremony `msg.ceremony`: it holds no share of it and will never
+    /// confirm it, so the ceremony cannot complete. A pending share of it is dropped (the share
+    /// in use stays), which frees this member for the next refresh.
+    fn on_withdrawal(&mut self, msg: &DkgMessage) -> Delivery {
+        let ceremony = msg.ceremony;
+        // The running ceremony cannot complete: end it now rather than at its timeout.
+        if let Some(machine) = self
+            .refresh
+            .machine
+            .as_mut()
+            .filter(|m| m.ceremony() == ceremony && !m.is_finished())
+        {
+            let out = machine.withdrawn();
+            self.apply_refresh(out);
+        }
+        let Some((c, _)) = &self.refresh.pending else {
+            return Delivery::Accepted;
+        };
+        if *c != ceremony {
+            return Delivery::Accepted;
+        }
+        if self.refresh.pending_confirms.contains_key(&msg.sender) {
+            // It signed a confirmation of this ceremony too.
+            self.culprit(
+                msg.sender,
+                Offence::Dkg(dkg::DkgOffence::EquivocatingConfirmation),
+            );
+        }
+        self.refresh.pending = None;
+        self.refresh.pending_confirms.clear();
+        self.outputs.push_back(Output::StorePendingKey(None));
+        self.event(Event::RefreshAborted(dkg::DkgFailure {
+            ceremony,
+            culprits: Vec::new(),
+        }));
+        Delivery::Accepted
+    }
+
+    /// Signs and broadcasts this member's withdrawal from `ceremony`. Only for a ceremony it
+    /// never confirmed: it confirms only after storing the pending share, which it holds until
+    /// the ceremony completes here.
+    pub(super) fn withdraw(&mut self, ceremony: u32) {
+        if self
+            .refresh
+            .pending
+            .as_ref()
+            .is_some_and(|(c, _)| *c == ceremony)
+            || self.completed_refresh() == Some(ceremony)
+        {
+            return;
+        }
+        let msg = DkgMessage::new_as(
+            Ceremony::Refresh,
+            &self.net,
+            &self.identity,
+            ceremony,
+            self.me,
+            None,
+            DkgBody::Withdraw,
+        );
+        self.refresh.withdrawal = Some(msg.clone());
+        self.outputs
+            .push_back(Output::Broadcast(Message::Refresh(msg)));
+    }
+
     fn remember_refresh(&mut self, digest: Digest) {
         if self.refresh.seen.len() < MAX_REFRESH_SEEN_PER_MEMBER * self.net.n() {
             self.refresh.seen.insert(digest);
@@ -321,6 +410,7 @@ impl Engine {
                     .push_back(Output::Broadcast(Message::Refresh(m))),
                 DkgOutput::Send(to, m) => self.send(to, Message::Refresh(m)),
                 DkgOutput::Key(k) => {
+                    self.refresh.stored_in = Some(ceremony);
                     self.refresh.pending = Some((ceremony, Arc::new((*k).clone())));
                     self.refresh.pending_confirms.clear();
                     self.outputs.push_back(Output::StorePendingKey(Some(k)));
@@ -334,7 +424,13 @@ impl Engine {
                     }
                     self.event(Event::RefreshAborted(failure));
                     // Aborted with the share stored: the others may have completed; ask them.
-                    if self.refresh.pending.is_some() {
+                    // Without it: this member never confirmed, so nobody can complete; say so.
+                    if self
+                        .refresh
+                        .pending
+                        .as_ref()
+                        .is_some_and(|(c, _)| *c == ceremony)
+                    {
                         let request = self.sync_request();
                         let me = self.me;
                         let peers: Vec<MemberIndex> =
@@ -342,6 +438,8 @@ impl Engine {
                         for m in peers {
                             self.send(m, Message::SyncRequest(request.clone()));
                         }
+                    } else {
+                        self.withdraw(ceremony);
                     }
                 }
             }
@@ -365,6 +463,9 @@ impl Engine {
             .completed
             .as_ref()
             .map(|(_, c)| c.to_vec())
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .chain(self.refresh.withdrawal.clone())
+            .collect()
     }
 }
