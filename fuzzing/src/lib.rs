@@ -446,6 +446,10 @@ impl Effects for Performed<'_> {
         Ok(())
     }
 
+    fn store_pending_key(&mut self, _: Option<KeyMaterial>) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
     fn send(&mut self, _: MemberIndex, message: Message) {
         self.sent(&message);
     }

@@ -42,6 +42,9 @@
 //!     fn store_key(&mut self, _key: KeyMaterial) -> Result<(), Self::Error> {
 //!         Ok(())
 //!     }
+//!     fn store_pending_key(&mut self, _key: Option<KeyMaterial>) -> Result<(), Self::Error> {
+//!         Ok(())
+//!     }
 //!     fn send(&mut self, to: MemberIndex, message: Message) {
 //!         assert_eq!(self.durable, self.records.len(), "a message overtook a record");
 //!         self.sent.push((Some(to), message));
@@ -92,6 +95,13 @@ pub trait Effects {
     /// Storage failed.
     fn store_key(&mut self, key: KeyMaterial) -> Result<(), Self::Error>;
 
+    /// Stores (`Some`) or deletes (`None`) the member's pending key file durably: a refreshed
+    /// share awaiting confirmation, kept beside the key file. Called after [`Effects::sync`].
+    ///
+    /// # Errors
+    /// Storage failed.
+    fn store_pending_key(&mut self, key: Option<KeyMaterial>) -> Result<(), Self::Error>;
+
     /// Sends `message` to member `to`. Every record before it is durable.
     fn send(&mut self, to: MemberIndex, message: Message);
 
@@ -136,6 +146,10 @@ pub fn perform<E: Effects>(
             Output::StoreKey(key) => {
                 settle(effects, &mut unsynced)?;
                 effects.store_key(*key)?;
+            }
+            Output::StorePendingKey(key) => {
+                settle(effects, &mut unsynced)?;
+                effects.store_pending_key(key.map(|k| *k))?;
             }
             Output::Send { to, message } => {
                 settle(effects, &mut unsynced)?;
@@ -199,6 +213,10 @@ mod tests {
         }
         fn store_key(&mut self, _: KeyMaterial) -> Result<(), Self::Error> {
             self.calls.push("store-key");
+            Ok(())
+        }
+        fn store_pending_key(&mut self, _: Option<KeyMaterial>) -> Result<(), Self::Error> {
+            self.calls.push("store-pending-key");
             Ok(())
         }
         fn send(&mut self, _: MemberIndex, _: Message) {

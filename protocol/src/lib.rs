@@ -27,6 +27,7 @@ pub mod evidence;
 pub mod fixtures;
 pub mod message;
 pub mod policy;
+pub mod repair;
 pub mod roster;
 pub mod statement;
 pub mod time;

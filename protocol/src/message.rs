@@ -12,6 +12,7 @@ use crate::codec::{self, CodecError};
 use crate::crypto::{Digest, Frost, Signature, signing_bytes};
 use crate::dkg::DkgMessage;
 use crate::evidence::{Evidence, Place};
+use crate::repair::RepairMessage;
 use crate::roster::{LabIndex, MemberIndex, Network, Period};
 use crate::statement::{CoSigned, Statement, Unit};
 
@@ -328,6 +329,11 @@ pub enum Message {
     Fetch(Fetch),
     /// Evidence bodies (to one member).
     Bodies(Arc<Bodies>),
+    /// Share refresh: DKG-shaped messages signed under the refresh tag (`docs/protocol.md`
+    /// §22.5). Appended last, so the encodings of the variants above are unchanged.
+    Refresh(DkgMessage),
+    /// Share repair (`docs/protocol.md` §22.6; direct messages only).
+    Repair(RepairMessage),
 }
 
 impl Message {
@@ -340,7 +346,7 @@ impl Message {
             | Message::Observation(_)
             | Message::Proposal(_)
             | Message::CoSigned(_) => true,
-            Message::Dkg(d) => d.recipient.is_none(),
+            Message::Dkg(d) | Message::Refresh(d) => d.recipient.is_none(),
             _ => false,
         }
     }
@@ -360,6 +366,8 @@ impl Message {
             Message::Dkg(_) => "dkg",
             Message::Fetch(_) => "fetch",
             Message::Bodies(_) => "bodies",
+            Message::Refresh(_) => "refresh",
+            Message::Repair(_) => "repair",
         }
     }
 

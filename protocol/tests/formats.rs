@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use accord_protocol::codec::{self, CodecError, MAX_MESSAGE_BYTES};
 use accord_protocol::crypto::{Digest, Frost, SecretKey};
-use accord_protocol::dkg::{DkgBody, DkgMessage, deal};
+use accord_protocol::dkg::{Ceremony, DkgBody, DkgMessage, deal};
 use accord_protocol::engine::{AcceptedRecord, Record, SignedRecord};
 use accord_protocol::evidence::Evidence;
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, inspection, lab_submissions};
@@ -20,6 +20,7 @@ use accord_protocol::message::{
     SignedObservation, SlotItems, SyncRequest,
 };
 use accord_protocol::policy::{self, Verdict};
+use accord_protocol::repair::{RepairMessage, RepairRequest};
 use accord_protocol::roster::{LabIndex, MemberIndex, Network, Period};
 use accord_protocol::statement::{CoSigned, Slot, Statement, Unit, signing_message};
 use accord_protocol::time::Instant;
@@ -163,7 +164,7 @@ fn world() -> World {
         None,
         DkgBody::Round1(Frost::new(r1)),
     );
-    let messages = vec![
+    let mut messages = vec![
         (
             "message-evidence",
             Message::Evidence(Arc::new(evidence[0].clone())),
@@ -237,7 +238,7 @@ fn world() -> World {
         ),
         ("message-dkg-round1", Message::Dkg(dkg)),
     ];
-    let records = vec![
+    let mut records = vec![
         (
             "record-evidence",
             Record::Evidence {
@@ -278,6 +279,73 @@ fn world() -> World {
             },
         ),
     ];
+    // Key lifecycle formats (appended: the random draws above, and so the older snapshots,
+    // are unchanged).
+    let (_, z1) =
+        frost::keys::refresh::refresh_dkg_part1(MemberIndex(1).identifier(), 4, 3, &mut rng)
+            .unwrap();
+    let refresh = DkgMessage::new_as(
+        Ceremony::Refresh,
+        &net,
+        &testnet.members[1],
+        2,
+        MemberIndex(1),
+        None,
+        DkgBody::Round1(Frost::new(z1)),
+    );
+    let request = RepairRequest::new(
+        &net,
+        &testnet.members[3],
+        MemberIndex(3),
+        vec![MemberIndex(0), MemberIndex(1), MemberIndex(2)],
+        at,
+        Digest([4; 32]),
+    );
+    messages.push(("message-refresh-round1", Message::Refresh(refresh.clone())));
+    messages.push((
+        "message-refresh-withdraw",
+        Message::Refresh(DkgMessage::new_as(
+            Ceremony::Refresh,
+            &net,
+            &testnet.members[2],
+            2,
+            MemberIndex(2),
+            None,
+            DkgBody::Withdraw,
+        )),
+    ));
+    messages.push((
+        "message-repair-request",
+        Message::Repair(RepairMessage::Request(request.clone())),
+    ));
+    messages.push((
+        "message-repair-delta",
+        Message::Repair(RepairMessage::Delta {
+            request: request.clone(),
+            public_package: keys[0].public_digest(),
+            delta: Frost::new(frost::keys::repairable::Delta::deserialize(&[5; 32]).unwrap()),
+        }),
+    ));
+    messages.push((
+        "message-repair-sigma",
+        Message::Repair(RepairMessage::Sigma {
+            request: request.digest(),
+            sigma: Frost::new(frost::keys::repairable::Sigma::deserialize(&[6; 32]).unwrap()),
+            public: Frost::new(keys[0].public.clone()),
+        }),
+    ));
+    records.push((
+        "record-refresh-started",
+        Record::RefreshStarted { ceremony: 2 },
+    ));
+    records.push((
+        "record-refresh-complete",
+        Record::RefreshComplete {
+            ceremony: 2,
+            public_package: keys[0].public_digest(),
+            confirmations: vec![refresh],
+        },
+    ));
     let bundle = TrustBundle::new(&net, keys[0].group_key());
     World {
         net,
@@ -613,7 +681,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_messages_never_panic(index in 0usize..11, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+    fn mutated_messages_never_panic(index in 0usize..32, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
         thread_local!(static WORLD: World = world());
         WORLD.with(|w| {
             let mut bytes = w.messages[index % w.messages.len()].1.encode().unwrap();

@@ -37,6 +37,14 @@ pub struct InvariantChecker {
     pub dkg_complete: BTreeMap<MemberIndex, PublicKey>,
     /// DKG aborts per honest member, with the culprits named.
     pub dkg_aborted: BTreeMap<MemberIndex, Vec<MemberIndex>>,
+    /// Refresh ceremonies completed per honest member (the last one).
+    pub refresh_complete: BTreeMap<MemberIndex, u32>,
+    /// Refresh aborts per honest member, with the culprits named.
+    pub refresh_aborted: BTreeMap<MemberIndex, Vec<MemberIndex>>,
+    /// Repairs completed, and failed (with the reason), per honest member.
+    pub repaired: BTreeMap<MemberIndex, PublicKey>,
+    /// Failed repairs per honest member.
+    pub repair_failed: BTreeMap<MemberIndex, &'static str>,
     /// First time each unit was decided at an honest member.
     pub decided_at: BTreeMap<Unit, Instant>,
     /// Late items a colluding lab handed to late injectors.
@@ -104,6 +112,19 @@ impl InvariantChecker {
             Event::DkgAborted(f) => {
                 self.dkg_aborted
                     .insert(m, f.culprits.iter().map(|(c, _)| *c).collect());
+            }
+            Event::RefreshComplete { ceremony, .. } => {
+                self.refresh_complete.insert(m, *ceremony);
+            }
+            Event::RefreshAborted(f) => {
+                self.refresh_aborted
+                    .insert(m, f.culprits.iter().map(|(c, _)| *c).collect());
+            }
+            Event::Repaired { group_key } => {
+                self.repaired.insert(m, *group_key);
+            }
+            Event::RepairFailed { reason } => {
+                self.repair_failed.insert(m, reason);
             }
             Event::Decided(c) => {
                 self.decided_at.entry(c.unit).or_insert(now);

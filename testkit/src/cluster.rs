@@ -16,7 +16,9 @@ use rand_core::{RngCore, SeedableRng};
 use accord_protocol::crypto::{CheckedSignatures, Digest, SecretKey, Verifier};
 use accord_protocol::dkg::{KeyMaterial, deal};
 use accord_protocol::driver::{self, Effects};
-use accord_protocol::engine::{Delivery, Engine, EngineConfig, Event, Record};
+use accord_protocol::engine::{
+    Delivery, Engine, EngineConfig, Event, Record, RefreshStartError, RepairError,
+};
 use accord_protocol::evidence::{Evidence, EvidenceError};
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
 use accord_protocol::message::Message;
@@ -40,6 +42,8 @@ pub struct ClusterSpec {
     pub seed: u64,
     /// Run a DKG instead of dealing keys.
     pub dkg: bool,
+    /// Every member's share-refresh schedule (`EngineConfig::refresh_every`).
+    pub refresh_every: Option<u64>,
 }
 
 impl ClusterSpec {
@@ -51,6 +55,7 @@ impl ClusterSpec {
             latency_ms: 5,
             seed: 7,
             dkg: false,
+            refresh_every: None,
         }
     }
 }
@@ -124,6 +129,7 @@ impl Cluster {
         // cluster, not once per member (outcomes are the same).
         let config = EngineConfig {
             verifier: Verifier::shared(Arc::new(CheckedSignatures::default())),
+            refresh_every: spec.refresh_every,
             ..EngineConfig::default()
         };
         let nodes = (0..net.n())
@@ -196,6 +202,63 @@ impl Cluster {
             }
             self.drain(m);
         }
+    }
+
+    /// Starts refresh ceremony `ceremony` at member `at` (the operator's command); the others
+    /// join when its round-1 package reaches them.
+    ///
+    /// # Errors
+    /// The engine's refusal (or [`RefreshStartError::NoKey`] when `at` is down).
+    pub fn start_refresh(
+        &mut self,
+        at: MemberIndex,
+        ceremony: u32,
+    ) -> Result<(), RefreshStartError> {
+        let now = self.now;
+        let node = &mut self.nodes[usize::from(at.0)];
+        let Some(engine) = node.engine.as_mut() else {
+            return Err(RefreshStartError::NoKey);
+        };
+        let result = engine.start_refresh(now, ceremony, &mut node.rng);
+        self.drain(at);
+        self.schedule_timer(at);
+        result
+    }
+
+    /// Member `m`'s operator asks for its share to be repaired by `helpers` (default: the
+    /// engine's choice).
+    ///
+    /// # Errors
+    /// The engine's refusal of the helper set.
+    pub fn request_repair(
+        &mut self,
+        m: MemberIndex,
+        helpers: Option<Vec<MemberIndex>>,
+    ) -> Result<(), RepairError> {
+        let now = self.now;
+        let node = &mut self.nodes[usize::from(m.0)];
+        let engine = node.engine.as_mut().expect("member is running");
+        let result = engine.request_repair(now, helpers, &mut node.rng);
+        self.drain(m);
+        self.schedule_timer(m);
+        result
+    }
+
+    /// Delivers `message` to member `to`'s engine at once, as sent by `from`, and returns the
+    /// engine's verdict on it (for tests of how a hostile message is refused).
+    pub fn deliver_now(
+        &mut self,
+        from: MemberIndex,
+        to: MemberIndex,
+        message: Message,
+    ) -> Delivery {
+        let now = self.now;
+        let node = &mut self.nodes[usize::from(to.0)];
+        let engine = node.engine.as_mut().expect("member is running");
+        let delivery = engine.handle_message(now, from, message, &mut node.rng);
+        self.drain(to);
+        self.schedule_timer(to);
+        delivery
     }
 
     /// Submits `evidence` to member `to` as a lab or operator would.
@@ -604,6 +667,11 @@ impl Effects for Outputs<'_> {
 
     fn store_key(&mut self, key: KeyMaterial) -> Result<(), Self::Error> {
         self.cluster.nodes[usize::from(self.m.0)].store_key(key);
+        Ok(())
+    }
+
+    fn store_pending_key(&mut self, key: Option<KeyMaterial>) -> Result<(), Self::Error> {
+        self.cluster.nodes[usize::from(self.m.0)].store_pending_key(key);
         Ok(())
     }
 

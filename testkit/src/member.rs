@@ -25,6 +25,8 @@ pub struct Member {
     pub records: Vec<Record>,
     /// Its key file.
     pub key: Option<KeyMaterial>,
+    /// Its pending key file (a refreshed share awaiting confirmations).
+    pub pending_key: Option<KeyMaterial>,
     /// Items acknowledged to their submitters, with their periods (must survive crashes while
     /// the engine keeps their period: invariant 7).
     pub acknowledged: BTreeMap<Digest, Period>,
@@ -60,6 +62,7 @@ impl Member {
             engine: Some(engine),
             records: Vec::new(),
             key,
+            pending_key: None,
             acknowledged: BTreeMap::new(),
             rng: child_rng(seed, stream, u64::from(index.0), 0),
             incarnation: 0,
@@ -95,11 +98,12 @@ impl Member {
             u64::from(self.index.0),
             self.incarnation,
         );
-        let engine = Engine::restore(
+        let engine = Engine::restore_with_pending(
             net.clone(),
             self.index,
             identity,
             self.key.clone(),
+            self.pending_key.clone(),
             config,
             self.records.iter().cloned(),
         );
@@ -131,6 +135,11 @@ impl Member {
     pub fn store_key(&mut self, key: KeyMaterial) {
         self.key = Some(key);
     }
+
+    /// Stores (or deletes) the pending key file.
+    pub fn store_pending_key(&mut self, key: Option<KeyMaterial>) {
+        self.pending_key = key;
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +164,7 @@ mod tests {
             engine: None,
             records: c.nodes[0].records.clone(),
             key: c.nodes[0].key.clone(),
+            pending_key: None,
             acknowledged: held,
             rng: child_rng(1, "member", 0, 0),
             incarnation: 0,

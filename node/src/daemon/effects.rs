@@ -96,6 +96,28 @@ impl Effects for EventLoop {
         Ok(())
     }
 
+    fn store_pending_key(&mut self, key: Option<KeyMaterial>) -> Result<(), NodeError> {
+        let path = super::pending_key_path(&self.key_share);
+        let Some(key) = key else {
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(|e| NodeError::KeyShare {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            }
+            info!(path = %path.display(), "pending key share removed");
+            return Ok(());
+        };
+        let bytes =
+            zeroize::Zeroizing::new(codec::encode(&key).map_err(|e| NodeError::KeyShare {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?);
+        keyfile::write_secret(&path, &bytes, self.passphrase.as_ref(), true)?;
+        info!(path = %path.display(), "refreshed key share stored, pending confirmation");
+        Ok(())
+    }
+
     fn send(&mut self, to: MemberIndex, message: Message) {
         if let Message::Accept(a) = &message {
             debug!(

@@ -89,7 +89,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         use std::os::unix::fs::PermissionsExt as _;
         let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
     }
-    let keys = load_key_share(&config)?;
+    let keys = load_key_share(&config, &config.key_share)?;
+    let pending = load_key_share(&config, &pending_key_path(&config.key_share))?;
     let operator = Arc::new(OperatorToken::load_or_create(&config.operator_token)?);
     info!(path = %config.operator_token.display(), "operator token for the API's operator endpoints");
     let first_period = match store.meta("first_period")? {
@@ -117,11 +118,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         has_key = keys.is_some(),
         "starting accord node"
     );
-    let engine = Engine::restore(
+    let engine = Engine::restore_with_pending(
         net.clone(),
         me,
         identity,
         keys,
+        pending,
         EngineConfig {
             first_period,
             ..EngineConfig::default()
@@ -197,14 +199,25 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     result
 }
 
-fn load_key_share(config: &NodeConfig) -> Result<Option<KeyMaterial>, NodeError> {
-    if !config.key_share.exists() {
+/// Where a refreshed share awaiting confirmation is kept, beside the key share
+/// (`Output::StorePendingKey`).
+pub(crate) fn pending_key_path(key_share: &std::path::Path) -> std::path::PathBuf {
+    let mut name = key_share.as_os_str().to_owned();
+    name.push(".pending");
+    name.into()
+}
+
+fn load_key_share(
+    config: &NodeConfig,
+    path: &std::path::Path,
+) -> Result<Option<KeyMaterial>, NodeError> {
+    if !path.exists() {
         return Ok(None);
     }
-    let bytes = keyfile::read_secret(&config.key_share, config.passphrase.as_ref())?;
+    let bytes = keyfile::read_secret(path, config.passphrase.as_ref())?;
     let keys = codec::decode::<KeyMaterial>(&bytes, MAX_MESSAGE_BYTES).map_err(|e| {
         NodeError::KeyShare {
-            path: config.key_share.display().to_string(),
+            path: path.display().to_string(),
             message: e.to_string(),
         }
     })?;

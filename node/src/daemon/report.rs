@@ -98,6 +98,29 @@ impl EventLoop {
                     .collect();
                 warn!(ceremony = f.ceremony, ?culprits, "DKG ceremony aborted");
             }
+            Event::RefreshStarted { ceremony } => info!(ceremony, "share refresh started"),
+            Event::RefreshComplete {
+                ceremony,
+                group_key,
+            } => info!(ceremony, %group_key, "share refresh complete: new shares in use"),
+            Event::RefreshAborted(f) => {
+                let culprits: Vec<String> = f
+                    .culprits
+                    .iter()
+                    .map(|(m, o)| format!("{}: {o}", self.name_of(*m)))
+                    .collect();
+                warn!(
+                    ceremony = f.ceremony,
+                    ?culprits,
+                    "share refresh aborted; current shares stay in use"
+                );
+            }
+            Event::RepairRequested => info!("share repair requested from t helpers"),
+            Event::RepairHelped { member } => {
+                warn!(member = %self.name_of(member), "helping a member repair its lost share")
+            }
+            Event::Repaired { group_key } => info!(%group_key, "key share repaired and in use"),
+            Event::RepairFailed { reason } => warn!(reason, "share repair failed; ask again"),
         }
     }
 

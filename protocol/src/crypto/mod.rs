@@ -440,6 +440,8 @@ frost_bytes! {
     frost_ed25519::keys::dkg::round1::Package => |v: &frost_ed25519::keys::dkg::round1::Package| v.serialize().ok(),
     frost_ed25519::keys::dkg::round2::Package => |v: &frost_ed25519::keys::dkg::round2::Package| v.serialize().ok(),
     frost_ed25519::keys::PublicKeyPackage => |v: &frost_ed25519::keys::PublicKeyPackage| v.serialize().ok(),
+    frost_ed25519::keys::repairable::Delta => |v: &frost_ed25519::keys::repairable::Delta| Some(v.serialize()),
+    frost_ed25519::keys::repairable::Sigma => |v: &frost_ed25519::keys::repairable::Sigma| Some(v.serialize()),
 }
 
 impl<T: FrostBytes> Frost<T> {

@@ -133,6 +133,11 @@ impl Engine {
                 self.send(from, Message::Dkg(c.clone()));
             }
         }
+        if req.key_unconfirmed {
+            for c in self.refresh_confirmations() {
+                self.send(from, Message::Refresh(c));
+            }
+        }
         Delivery::Accepted
     }
 
@@ -149,7 +154,7 @@ impl Engine {
             .min(self.next_close);
         SyncRequest {
             from,
-            key_unconfirmed: self.keygen.unconfirmed.is_some(),
+            key_unconfirmed: self.keygen.unconfirmed.is_some() || self.refresh.pending.is_some(),
         }
     }
 

@@ -29,6 +29,8 @@
 //! | `signer.rs` | nonces and verdict protection (§16) |
 //! | `decided.rs` | co-signed units, sync, retention (§17–18) |
 //! | `keygen.rs` | key generation glue (§22) |
+//! | `refresh.rs` | proactive share refresh (§22.5) |
+//! | `repair.rs` | share repair (§22.6) |
 //! | `record.rs` | records, restore and compaction (§21) |
 //! | `timers.rs` | the deadline table |
 //! | `output.rs`, `error.rs` | what the engine emits, why it refuses |
@@ -42,6 +44,8 @@ mod observation;
 mod output;
 mod propose;
 mod record;
+mod refresh;
+mod repair;
 mod roast;
 mod rule;
 mod signer;
@@ -67,11 +71,15 @@ pub use error::{
 };
 pub use output::{Event, Output};
 pub use record::{AcceptedRecord, Record, SignedRecord};
+pub use refresh::RefreshStartError;
+pub use repair::RepairError;
 
 use keygen::Keygen;
 use ledger::Ledger;
 use observation::ObservationBook;
 use record::AcceptedRecord as Accepted;
+use refresh::Refresh;
+use repair::Repair;
 use roast::Coordinator;
 use rule::PendingProposal;
 use signer::{Protection, SignerSlot};
@@ -92,6 +100,10 @@ pub struct EngineConfig {
     /// How signatures are checked: directly (a node), or through a memo the engines of one
     /// process share (the simulator, whose members all check the same messages).
     pub verifier: Verifier,
+    /// Start a share refresh after closing every k-th period (`docs/protocol.md` §22.5). Local
+    /// for now (the roster's schedule is bound into the network id); one member with it set is
+    /// enough, since the others join.
+    pub refresh_every: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -100,6 +112,7 @@ impl Default for EngineConfig {
             first_period: Period(0),
             retain_periods: 4,
             verifier: Verifier::default(),
+            refresh_every: None,
         }
     }
 }
@@ -169,6 +182,10 @@ pub struct Engine {
     config: EngineConfig,
     /// Key material and ceremonies (`keygen.rs`).
     keygen: Keygen,
+    /// Share refresh ceremonies (`refresh.rs`).
+    refresh: Refresh,
+    /// Share repairs, asked or helped (`repair.rs`).
+    repair: Repair,
     /// Evidence held (`ledger.rs`).
     ledger: Ledger,
     /// Observations of the kept periods (`observation.rs`).
@@ -220,6 +237,8 @@ impl Engine {
                 keys: keys.map(Arc::new),
                 ..Keygen::default()
             },
+            refresh: Refresh::default(),
+            repair: Repair::default(),
             ledger: Ledger::default(),
             book: ObservationBook::default(),
             units: BTreeMap::new(),
@@ -306,6 +325,7 @@ impl Engine {
         soonest([
             Some(self.net.schedule().close(self.next_close)),
             self.keygen.machine.as_ref().and_then(DkgMachine::deadline),
+            self.refresh.machine.as_ref().and_then(DkgMachine::deadline),
             units.flatten(),
         ])
     }
@@ -364,12 +384,17 @@ impl Engine {
             let out = dkg.handle_timeout(now);
             self.apply_dkg(out);
         }
+        if let Some(refresh) = self.refresh.machine.as_mut() {
+            let out = refresh.handle_timeout(now);
+            self.apply_refresh(out);
+        }
         let schedule = self.net.schedule().clone();
         while schedule.close(self.next_close) <= now {
             let period = self.next_close;
             self.observe(period);
             self.next_close = Period(period.0 + 1);
             self.rearm_period(period);
+            self.scheduled_refresh(now, period, rng);
         }
         if self.keygen.keys.is_some() {
             for unit in self.timers.attempts.due(now) {
@@ -439,6 +464,18 @@ impl Engine {
                 message: Message::Dkg(m),
             });
         }
+        let resend = self
+            .refresh
+            .machine
+            .as_ref()
+            .map(|d| d.messages_for(member))
+            .unwrap_or_default();
+        for m in resend.into_iter().chain(self.refresh.withdrawal.clone()) {
+            self.outputs.push_back(Output::Send {
+                to: member,
+                message: Message::Refresh(m),
+            });
+        }
         let request = self.sync_request();
         self.outputs.push_back(Output::Send {
             to: member,
@@ -464,7 +501,11 @@ impl Engine {
             Message::CoSigned(c) => Some(Ok(c.unit)),
             Message::Fetch(f) => Some(Ok(f.unit)),
             Message::Bodies(b) => Some(Ok(b.unit)),
-            Message::Evidence(_) | Message::SyncRequest(_) | Message::Dkg(_) => None,
+            Message::Evidence(_)
+            | Message::SyncRequest(_)
+            | Message::Dkg(_)
+            | Message::Refresh(_)
+            | Message::Repair(_) => None,
         };
         let delivery = self.route(now, from, message, rng);
         match touched {
@@ -506,6 +547,8 @@ impl Engine {
             Message::Dkg(d) => self.on_dkg(now, from, d, rng),
             Message::Fetch(f) => self.on_fetch(from, &f),
             Message::Bodies(b) => self.on_bodies(from, &b, rng),
+            Message::Refresh(d) => self.on_refresh(now, from, d, rng),
+            Message::Repair(r) => self.on_repair(now, from, r, rng),
         }
     }
 

@@ -36,6 +36,11 @@ pub enum Output {
     StoreKey(Box<KeyMaterial>),
     /// Something happened (for metrics, logs, the API).
     Event(Event),
+    /// Store (or, with `None`, delete) this member's pending key file before performing any
+    /// later output: a refreshed share not yet confirmed by every member, kept beside the key
+    /// file (which still holds the share in use) and given back to
+    /// [`crate::engine::Engine::restore_with_pending`] after a restart (`docs/protocol.md` §22.5).
+    StorePendingKey(Option<Box<KeyMaterial>>),
 }
 
 /// Something worth telling the operator or the metrics.
@@ -102,4 +107,37 @@ pub enum Event {
     },
     /// A DKG ceremony aborted.
     DkgAborted(DkgFailure),
+    /// A refresh ceremony started (or was joined) here.
+    RefreshStarted {
+        /// The ceremony.
+        ceremony: u32,
+    },
+    /// Every member confirmed the refreshed shares; this member signs with its new share.
+    RefreshComplete {
+        /// The ceremony.
+        ceremony: u32,
+        /// The group key (unchanged).
+        group_key: PublicKey,
+    },
+    /// A refresh ceremony aborted; the current shares stay in use.
+    RefreshAborted(DkgFailure),
+    /// This member asked t helpers to repair its lost share.
+    RepairRequested,
+    /// This member helps `member` repair its share (operators should expect it: a member asks
+    /// only after it lost its key file).
+    RepairHelped {
+        /// The member whose share is repaired.
+        member: MemberIndex,
+    },
+    /// This member's share is repaired and in use.
+    Repaired {
+        /// The group key.
+        group_key: PublicKey,
+    },
+    /// The repair's answers did not give a valid share; ask again (other helpers if it
+    /// persists).
+    RepairFailed {
+        /// What was wrong.
+        reason: &'static str,
+    },
 }

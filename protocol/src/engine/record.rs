@@ -58,6 +58,22 @@ pub enum Record {
     /// (persisted once, before the accept it justifies, so a restarted member can still show
     /// why its locked items are vouched).
     Vouch(Arc<SignedObservation>),
+    /// This member started or joined refresh ceremony `ceremony` (appended after the records
+    /// above, so their encodings are unchanged).
+    RefreshStarted {
+        /// The ceremony.
+        ceremony: u32,
+    },
+    /// Refresh ceremony `ceremony` completed: every member confirmed the public key package
+    /// with digest `public_package`, and this member signs with the matching share.
+    RefreshComplete {
+        /// The ceremony.
+        ceremony: u32,
+        /// Digest of the refreshed public key package.
+        public_package: Digest,
+        /// Every member's signed confirmation (served to members that missed some).
+        confirmations: Vec<DkgMessage>,
+    },
 }
 
 /// A proposal this member accepted whose statements grew the unit's locked set.
@@ -97,6 +113,26 @@ impl Engine {
         config: EngineConfig,
         records: impl IntoIterator<Item = Record>,
     ) -> Self {
+        Self::restore_with_pending(net, me, identity, keys, None, config, records)
+    }
+
+    /// As [`Engine::restore`], with the pending key file too (a refreshed share that was
+    /// awaiting confirmations, [`Output::StorePendingKey`]). Which share is used
+    /// (`docs/protocol.md` §22.5): the pending one if a `RefreshComplete` record names its public
+    /// key package (the crash came between that record and the key file's update; the key
+    /// files are then brought up to date by the restored engine's first outputs); the key
+    /// file's otherwise, keeping the pending share aside to collect its confirmations from
+    /// peers, unless it equals the key file's.
+    pub fn restore_with_pending(
+        net: Arc<Network>,
+        me: MemberIndex,
+        identity: SecretKey,
+        keys: Option<KeyMaterial>,
+        pending: Option<KeyMaterial>,
+        config: EngineConfig,
+        records: impl IntoIterator<Item = Record>,
+    ) -> Self {
+        let mut refreshed: Option<(u32, Digest, Vec<DkgMessage>)> = None;
         let mut engine = Self::new(net, me, identity, None, config);
         let mut dkg_started = false;
         let mut confirmed: Option<(u32, PublicKey, Vec<DkgMessage>)> = None;
@@ -154,8 +190,32 @@ impl Engine {
                     group_key,
                     confirmations,
                 } => confirmed = Some((ceremony, group_key, confirmations)),
+                Record::RefreshStarted { ceremony } => {
+                    let last = &mut engine.refresh.last_ceremony;
+                    *last = Some(last.map_or(ceremony, |c| c.max(ceremony)));
+                }
+                Record::RefreshComplete {
+                    ceremony,
+                    public_package,
+                    confirmations,
+                } => refreshed = Some((ceremony, public_package, confirmations)),
             }
         }
+        // The pending share was activated before the crash, but the key file not yet updated.
+        let mut key_files_stale = false;
+        let (keys, pending) = match (keys, pending) {
+            (k, Some(p)) if refreshed.as_ref().is_some_and(|r| r.1 == p.public_digest()) => {
+                key_files_stale = true;
+                drop(k);
+                (Some(p), None)
+            }
+            (Some(k), Some(p)) if k.public_digest() == p.public_digest() => {
+                key_files_stale = true;
+                (Some(k), None)
+            }
+            (k, p) => (k, p),
+        };
+        engine.repair.known_group_key = confirmed.as_ref().map(|(_, g, _)| *g);
         if let Some(k) = keys {
             let k = Arc::new(k);
             match confirmed {
@@ -167,6 +227,21 @@ impl Engine {
                 _ if !dkg_started => engine.keygen.keys = Some(k),
                 _ => engine.keygen.unconfirmed = Some(k),
             }
+        }
+        if let Some((ceremony, _, confirmations)) = refreshed {
+            engine.refresh.completed = Some((ceremony, confirmations.into()));
+        }
+        let pending = pending.filter(|_| engine.keygen.keys.is_some());
+        if let (Some(p), Some(c)) = (pending, engine.refresh.last_ceremony) {
+            engine.refresh.pending = Some((c, Arc::new(p)));
+        }
+        // A refresh this member started but neither completed nor holds a share of: it never
+        // confirmed it (the share is stored before the confirmation leaves), and its secrets died
+        // with the process. Withdraw, so members holding that ceremony's share stop waiting.
+        if let Some(c) = engine.refresh.last_ceremony
+            && engine.keygen.keys.is_some()
+        {
+            engine.withdraw(c);
         }
         // Units of periods this member closed but has not seen decided: it must still take part
         // in them (and ask peers for them) after the restart.
@@ -188,7 +263,16 @@ impl Engine {
         for unit in units {
             engine.rearm(unit);
         }
+        // The withdrawal goes out on every connection (`peer_connected`), not as an output here.
         engine.outputs.clear();
+        if key_files_stale && let Some(k) = &engine.keygen.keys {
+            engine
+                .outputs
+                .push_back(super::Output::StoreKey(Box::new((**k).clone())));
+            engine
+                .outputs
+                .push_back(super::Output::StorePendingKey(None));
+        }
         engine
     }
 
@@ -209,6 +293,18 @@ impl Engine {
             out.push(Record::DkgComplete {
                 ceremony,
                 group_key: keys.group_key(),
+                confirmations: confirmations.to_vec(),
+            });
+        }
+        if let Some(ceremony) = self.refresh.last_ceremony {
+            out.push(Record::RefreshStarted { ceremony });
+        }
+        if let (Some((ceremony, confirmations)), Some(keys)) =
+            (&self.refresh.completed, &self.keygen.keys)
+        {
+            out.push(Record::RefreshComplete {
+                ceremony: *ceremony,
+                public_package: keys.public_digest(),
                 confirmations: confirmations.to_vec(),
             });
         }

@@ -222,12 +222,39 @@ impl Engine {
             return Delivery::Accepted;
         }
         let session = coord.sessions.remove(&share.session).expect("present");
-        match frost::aggregate_custom(
-            &session.package,
-            &session.shares,
-            &keys.public,
-            frost::CheaterDetection::AllCheaters,
-        ) {
+        let detect = |public: &frost::keys::PublicKeyPackage| {
+            frost::aggregate_custom(
+                &session.package,
+                &session.shares,
+                public,
+                frost::CheaterDetection::AllCheaters,
+            )
+        };
+        let mut outcome = detect(&keys.public);
+        // Around a share refresh (§22.5) a signer may still hold the other epoch's share: all
+        // of a session's shares from that epoch still make a valid group signature, and a
+        // share valid under the other epoch's package is no offence.
+        let mut honest_elsewhere: Option<Vec<frost::Identifier>> = None;
+        if let Err(frost::Error::InvalidSignatureShare { .. }) = &outcome {
+            for other in self.other_epoch_packages() {
+                match detect(&other) {
+                    Ok(signature) => {
+                        outcome = Ok(signature);
+                        break;
+                    }
+                    Err(frost::Error::InvalidSignatureShare { culprits }) => {
+                        let valid = session
+                            .shares
+                            .keys()
+                            .filter(|id| !culprits.contains(id))
+                            .copied();
+                        honest_elsewhere.get_or_insert_with(Vec::new).extend(valid);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        match outcome {
             Ok(signature) => {
                 let bytes = signature
                     .serialize()
@@ -248,17 +275,22 @@ impl Engine {
             }
             Err(frost::Error::InvalidSignatureShare { culprits }) => {
                 let n = self.net.n();
-                let culprits: Vec<MemberIndex> = culprits
-                    .iter()
-                    .filter_map(|id| MemberIndex::from_identifier(id, n))
-                    .collect();
+                let elsewhere = honest_elsewhere.unwrap_or_default();
+                let mut blamed = Vec::new();
                 if let Some(coord) = self.coordinator_mut(&unit) {
-                    for c in &culprits {
-                        coord.excluded.insert(*c);
-                        coord.ready.remove(c);
+                    for id in &culprits {
+                        let Some(c) = MemberIndex::from_identifier(id, n) else {
+                            continue;
+                        };
+                        // A signer of the other epoch sits out this attempt, unblamed.
+                        coord.ready.remove(&c);
+                        if !elsewhere.contains(id) {
+                            coord.excluded.insert(c);
+                            blamed.push(c);
+                        }
                     }
                 }
-                for c in culprits {
+                for c in blamed {
                     self.culprit(c, Offence::InvalidShare);
                 }
                 self.start_sessions(unit, now);

@@ -29,6 +29,10 @@ pub struct NetworkSpec {
     /// default: the largest up to 4 whose messages fit the frame limit.
     #[serde(default)]
     pub reports_per_inspector: Option<u16>,
+    /// Every member refreshes the key shares after closing every k-th period
+    /// (`EngineConfig::refresh_every`, `docs/protocol.md` §22.5); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_every: Option<u64>,
 }
 
 /// Signing mode.

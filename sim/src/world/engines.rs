@@ -266,6 +266,11 @@ impl driver::Effects for Outputs<'_> {
         Ok(())
     }
 
+    fn store_pending_key(&mut self, key: Option<KeyMaterial>) -> Result<(), Self::Error> {
+        self.node().member.store_pending_key(key);
+        Ok(())
+    }
+
     fn send(&mut self, to: MemberIndex, message: Message) {
         let (m, checked) = self.sender();
         if let Driven::Member(_) = self.who {

@@ -56,6 +56,7 @@ impl Simulation {
             } else {
                 Verifier::default()
             },
+            refresh_every: sc.network.refresh_every,
             ..EngineConfig::default()
         };
         let n = sc.network.members;

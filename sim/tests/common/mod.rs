@@ -53,6 +53,7 @@ pub(crate) const SMALL: &[&str] = &[
     "faults-30-labs",
     "beyond-f-late-injection",
     "beyond-f-silent",
+    "key-refresh",
 ];
 
 /// Scenarios another test file runs (many seeds each).

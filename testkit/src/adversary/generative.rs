@@ -124,7 +124,10 @@ impl Mutator {
     }
 
     fn remember(&mut self, to: MemberIndex, msg: &Message) {
-        if matches!(msg, Message::Dkg(_)) {
+        if matches!(
+            msg,
+            Message::Dkg(_) | Message::Refresh(_) | Message::Repair(_)
+        ) {
             return;
         }
         self.history.push_back((to, msg.clone()));
@@ -141,7 +144,10 @@ impl Mutator {
         msg: Message,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Vec<Message> {
-        if matches!(msg, Message::Dkg(_)) {
+        if matches!(
+            msg,
+            Message::Dkg(_) | Message::Refresh(_) | Message::Repair(_)
+        ) {
             return vec![msg];
         }
         match rng.next_u32() % 100 {
@@ -321,7 +327,7 @@ fn mutate(
             }
             Message::Bodies(Arc::new(x))
         }
-        other @ Message::Dkg(_) => other,
+        other @ (Message::Dkg(_) | Message::Refresh(_) | Message::Repair(_)) => other,
     }
 }
 

@@ -26,14 +26,19 @@ use std::sync::Arc;
 use frost_ed25519::keys::{KeyPackage, PublicKeyPackage, SecretShare, dkg};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use crate::codec;
-use crate::crypto::{Digest, Frost, PublicKey, SecretKey, Signature, signing_bytes, verify_strict};
+use crate::crypto::{Digest, Frost, PublicKey, SecretKey};
 use crate::roster::{MemberIndex, Network};
 use crate::time::Instant;
 
-const DKG_TAG: &str = "accord/dkg";
+mod message;
+mod zero_share;
+
+use message::confirmed;
+pub use message::{
+    Ceremony, DkgBody, DkgFailure, DkgMessage, DkgOffence, RevealedShare, confirmations_prove,
+    confirmations_prove_as, confirms,
+};
 
 /// A member's long-lived FROST key material. Zeroized on drop; serialized only into its owner's
 /// key file.
@@ -101,229 +106,6 @@ pub fn deal(
         .collect()
 }
 
-/// The content of a DKG message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DkgBody {
-    /// Round-1 package (broadcast; may be relayed by others as proof).
-    Round1(Frost<dkg::round1::Package>),
-    /// Digest of each member's signed round-1 message, in roster order (broadcast).
-    Echo(Vec<Digest>),
-    /// Round-2 package for `recipient` (direct, secret).
-    Round2(Frost<dkg::round2::Package>),
-    /// The accused's signed round-2 message to the complainer, revealed (broadcast).
-    Complaint(Box<RevealedShare>),
-    /// The resulting group key and public key package digest (broadcast).
-    Confirm {
-        /// The group key.
-        group_key: PublicKey,
-        /// Digest of the public key package.
-        public_package: Digest,
-    },
-}
-
-/// The signed round-2 message an accused member sent the complainer, as a complaint reveals it.
-/// It is not a [`DkgMessage`] (whose body could be another complaint), so a complaint cannot
-/// nest: decoding depth stays fixed whatever the input.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevealedShare {
-    /// The accused (the round-2 message's sender).
-    pub sender: MemberIndex,
-    /// The share it sent the complainer.
-    pub share: Frost<dkg::round2::Package>,
-    /// The accused's signature over that round-2 message.
-    pub signature: Signature,
-}
-
-impl fmt::Debug for RevealedShare {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RevealedShare(sender={}, redacted)", self.sender)
-    }
-}
-
-impl RevealedShare {
-    /// Reveals `msg`, a round-2 message to the complainer.
-    pub fn of(msg: &DkgMessage) -> Option<Self> {
-        match &msg.body {
-            DkgBody::Round2(share) => Some(Self {
-                sender: msg.sender,
-                share: share.clone(),
-                signature: msg.signature,
-            }),
-            _ => None,
-        }
-    }
-
-    /// The round-2 message as the accused signed it, sent to `complainer` in `ceremony`.
-    pub fn message(&self, ceremony: u32, complainer: MemberIndex) -> DkgMessage {
-        DkgMessage {
-            ceremony,
-            sender: self.sender,
-            recipient: Some(complainer),
-            body: DkgBody::Round2(self.share.clone()),
-            signature: self.signature,
-        }
-    }
-}
-
-/// A DKG message, signed by its sender's roster key.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DkgMessage {
-    /// Ceremony number; a fresh ceremony uses a higher one.
-    pub ceremony: u32,
-    /// Author.
-    pub sender: MemberIndex,
-    /// Addressee of a direct message.
-    pub recipient: Option<MemberIndex>,
-    /// Content.
-    pub body: DkgBody,
-    /// The sender's Ed25519 signature over the fields above.
-    pub signature: Signature,
-}
-
-impl fmt::Debug for DkgMessage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match &self.body {
-            DkgBody::Round1(_) => "round1",
-            DkgBody::Echo(_) => "echo",
-            DkgBody::Round2(_) => "round2(redacted)",
-            DkgBody::Complaint(_) => "complaint",
-            DkgBody::Confirm { .. } => "confirm",
-        };
-        write!(
-            f,
-            "DkgMessage(ceremony={}, sender={}, {kind})",
-            self.ceremony, self.sender
-        )
-    }
-}
-
-impl DkgMessage {
-    fn signed_bytes(
-        net_id: &Digest,
-        ceremony: u32,
-        sender: MemberIndex,
-        recipient: Option<MemberIndex>,
-        body: &DkgBody,
-    ) -> Vec<u8> {
-        signing_bytes(
-            DKG_TAG,
-            net_id,
-            &codec::encode_bounded(&(ceremony, sender, recipient, body)),
-        )
-    }
-
-    /// Builds and signs a message as member `sender` with its identity key.
-    pub fn new(
-        net: &Network,
-        key: &SecretKey,
-        ceremony: u32,
-        sender: MemberIndex,
-        recipient: Option<MemberIndex>,
-        body: DkgBody,
-    ) -> Self {
-        let signature = key.sign(&Self::signed_bytes(
-            net.id(),
-            ceremony,
-            sender,
-            recipient,
-            &body,
-        ));
-        Self {
-            ceremony,
-            sender,
-            recipient,
-            body,
-            signature,
-        }
-    }
-
-    /// Whether the sender's signature verifies.
-    pub fn verify(&self, net: &Network) -> bool {
-        let Some(key) = net.member_key(self.sender) else {
-            return false;
-        };
-        verify_strict(
-            key,
-            &Self::signed_bytes(
-                net.id(),
-                self.ceremony,
-                self.sender,
-                self.recipient,
-                &self.body,
-            ),
-            &self.signature,
-        )
-        .is_ok()
-    }
-
-    /// Content hash (dedup and echo).
-    pub fn digest(&self) -> Digest {
-        Digest::tagged("accord/dkg-message/v1", &[&codec::encode_bounded(self)])
-    }
-}
-
-/// What a member did wrong in a ceremony.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Error)]
-pub enum DkgOffence {
-    /// Two different signed round-1 packages.
-    #[error("sent different round-1 packages to different members")]
-    Equivocation,
-    /// Commitment vector of the wrong length.
-    #[error("round-1 commitment has the wrong number of coefficients")]
-    WrongCommitmentLength,
-    /// Bad proof of knowledge of its secret.
-    #[error("invalid proof of knowledge")]
-    InvalidProofOfKnowledge,
-    /// A share that does not match its commitment.
-    #[error("sent a secret share that does not match its commitment")]
-    InvalidShare,
-    /// A complaint about a share that was in fact valid.
-    #[error("complained about a valid share")]
-    FalseComplaint,
-    /// An echo claiming a package it could not produce.
-    #[error("echoed a round-1 digest that it could not back")]
-    UnbackedEcho,
-    /// A confirmation with a different key.
-    #[error("confirmed a different group key")]
-    ConfirmMismatch,
-    /// Two different signed confirmations in one ceremony.
-    #[error("signed two different confirmations")]
-    EquivocatingConfirmation,
-    /// Missing when the phase timed out.
-    #[error("did not answer before the phase timed out")]
-    Timeout,
-    /// A malformed or wrongly signed message.
-    #[error("sent a malformed or badly signed message")]
-    Malformed,
-}
-
-impl DkgOffence {
-    /// A stable short code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            DkgOffence::Equivocation => "dkg-equivocation",
-            DkgOffence::WrongCommitmentLength => "dkg-commitment-length",
-            DkgOffence::InvalidProofOfKnowledge => "dkg-proof-of-knowledge",
-            DkgOffence::InvalidShare => "dkg-invalid-share",
-            DkgOffence::FalseComplaint => "dkg-false-complaint",
-            DkgOffence::UnbackedEcho => "dkg-unbacked-echo",
-            DkgOffence::ConfirmMismatch => "dkg-confirm-mismatch",
-            DkgOffence::EquivocatingConfirmation => "dkg-equivocating-confirmation",
-            DkgOffence::Timeout => "dkg-timeout",
-            DkgOffence::Malformed => "dkg-malformed",
-        }
-    }
-}
-
-/// Why a ceremony ended without a key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DkgFailure {
-    /// The ceremony.
-    pub ceremony: u32,
-    /// The members held responsible, with what they did; empty when we failed locally.
-    pub culprits: Vec<(MemberIndex, DkgOffence)>,
-}
-
 /// What the machine asks its driver to do.
 #[derive(Debug)]
 pub enum DkgOutput {
@@ -373,6 +155,14 @@ pub struct DkgMachine {
     sent: Vec<DkgMessage>,
     confirms: BTreeMap<MemberIndex, DkgMessage>,
     result: Option<KeyMaterial>,
+    mode: Mode,
+}
+
+/// What a ceremony makes: a new group key, or new shares of the key it refreshes.
+enum Mode {
+    Dkg,
+    /// The member's current key, whose share the refresh adds to.
+    Refresh(Arc<KeyMaterial>),
 }
 
 impl fmt::Debug for DkgMachine {
@@ -388,6 +178,41 @@ impl fmt::Debug for DkgMachine {
 impl DkgMachine {
     /// Starts ceremony `ceremony` for member `me`: generates and broadcasts the round-1 package.
     pub fn start(
+        net: Arc<Network>,
+        me: MemberIndex,
+        identity: &SecretKey,
+        ceremony: u32,
+        now: Instant,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> (Self, Vec<DkgOutput>) {
+        Self::start_with(Mode::Dkg, net, me, identity, ceremony, now, rng)
+    }
+
+    /// Starts refresh ceremony `ceremony` of `current` (this member's confirmed key): the same
+    /// phases as a DKG, over polynomials with a zero constant term, so the group key stays and
+    /// every share changes (frost `keys::refresh::refresh_dkg_*`).
+    pub fn start_refresh(
+        net: Arc<Network>,
+        me: MemberIndex,
+        identity: &SecretKey,
+        ceremony: u32,
+        current: Arc<KeyMaterial>,
+        now: Instant,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> (Self, Vec<DkgOutput>) {
+        Self::start_with(
+            Mode::Refresh(current),
+            net,
+            me,
+            identity,
+            ceremony,
+            now,
+            rng,
+        )
+    }
+
+    fn start_with(
+        mode: Mode,
         net: Arc<Network>,
         me: MemberIndex,
         identity: &SecretKey,
@@ -415,21 +240,23 @@ impl DkgMachine {
             sent: Vec::new(),
             confirms: BTreeMap::new(),
             result: None,
+            mode,
         };
         let mut out = Vec::new();
         // Round 1, Step 1-3: "Every participant P_i samples t random values ... computes a public
         // commitment ... and a proof of knowledge".
-        match dkg::part1(me.identifier(), net.n() as u16, net.t() as u16, &mut *rng) {
+        // A refresh: "the same, with a_{i0} = 0" (frost `refresh_dkg_part1`).
+        let (n, t) = (net.n() as u16, net.t() as u16);
+        let part1 = match machine.mode {
+            Mode::Dkg => dkg::part1(me.identifier(), n, t, &mut *rng),
+            Mode::Refresh(_) => {
+                frost_ed25519::keys::refresh::refresh_dkg_part1(me.identifier(), n, t, &mut *rng)
+            }
+        };
+        match part1 {
             Ok((secret, package)) => {
                 machine.round1_secret = Some(secret);
-                let msg = DkgMessage::new(
-                    &net,
-                    identity,
-                    ceremony,
-                    me,
-                    None,
-                    DkgBody::Round1(Frost::new(package)),
-                );
+                let msg = machine.sign(identity, None, DkgBody::Round1(Frost::new(package)));
                 machine.round1.insert(me, msg.clone());
                 out.push(DkgOutput::Broadcast(msg));
             }
@@ -441,6 +268,27 @@ impl DkgMachine {
     /// The ceremony number.
     pub fn ceremony(&self) -> u32 {
         self.ceremony
+    }
+
+    /// The ceremony's kind.
+    pub fn kind(&self) -> Ceremony {
+        match self.mode {
+            Mode::Dkg => Ceremony::Dkg,
+            Mode::Refresh(_) => Ceremony::Refresh,
+        }
+    }
+
+    /// Signs a message of this ceremony as this member.
+    fn sign(&self, identity: &SecretKey, to: Option<MemberIndex>, body: DkgBody) -> DkgMessage {
+        DkgMessage::new_as(
+            self.kind(),
+            &self.net,
+            identity,
+            self.ceremony,
+            self.me,
+            to,
+            body,
+        )
     }
 
     /// When the current phase times out, unless the ceremony is over.
@@ -500,7 +348,7 @@ impl DkgMachine {
         if self.is_finished() || msg.ceremony != self.ceremony {
             return out;
         }
-        if !msg.verify(&self.net) {
+        if !msg.verify_as(self.kind(), &self.net) {
             // Blame follows the connection: `from` delivered a message that is not validly signed.
             if from == msg.sender {
                 self.abort(vec![(from, DkgOffence::Malformed)], &mut out);
@@ -539,7 +387,17 @@ impl DkgMachine {
                 self.confirms.entry(msg.sender).or_insert(msg);
                 self.progress(identity, now, &mut out);
             }
+            // The engine acts on withdrawals (`engine/refresh.rs`); the phases time out anyway.
+            DkgBody::Withdraw => {}
         }
+        out
+    }
+
+    /// Aborts the ceremony without blaming anyone: a member withdrew from it (refresh), so it
+    /// cannot complete.
+    pub fn withdrawn(&mut self) -> Vec<DkgOutput> {
+        let mut out = Vec::new();
+        self.abort(Vec::new(), &mut out);
         out
     }
 
@@ -596,7 +454,11 @@ impl DkgMachine {
             .serialize()
             .map(|c| c.len())
             .unwrap_or(0);
-        if coefficients != self.net.t() {
+        let want = match self.mode {
+            Mode::Dkg => self.net.t(),
+            Mode::Refresh(_) => self.net.t() - 1,
+        };
+        if coefficients != want {
             self.abort(vec![(sender, DkgOffence::WrongCommitmentLength)], out);
             return;
         }
@@ -615,7 +477,7 @@ impl DkgMachine {
             self.abort(vec![(complainer, DkgOffence::Malformed)], out);
             return;
         };
-        if !inner.verify(&self.net)
+        if !inner.verify_as(self.kind(), &self.net)
             || inner.recipient != Some(complainer)
             || inner.ceremony != self.ceremony
         {
@@ -627,13 +489,17 @@ impl DkgMachine {
             self.abort(Vec::new(), out);
             return;
         };
-        let check = SecretShare::new(
-            complainer.identifier(),
-            *share.signing_share(),
-            commitment.commitment().clone(),
-        )
-        .verify();
-        let culprit = if check.is_err() {
+        let valid = match self.mode {
+            Mode::Dkg => SecretShare::new(
+                complainer.identifier(),
+                *share.signing_share(),
+                commitment.commitment().clone(),
+            )
+            .verify()
+            .is_ok(),
+            Mode::Refresh(_) => zero_share::valid(complainer, share, commitment),
+        };
+        let culprit = if !valid {
             (accused, DkgOffence::InvalidShare)
         } else {
             (complainer, DkgOffence::FalseComplaint)
@@ -650,14 +516,7 @@ impl DkgMachine {
                 .members()
                 .map(|m| self.round1[&m].digest())
                 .collect();
-            let echo = DkgMessage::new(
-                &self.net,
-                identity,
-                self.ceremony,
-                self.me,
-                None,
-                DkgBody::Echo(self.my_echo.clone()),
-            );
+            let echo = self.sign(identity, None, DkgBody::Echo(self.my_echo.clone()));
             self.echoes.insert(self.me, self.my_echo.clone());
             self.sent.push(echo.clone());
             out.push(DkgOutput::Broadcast(echo));
@@ -721,19 +580,21 @@ impl DkgMachine {
             return;
         };
         // Round 1, Step 5 (proofs of knowledge) and Round 2, Step 1 (shares for each member).
-        match dkg::part2(secret, &self.others_round1()) {
+        let part2 = match self.mode {
+            Mode::Dkg => dkg::part2(secret, &self.others_round1()),
+            // frost does not check refresh proofs of knowledge: the constant term is fixed to
+            // zero by every receiver, so there is no rogue key to guard against.
+            Mode::Refresh(_) => {
+                frost_ed25519::keys::refresh::refresh_dkg_part2(secret, &self.others_round1())
+            }
+        };
+        match part2 {
             Ok((secret2, packages)) => {
                 self.round2_secret = Some(secret2);
                 for m in self.net.members().filter(|m| *m != self.me) {
                     if let Some(p) = packages.get(&m.identifier()) {
-                        let msg = DkgMessage::new(
-                            &self.net,
-                            identity,
-                            self.ceremony,
-                            self.me,
-                            Some(m),
-                            DkgBody::Round2(Frost::new(p.clone())),
-                        );
+                        let msg =
+                            self.sign(identity, Some(m), DkgBody::Round2(Frost::new(p.clone())));
                         self.sent.push(msg.clone());
                         out.push(DkgOutput::Send(m, msg));
                     }
@@ -766,7 +627,11 @@ impl DkgMachine {
             })
             .collect();
         // Round 2, Step 2: "Each P_i verifies their shares ... aborting if the check fails."
-        match dkg::part3(&secret2, &self.others_round1(), &received) {
+        let part3 = match &self.mode {
+            Mode::Dkg => dkg::part3(&secret2, &self.others_round1(), &received),
+            Mode::Refresh(current) => self.refresh_part3(&secret2, &received, current),
+        };
+        match part3 {
             Ok((key_package, public)) => {
                 let material = KeyMaterial {
                     key_package,
@@ -775,11 +640,8 @@ impl DkgMachine {
                 let confirm = (material.group_key(), material.public_digest());
                 out.push(DkgOutput::Key(Box::new(material.clone())));
                 self.result = Some(material);
-                let msg = DkgMessage::new(
-                    &self.net,
+                let msg = self.sign(
                     identity,
-                    self.ceremony,
-                    self.me,
                     None,
                     DkgBody::Confirm {
                         group_key: confirm.0,
@@ -799,14 +661,8 @@ impl DkgMachine {
             }) => {
                 if let Some(accused) = MemberIndex::from_identifier(&culprit, self.net.n()) {
                     if let Some(evidence) = self.round2.get(&accused).and_then(RevealedShare::of) {
-                        let complaint = DkgMessage::new(
-                            &self.net,
-                            identity,
-                            self.ceremony,
-                            self.me,
-                            None,
-                            DkgBody::Complaint(Box::new(evidence)),
-                        );
+                        let complaint =
+                            self.sign(identity, None, DkgBody::Complaint(Box::new(evidence)));
                         out.push(DkgOutput::Broadcast(complaint));
                     }
                     self.abort(vec![(accused, DkgOffence::InvalidShare)], out);
@@ -816,6 +672,39 @@ impl DkgMachine {
             }
             Err(_) => self.abort(Vec::new(), out),
         }
+    }
+
+    /// Round 2, Step 2 of a refresh: checks every share (naming the first bad one, as `part3`
+    /// does for a DKG), then adds the zero shares to the current share (frost
+    /// `refresh_dkg_shares`). The group key cannot change: every receiver fixes the constant
+    /// terms to zero.
+    fn refresh_part3(
+        &self,
+        secret2: &dkg::round2::SecretPackage,
+        received: &BTreeMap<frost_ed25519::Identifier, dkg::round2::Package>,
+        current: &KeyMaterial,
+    ) -> Result<(KeyPackage, PublicKeyPackage), frost_ed25519::Error> {
+        for (m, msg) in &self.round2 {
+            if let (DkgBody::Round2(share), Some(DkgBody::Round1(package))) =
+                (&msg.body, self.round1.get(m).map(|r| &r.body))
+                && !zero_share::valid(self.me, share, package)
+            {
+                return Err(frost_ed25519::Error::InvalidSecretShare {
+                    culprit: Some(m.identifier()),
+                });
+            }
+        }
+        let (key_package, public) = frost_ed25519::keys::refresh::refresh_dkg_shares(
+            secret2,
+            &self.others_round1(),
+            received,
+            current.public.clone(),
+            current.key_package.clone(),
+        )?;
+        if public.verifying_key() != current.public.verifying_key() {
+            return Err(frost_ed25519::Error::IncorrectPackage);
+        }
+        Ok((key_package, public))
     }
 
     fn abort(&mut self, mut culprits: Vec<(MemberIndex, DkgOffence)>, out: &mut Vec<DkgOutput>) {
@@ -835,43 +724,4 @@ impl DkgMachine {
             culprits,
         }));
     }
-}
-
-fn confirmed(msg: &DkgMessage) -> Option<(PublicKey, Digest)> {
-    match &msg.body {
-        DkgBody::Confirm {
-            group_key,
-            public_package,
-        } => Some((*group_key, *public_package)),
-        _ => None,
-    }
-}
-
-/// Whether `msg` is a broadcast confirmation of `key` (its group key and public key package) in
-/// `ceremony` (the signature is not checked here).
-pub fn confirms(msg: &DkgMessage, key: &KeyMaterial, ceremony: u32) -> bool {
-    msg.ceremony == ceremony
-        && msg.recipient.is_none()
-        && confirmed(msg) == Some((key.group_key(), key.public_digest()))
-}
-
-/// Whether `confirmations` prove that every member of `net` confirmed `key` in `ceremony`: one
-/// validly signed confirmation from each member, all naming this key's group key and public
-/// key package.
-pub fn confirmations_prove(
-    net: &Network,
-    key: &KeyMaterial,
-    ceremony: u32,
-    confirmations: &[DkgMessage],
-) -> bool {
-    let want = Some((key.group_key(), key.public_digest()));
-    let mut seen = std::collections::BTreeSet::new();
-    for c in confirmations {
-        if c.ceremony != ceremony || c.recipient.is_some() || confirmed(c) != want || !c.verify(net)
-        {
-            return false;
-        }
-        seen.insert(c.sender);
-    }
-    seen.len() == net.n()
 }
