@@ -60,6 +60,7 @@ impl PolicyParams {
 
 /// What the network concludes about one slot.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Verdict {
     /// The lab attested and nothing contradicts the attestation or exceeds a limit.
     Compliant,
@@ -85,6 +86,7 @@ impl Verdict {
 
 /// What an inspection measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Measure {
     /// Accelerators working together.
     Accelerators,
@@ -94,6 +96,7 @@ pub enum Measure {
 
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Reason {
     /// The lab signed two different attestations for the slot.
     ConflictingAttestations {
