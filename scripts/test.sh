@@ -48,6 +48,12 @@ for tool in ip:iproute2 ethtool:ethtool; do
     fi
 done
 
+# The service-unit test checks deploy/systemd/accord.service with systemd-analyze.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    echo "installing systemd (systemd-analyze)" >&2
+    apt-get update -qq && apt-get install -y -qq systemd >/dev/null
+fi
+
 # The API contract test drives schemathesis against a live node, and the page test drives
 # headless Chromium through chromedriver with selenium: both from a virtual environment in
 # target/test-venv (ACCORD_TEST_VENV), with Debian's chromium and chromium-driver. The newest

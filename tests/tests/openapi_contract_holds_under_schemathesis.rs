@@ -59,6 +59,7 @@ fn every_answer_of_a_live_node_matches_its_openapi_document() {
             "--report-dir",
         ])
         .arg(&reports)
+        .current_dir(&reports)
         .env("NO_COLOR", "1")
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .output()
