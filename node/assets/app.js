@@ -73,7 +73,7 @@ function showStatus(s) {
   setText("current-period", s.current_period === null ? "before genesis" : String(s.current_period));
   setText("next-close", String(s.next_close));
   setText("pending", String(s.pending_units));
-  setText("dkg", s.dkg_phase ? `in progress (${s.dkg_phase})` : s.group_key ? "done" : "not run yet");
+  setText("dkg", s.group_key ? "done" : s.dkg_phase ? `in progress (${s.dkg_phase})` : "not run yet");
   setText("group-key", s.group_key || "none yet");
 }
 

@@ -105,6 +105,9 @@ fn status_watch_refreshes_a_live_view_with_the_readiness_reason() {
             "{frame}"
         );
         assert!(frame.contains("reachable 1 of 4 (t = 3)"), "{frame}");
+        // Dealt keys: the key is there, no ceremony runs.
+        assert!(frame.contains("group key "), "{frame}");
+        assert!(!frame.contains("in progress"), "{frame}");
     }
     // --count only makes sense with --watch; a zero interval is refused.
     assert!(!accord(&["status", "--count", "1"]).status.success());

@@ -39,8 +39,8 @@ fn render(s: &StatusReport) -> String {
         )
     };
     out.push_str(&format!(
-        "{} (member {}, index {}) on {}\n{ready}\n",
-        s.member, s.member, s.index, s.network
+        "{} (index {}, peer {}) on {}\n{ready}\n",
+        s.member, s.index, s.peer_id, s.network
     ));
     out.push_str(&format!(
         "reachable {} of {} (t = {}), gossip peers {}; connected: {}\n",
@@ -62,8 +62,8 @@ fn render(s: &StatusReport) -> String {
         s.next_close, s.pending_units, s.decided_units, s.evidence_items
     ));
     match (&s.group_key, &s.dkg_phase) {
-        (_, Some(phase)) => out.push_str(&format!("key ceremony in progress: {phase}\n")),
-        (Some(k), None) => out.push_str(&format!("group key {k}\n")),
+        (Some(k), _) => out.push_str(&format!("group key {k}\n")),
+        (None, Some(phase)) => out.push_str(&format!("key ceremony in progress: {phase}\n")),
         (None, None) => out.push_str("no group key yet\n"),
     }
     if s.recent.is_empty() {
