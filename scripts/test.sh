@@ -48,6 +48,44 @@ for tool in ip:iproute2 ethtool:ethtool; do
     fi
 done
 
+# The service-unit test checks deploy/systemd/accord.service with systemd-analyze.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    echo "installing systemd (systemd-analyze)" >&2
+    apt-get update -qq && apt-get install -y -qq systemd >/dev/null
+fi
+
+# The API contract test drives schemathesis against a live node, and the page test drives
+# headless Chromium through chromedriver with selenium: both from a virtual environment in
+# target/test-venv (ACCORD_TEST_VENV), with Debian's chromium and chromium-driver. The newest
+# Python 3 available makes it (schemathesis's coverage phase needs 3.12+; with 3.11 the test
+# runs the other phases and says so).
+export ACCORD_TEST_VENV="${ACCORD_TEST_VENV:-$PWD/target/test-venv}"
+venv_ok() {
+    [ -x "$ACCORD_TEST_VENV/bin/schemathesis" ] && "$ACCORD_TEST_VENV/bin/python" -c 'import selenium' 2>/dev/null
+}
+if ! venv_ok; then
+    venv_python=python3
+    for candidate in python3.14 python3.13 python3.12; do
+        if "$candidate" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then
+            venv_python=$candidate
+            break
+        fi
+    done
+    echo "creating $ACCORD_TEST_VENV with $venv_python: schemathesis selenium" >&2
+    rm -rf "$ACCORD_TEST_VENV"
+    if ! "$venv_python" -m venv "$ACCORD_TEST_VENV" 2>/dev/null; then
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        "$venv_python" -m venv "$ACCORD_TEST_VENV"
+    fi
+    "$ACCORD_TEST_VENV/bin/pip" install --quiet schemathesis selenium
+fi
+venv_ok || { echo "error: schemathesis/selenium still missing in $ACCORD_TEST_VENV" >&2; exit 1; }
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "installing chromium chromium-driver" >&2
+    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+command -v chromedriver >/dev/null 2>&1 || { echo "error: chromedriver still missing" >&2; exit 1; }
+
 # The process-level tests build the `accord` binary they start themselves (with the
 # failpoints feature; tests/tests/common/mod.rs), so `scripts/test.sh -p accord-tests` works too.
 cargo test --workspace "$@"

@@ -57,6 +57,14 @@ pub struct Metrics {
     pub culprits: Family<ReasonLabel, Counter>,
     /// This member's gossipsub score of each connected member.
     pub gossip_score: Family<MemberLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Entries in this member's transparency log (set when `/metrics` is read).
+    pub log_size: Gauge,
+    /// Per witness: entries of this member's log beyond the largest checkpoint it cosigned.
+    pub witness_lag_entries: Family<MemberLabel, Gauge>,
+    /// Per witness: seconds since its newest cosignature of this member's log.
+    pub witness_cosignature_age: Family<MemberLabel, Gauge>,
+    /// Other members' logs this member caught signing conflicting checkpoints.
+    pub witness_forks: Gauge,
 }
 
 impl Metrics {
@@ -80,6 +88,10 @@ impl Metrics {
             submissions: Family::default(),
             culprits: Family::default(),
             gossip_score: Family::default(),
+            log_size: Gauge::default(),
+            witness_lag_entries: Family::default(),
+            witness_cosignature_age: Family::default(),
+            witness_forks: Gauge::default(),
         };
         registry.register(
             "peers_connected",
@@ -135,6 +147,26 @@ impl Metrics {
             "gossip_peer_score",
             "Gossipsub score of each connected member (below -80: graylisted)",
             m.gossip_score.clone(),
+        );
+        registry.register(
+            "log_size",
+            "Entries in this member's transparency log",
+            m.log_size.clone(),
+        );
+        registry.register(
+            "witness_lag_entries",
+            "Entries of this member's log beyond the largest checkpoint each witness cosigned",
+            m.witness_lag_entries.clone(),
+        );
+        registry.register(
+            "witness_cosignature_age_seconds",
+            "Seconds since each witness's newest cosignature of this member's log",
+            m.witness_cosignature_age.clone(),
+        );
+        registry.register(
+            "witness_forks",
+            "Other members' logs caught signing conflicting checkpoints",
+            m.witness_forks.clone(),
         );
         Self {
             registry: Mutex::new(registry),

@@ -17,6 +17,7 @@ use thiserror::Error;
 
 /// One co-signed statement as published to observers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatementExport {
     /// Hex of the exact signed bytes (the statement's signing bytes, or the period checkpoint).
     pub message: String,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// The body of every error answer: `{"error": code, "message": text}`.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// Stable machine-readable code.
     pub error: String,
@@ -20,6 +21,7 @@ pub struct ErrorBody {
 
 /// A submission's receipt (`POST /v1/evidence`, `/v1/attestations`, `/v1/reports`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// The evidence digest (its content hash).
     pub digest: Digest,
@@ -33,6 +35,7 @@ pub struct Receipt {
 
 /// One co-signed unit as seen by one member (in [`StatusReport::recent`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decision {
     /// The period.
     pub period: u64,
@@ -44,6 +47,7 @@ pub struct Decision {
 
 /// A snapshot of the node (`GET /v1/status`; `/readyz` answers from it).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusReport {
     /// This member's name.
     pub member: String,
@@ -93,6 +97,7 @@ pub struct StatusReport {
 
 /// Body of `POST /v1/dkg`.
 #[derive(Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DkgRequest {
     /// The ceremony number; default: one more than the last ceremony this member saw.
@@ -101,6 +106,7 @@ pub struct DkgRequest {
 
 /// Answer of `POST /v1/dkg`: `{"ceremony": n}`.
 #[derive(Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DkgStarted {
     /// The ceremony started.
     pub ceremony: u32,
@@ -108,6 +114,7 @@ pub struct DkgStarted {
 
 /// One log entry as served (`GET /v1/log/entries`).
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogEntry {
     /// Leaf index.
     pub index: u64,
@@ -117,6 +124,7 @@ pub struct LogEntry {
 
 /// Answer of `GET /v1/log/lookup/{leaf_hash}`: `{"index": i}`.
 #[derive(Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeafIndex {
     /// The leaf's index in the log.
     pub index: u64,
@@ -124,6 +132,7 @@ pub struct LeafIndex {
 
 /// An inclusion proof (`GET /v1/log/proof/inclusion`).
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InclusionProof {
     /// Leaf index.
     pub index: u64,
@@ -135,6 +144,7 @@ pub struct InclusionProof {
 
 /// A consistency proof (`GET /v1/log/proof/consistency`).
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsistencyProof {
     /// The old tree size.
     pub old: u64,
@@ -146,6 +156,7 @@ pub struct ConsistencyProof {
 
 /// One other member's log as a node witnessed it.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Witnessed {
     /// The log's member index.
     pub member: u16,
@@ -155,6 +166,7 @@ pub struct Witnessed {
 
 /// `GET /v1/witness`: what a node holds as a witness.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WitnessState {
     /// The latest checkpoint cosigned per log.
     pub witnessed: Vec<Witnessed>,

@@ -20,6 +20,7 @@ const EVIDENCE_DIGEST_TAG: &str = "accord/evidence-digest/v1";
 
 /// A lab's signed declaration of its frontier compute for one reporting period.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attestation {
     /// The lab's roster id.
     pub lab: String,
@@ -49,6 +50,7 @@ pub struct Attestation {
 
 /// A member's signed inspection of a lab's site for one period.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InspectionReport {
     /// The inspecting member.
     pub inspector: MemberIndex,
@@ -70,6 +72,7 @@ pub struct InspectionReport {
 
 /// One signed evidence item for a slot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Evidence {
     /// A lab attestation, signed by the lab's key.
     Attestation {

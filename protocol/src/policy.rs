@@ -13,6 +13,7 @@ pub use crate::roster::{POLICY_VERSION, PolicyParams};
 
 /// What the network concludes about one slot.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Verdict {
     /// The lab attested and nothing contradicts the attestation or exceeds a limit.
     Compliant,
@@ -38,6 +39,7 @@ impl Verdict {
 
 /// What an inspection measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Measure {
     /// Accelerators working together.
     Accelerators,
@@ -47,6 +49,7 @@ pub enum Measure {
 
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Reason {
     /// The lab signed two different attestations for the slot.
     ConflictingAttestations {

@@ -270,6 +270,7 @@ impl CoSigned {
 
 /// A statement's place in a period batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchProof {
     /// The signed C2SP checkpoint body (origin, size, base64 root, each ending in a newline).
     pub checkpoint: String,

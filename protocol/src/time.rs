@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// The node converts the wall clock into an `Instant`; the simulator uses virtual time.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Instant(u64);
 
 impl Instant {

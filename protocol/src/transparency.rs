@@ -133,6 +133,7 @@ pub fn cosigner_verifier_key(name: &str, key: &PublicKey) -> String {
 
 /// One member's log and witness keys, as an observer needs them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogKey {
     /// The member's roster index.
     pub member: u16,

@@ -11,6 +11,7 @@ use crate::statement::{MAX_BATCH, SignedStatement, Slot, VerifyError, checkpoint
 
 /// Everything an observer needs to check verdicts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrustBundle {
     /// The network's name.
     pub network_name: String,

@@ -67,8 +67,8 @@ fn every_documented_flag_and_command_exists() {
         .split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
         .filter(|w| w.starts_with("ACCORD_"))
         .collect();
-    // Flags of other tools the guides show (cargo, openssl's are single-dash).
-    let foreign = ["--release", "--features", "--test"];
+    // Flags of other tools the guides show (cargo, systemctl; openssl's are single-dash).
+    let foreign = ["--release", "--features", "--test", "--now"];
     for f in flags.iter().filter(|f| !foreign.contains(&f.as_str())) {
         assert!(
             help_flags.contains(f.as_str()),

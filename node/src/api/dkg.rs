@@ -1,6 +1,6 @@
 //! Key ceremonies: `POST /v1/dkg` (an operator endpoint).
 
-use accord_observer::wire::{DkgRequest, DkgStarted};
+use accord_observer::wire::{DkgRequest, DkgStarted, ErrorBody};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -11,6 +11,12 @@ use super::error::{ApiError, unavailable};
 use super::operator::Operator;
 use crate::handle::DkgCommandError;
 
+/// Starts a DKG ceremony at this node (operator endpoint).
+#[utoipa::path(post, path = "/v1/dkg", tag = "operator", request_body = DkgRequest,
+    security(("operator" = [])),
+    responses((status = 200, description = "Started", body = DkgStarted),
+              (status = 401, description = "Without the operator's bearer token", body = ErrorBody),
+              (status = 409, description = "Refused (`dkg-refused`)", body = ErrorBody)))]
 pub(super) async fn start_dkg(
     _: Operator,
     State(h): State<Context>,

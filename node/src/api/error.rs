@@ -2,7 +2,7 @@
 //! "message": text}` (`docs/api.md`, "Errors"); and the conversions every handler shares.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -76,4 +76,8 @@ pub(super) fn storage_error(e: &StorageError) -> ApiError {
 
 pub(super) fn bad_query(e: &QueryRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad-query", e.body_text())
+}
+
+pub(super) fn bad_path(e: &PathRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad-path", e.body_text())
 }

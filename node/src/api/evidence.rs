@@ -1,17 +1,17 @@
 //! Evidence: `POST /v1/evidence`, `/v1/attestations`, `/v1/reports` (acknowledged once durable)
 //! and `GET /v1/evidence/{digest}`.
 
-use accord_observer::wire::Receipt;
+use accord_observer::wire::{ErrorBody, Receipt};
 use accord_protocol::crypto::{Digest, Signature};
 use accord_protocol::evidence::{Attestation, Evidence, EvidenceError, InspectionReport};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::context::{Context, read_db};
-use super::error::{ApiError, storage_error, unavailable};
+use super::error::{ApiError, bad_path, storage_error, unavailable};
 use crate::handle::SubmitError;
 
 fn evidence_error(e: &EvidenceError) -> ApiError {
@@ -41,6 +41,10 @@ async fn submit(h: &Context, evidence: Evidence) -> Result<Json<Receipt>, ApiErr
     }
 }
 
+/// Submits one signed evidence item (a lab attestation or an inspection report); answered once
+/// the item is durable at this node.
+#[utoipa::path(post, path = "/v1/evidence", tag = "evidence", request_body = Evidence,
+    responses((status = 200, description = "Durable at this node", body = Receipt)))]
 pub(super) async fn submit_evidence(
     State(h): State<Context>,
     body: Result<Json<Evidence>, JsonRejection>,
@@ -50,7 +54,7 @@ pub(super) async fn submit_evidence(
 }
 
 /// The body of `POST /v1/attestations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SignedAttestation {
     attestation: Attestation,
@@ -58,13 +62,16 @@ pub(super) struct SignedAttestation {
 }
 
 /// The body of `POST /v1/reports`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SignedReport {
     report: InspectionReport,
     signature: Signature,
 }
 
+/// Submits a lab attestation with its signature.
+#[utoipa::path(post, path = "/v1/attestations", tag = "evidence", request_body = SignedAttestation,
+    responses((status = 200, description = "Durable at this node", body = Receipt)))]
 pub(super) async fn submit_attestation(
     State(h): State<Context>,
     body: Result<Json<SignedAttestation>, JsonRejection>,
@@ -80,6 +87,9 @@ pub(super) async fn submit_attestation(
     .await
 }
 
+/// Submits a member's inspection report with its signature.
+#[utoipa::path(post, path = "/v1/reports", tag = "evidence", request_body = SignedReport,
+    responses((status = 200, description = "Durable at this node", body = Receipt)))]
 pub(super) async fn submit_report(
     State(h): State<Context>,
     body: Result<Json<SignedReport>, JsonRejection>,
@@ -95,10 +105,16 @@ pub(super) async fn submit_report(
     .await
 }
 
+/// The stored evidence item with this content hash.
+#[utoipa::path(get, path = "/v1/evidence/{digest}", tag = "evidence",
+    params(("digest" = Digest, Path, description = "The item's content hash")),
+    responses((status = 200, description = "The item", body = Evidence),
+              (status = 404, description = "No such item", body = ErrorBody)))]
 pub(super) async fn fetch_evidence(
     State(h): State<Context>,
-    Path(digest): Path<String>,
+    digest: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Evidence>, ApiError> {
+    let Path(digest) = digest.map_err(|e| bad_path(&e))?;
     let digest = Digest::from_hex(&digest).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

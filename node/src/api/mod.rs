@@ -7,7 +7,8 @@
 //!
 //! One file per resource: `status.rs` (health, status), `metrics.rs`, `evidence.rs`,
 //! `statements.rs` (and the trust bundle), `dkg.rs`, `log.rs` (the transparency log),
-//! `witness.rs`; shared: `context.rs`, `error.rs`, `operator.rs` (the operator's bearer token).
+//! `witness.rs`, `openapi.rs` (`/openapi.json`), `page.rs` (the status and verification page);
+//! shared: `context.rs`, `error.rs`, `operator.rs` (the operator's bearer token).
 
 mod context;
 mod dkg;
@@ -15,7 +16,9 @@ mod error;
 mod evidence;
 mod log;
 mod metrics;
+mod openapi;
 mod operator;
+mod page;
 mod statements;
 mod status;
 mod witness;
@@ -32,6 +35,7 @@ use tower::ServiceBuilder;
 
 pub use self::context::Context;
 use self::error::ApiError;
+pub use self::openapi::document as openapi_document;
 pub use self::statements::MAX_LIST;
 
 /// Largest request body accepted.
@@ -65,6 +69,10 @@ pub fn router(context: Context) -> Router {
         .route("/v1/log/proof/consistency", get(log::log_consistency))
         .route("/v1/log/lookup/{leaf_hash}", get(log::log_lookup))
         .route("/v1/witness", get(witness::witness_state))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/", get(page::index))
+        .route("/ui/app.js", get(page::script))
+        .route("/ui/style.css", get(page::style))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
         })

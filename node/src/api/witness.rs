@@ -9,6 +9,9 @@ use super::context::{Context, read_db};
 use super::error::{ApiError, storage_error};
 use crate::store::witness;
 
+/// The latest checkpoint of every other member's log this node cosigned, and the forks it refused.
+#[utoipa::path(get, path = "/v1/witness", tag = "log",
+    responses((status = 200, description = "What this node witnessed", body = WitnessState)))]
 pub(super) async fn witness_state(
     State(h): State<Context>,
 ) -> Result<Json<WitnessState>, ApiError> {

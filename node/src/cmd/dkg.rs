@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::common::OperatorArgs;
 
@@ -29,14 +30,29 @@ pub(super) async fn run(a: DkgArgs) -> Result<()> {
         "DKG ceremony {ceremony} started at {}; waiting for the group key",
         client.base()
     );
+    // A spinner with the ceremony's phase on a terminal (indicatif draws nothing otherwise).
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} DKG {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.enable_steady_tick(Duration::from_millis(100));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(a.wait_secs);
     loop {
         let s = client.status().await?;
         if let Some(k) = s.group_key {
+            pb.finish_and_clear();
             println!("{k}");
             return Ok(());
         }
+        pb.set_message(format!(
+            "phase {}; {} of {} members connected",
+            s.dkg_phase.as_deref().unwrap_or("starting"),
+            s.reachable,
+            s.members
+        ));
         if tokio::time::Instant::now() > deadline {
+            pb.finish_and_clear();
             bail!(
                 "no group key after {} s (DKG phase: {}); check that every member is running and connected",
                 a.wait_secs,

@@ -4,9 +4,11 @@
 //! another's, except that `demo` writes its statements the way `statements` does.
 
 mod common;
+mod completions;
 mod demo;
 mod dkg;
 mod init;
+mod inspect;
 mod lab;
 mod observe;
 mod run;
@@ -19,7 +21,7 @@ mod verify;
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
 
-use self::common::{ApiArgs, runtime};
+use self::common::runtime;
 
 /// accord: a node of the Accord attestation network, and the tools around it.
 #[derive(Debug, Parser)]
@@ -56,8 +58,8 @@ enum Subcommand {
     Dkg(dkg::DkgArgs),
     /// Run a node until SIGINT or SIGTERM.
     Run(run::RunArgs),
-    /// Show a node's status.
-    Status(ApiArgs),
+    /// Show a node's status (`--watch`: a live view).
+    Status(status::StatusArgs),
     /// Lab tools: key generation and signed attestations.
     Lab {
         /// The lab command.
@@ -75,6 +77,13 @@ enum Subcommand {
     Observe(observe::ObserveArgs),
     /// Start a local 5-member network, run the DKG, submit a period and verify the verdicts.
     Demo(demo::DemoArgs),
+    /// Say what an Accord file is and pretty-print it (statement, trust bundle, evidence,
+    /// roster, wire message; key files: metadata only).
+    Inspect(inspect::InspectArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Write man pages for accord and every subcommand.
+    Man(completions::ManArgs),
 }
 
 /// Logs to standard error, filtered and formatted as `--log` and `--log-format` say.
@@ -108,5 +117,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Subcommand::Verify(a) => verify::run(a),
         Subcommand::Observe(a) => runtime()?.block_on(observe::run(a)),
         Subcommand::Demo(a) => demo::run(a),
+        Subcommand::Inspect(a) => inspect::run(&a),
+        Subcommand::Completions(a) => completions::completions(&a),
+        Subcommand::Man(a) => completions::man(&a),
     }
 }

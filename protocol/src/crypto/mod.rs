@@ -50,6 +50,21 @@ macro_rules! byte_array {
             }
         }
 
+        /// Hex of the bytes: a string of exactly `2 * len` hex digits.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some(format!("^[0-9a-fA-F]{{{}}}$", 2 * $len)))
+                    .description(Some(format!("{}: hex of {} bytes", stringify!($name), $len)))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let h = self.to_hex();

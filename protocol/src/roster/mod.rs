@@ -27,6 +27,7 @@ pub const MAX_ROSTER_BYTES: usize = 1024 * 1024;
 
 /// A member's position in the roster, from 0. Its FROST identifier is `index + 1`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberIndex(pub u16);
 
 impl MemberIndex {
@@ -83,6 +84,7 @@ pub struct LabIndex(pub u16);
 
 /// A reporting period, numbered from 0 at genesis.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Period(pub u64);
 
 impl core::fmt::Display for Period {
@@ -115,6 +117,7 @@ pub struct Lab {
 
 /// What one group signature covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SigningMode {
     /// One signing session per slot; the message is the statement's canonical bytes.
     PerSlot,

@@ -518,3 +518,56 @@ pub fn foreign_swarm(
     swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
     (swarm, topic)
 }
+
+/// The Python virtual environment `scripts/test.sh` creates for the tools the tests drive
+/// (schemathesis, selenium): `$ACCORD_TEST_VENV`, or `target/test-venv` of the workspace. A
+/// missing tool fails the test with the command that installs it; it is never skipped.
+pub fn venv_tool(tool: &str) -> PathBuf {
+    let venv = std::env::var("ACCORD_TEST_VENV").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv"),
+        PathBuf::from,
+    );
+    let bin = venv.join("bin").join(tool);
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with scripts/test.sh, which installs it into {}",
+        bin.display(),
+        venv.display()
+    );
+    bin
+}
+
+/// Whether the test venv's Python is at least `major.minor` (from its `pyvenv.cfg`).
+pub fn venv_python_at_least(major: u32, minor: u32) -> bool {
+    let cfg = venv_tool("python")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("pyvenv.cfg");
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let version = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("version")
+                .map(|v| v.trim_start_matches([' ', '=', '_', 'i', 'n', 'f', 'o']))
+        })
+        .unwrap_or("0.0");
+    let mut parts = version
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
+/// Where a test keeps what it produced for people to look at (screenshots, reports):
+/// `target/test-artefacts/<name>`, created empty.
+pub fn artefact_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-artefacts")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
