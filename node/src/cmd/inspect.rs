@@ -12,7 +12,7 @@ use accord_observer::export::StatementExport;
 use accord_protocol::codec;
 use accord_protocol::evidence::Evidence;
 use accord_protocol::message::Message;
-use accord_protocol::statement::TrustBundle;
+use accord_protocol::verify::TrustBundle;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
