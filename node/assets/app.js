@@ -1,7 +1,8 @@
-// The Accord node's status and verification page. Plain ES2020, no build step, no third-party
-// code: it reads the node's public JSON API and checks statements with WebCrypto (Ed25519 and
-// SHA-256), following docs/observers.md. Everything from the network is shown with
-// textContent, never parsed as HTML.
+// The Accord node's status and verification page. Plain ES2020, no build step: it reads the
+// node's public JSON API and checks statements with WebCrypto (Ed25519 and SHA-256), following
+// docs/observers.md, or where the browser lacks it with the vendored TweetNaCl and js-sha256
+// (node/assets/vendor/README.md). Everything from the network is shown with textContent,
+// never parsed as HTML.
 "use strict";
 
 const REFRESH_MS = 2000;
@@ -55,8 +56,15 @@ function equalBytes(a, b) {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+// WebCrypto exists only in secure contexts (https, localhost); elsewhere the vendored
+// js-sha256 hashes.
 async function sha256(...parts) {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", concat(...parts)));
+  const data = concat(...parts);
+  if (globalThis.crypto && crypto.subtle) {
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  }
+  if (typeof globalThis.sha256 !== "function") throw new Error("no SHA-256: WebCrypto is unavailable and js-sha256 did not load");
+  return Uint8Array.from(globalThis.sha256.array(data));
 }
 
 // ---------------------------------------------------------------- status, verdicts, log
@@ -270,17 +278,40 @@ function base64ToBytes(text) {
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 }
 
+// Which Ed25519 verifier checked the last signature (shown with the result).
+let verifierUsed = "";
+
+// The group order L, little-endian: a signature's scalar S must be below it (RFC 8032 §5.1.7).
+const GROUP_ORDER = (1n << 252n) + 27742317777372353535851937790883648493n;
+
+function scalarBelowOrder(signature) {
+  let s = 0n;
+  for (let i = 63; i >= 32; i--) s = (s << 8n) | BigInt(signature[i]);
+  return s < GROUP_ORDER;
+}
+
+// Ed25519 with WebCrypto where the browser has it, otherwise TweetNaCl. Both are the
+// cofactorless check with S < L and a canonical R, as the Rust verifier.
 async function ed25519Verify(keyHex, signatureHex, message) {
-  if (!crypto.subtle) {
-    throw new Error("this page is not in a secure context (https or localhost): WebCrypto is unavailable");
+  const key = hexToBytes(keyHex, "the group key", 32);
+  const signature = hexToBytes(signatureHex, "the signature", 64);
+  if (globalThis.crypto && crypto.subtle) {
+    let imported = null;
+    try {
+      imported = await crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);
+    } catch (e) {
+      // No Ed25519 in this browser's WebCrypto: the fallback below.
+    }
+    if (imported) {
+      verifierUsed = "WebCrypto";
+      return crypto.subtle.verify({ name: "Ed25519" }, imported, signature, message);
+    }
   }
-  let key;
-  try {
-    key = await crypto.subtle.importKey("raw", hexToBytes(keyHex, "the group key", 32), { name: "Ed25519" }, false, ["verify"]);
-  } catch (e) {
-    throw new Error(`this browser cannot verify Ed25519 with WebCrypto (${e.message}); use accord verify`);
+  if (!globalThis.nacl || !nacl.sign || !nacl.sign.detached) {
+    throw new Error("this browser has no WebCrypto Ed25519 and TweetNaCl did not load; use accord verify");
   }
-  return crypto.subtle.verify({ name: "Ed25519" }, key, hexToBytes(signatureHex, "the signature", 64), message);
+  verifierUsed = "TweetNaCl";
+  return scalarBelowOrder(signature) && nacl.sign.detached.verify(message, signature, key);
 }
 
 // Every check of docs/observers.md that needs no roster: throws an Error naming the first
@@ -337,7 +368,7 @@ async function verifyStatement(st, trust) {
   const verdictKinds = { Compliant: "compliant", Violation: "violation", NoAttestation: "no-attestation" };
   if (verdictKinds[verdictKey] !== signed.kind) mismatch("verdict");
   const n = signed.evidence.length;
-  return `Valid: period ${signed.period} lab ${signed.lab}: ${signed.kind} (${n} evidence item${n === 1 ? "" : "s"}), co-signed by the group key of the trust bundle.`;
+  return `Valid: period ${signed.period} lab ${signed.lab}: ${signed.kind} (${n} evidence item${n === 1 ? "" : "s"}), co-signed by the group key of the trust bundle (checked with ${verifierUsed}).`;
 }
 
 function showResult(ok, text) {

@@ -37,7 +37,7 @@ def wait_until(what, predicate, timeout):
     fail(f"timed out after {timeout} s waiting for {what}")
 
 
-def browser():
+def browser(without_webcrypto=False):
     chromedriver = shutil.which("chromedriver")
     chromium = shutil.which("chromium")
     if not chromedriver or not chromium:
@@ -46,7 +46,14 @@ def browser():
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1500"):
         options.add_argument(arg)
-    return webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    if without_webcrypto:
+        # As on a page served over plain HTTP from another host: no crypto.subtle at all.
+        driver.execute_cdp_cmd(
+            "Page.addScriptToEvaluateOnNewDocument",
+            {"source": "Object.defineProperty(Crypto.prototype, 'subtle', {get() { return undefined; }, configurable: true});"},
+        )
+    return driver
 
 
 def text(driver, element_id):
@@ -63,6 +70,46 @@ def verify(driver, statement_json):
     result = driver.find_element(By.ID, "verify-result")
     wait_until("a verification result", lambda: result.text.strip(), 10)
     return result.get_attribute("class"), result.text
+
+
+def with_scalar_plus_order(statement):
+    """The statement with its signature's S replaced by S + L: the same point equation, a
+    non-canonical scalar that every verifier must refuse (RFC 8032 section 5.1.7)."""
+    order = (1 << 252) + 27742317777372353535851937790883648493
+    sig = bytes.fromhex(statement["signature"])
+    s = int.from_bytes(sig[32:], "little") + order
+    edited = copy.deepcopy(statement)
+    edited["signature"] = (sig[:32] + s.to_bytes(32, "little")).hex()
+    return edited
+
+
+def check_verify_panel(driver, genuine, tampered, verifier):
+    """The verify panel: `genuine` is valid (checked with `verifier`), each tampered statement
+    is refused with its reason."""
+    cls, msg = verify(driver, json.dumps(genuine))
+    if "ok" not in cls.split() or f"checked with {verifier}" not in msg:
+        fail(f"a genuine statement did not verify with {verifier}: {msg}")
+    for statement, reason in tampered:
+        cls, msg = verify(driver, json.dumps(statement))
+        if "bad" not in cls.split() or reason not in msg:
+            fail(f"{verifier}: expected a red result with {reason!r}, got {cls!r}: {msg}")
+
+
+def fallback_verifier(url, genuine, tampered):
+    """Without WebCrypto the page verifies with the vendored TweetNaCl and js-sha256, and
+    refuses exactly what WebCrypto refuses."""
+    driver = browser(without_webcrypto=True)
+    try:
+        driver.get(url + "/")
+        if driver.execute_script("return crypto.subtle === undefined") is not True:
+            fail("the test could not take WebCrypto away from the page")
+        wait_until("the trust bundle on the page", lambda: '"group_key"' in driver.find_element(By.ID, "bundle-input").get_attribute("value"), 20)
+        check_verify_panel(driver, genuine, tampered, "TweetNaCl")
+        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        if errors:
+            fail(f"the page without WebCrypto logged errors: {errors}")
+    finally:
+        driver.quit()
 
 
 def main():
@@ -133,10 +180,8 @@ def main():
         other_lab = copy.deepcopy(violation)
         other_lab["lab"] = "lab-999"
         tampered.append((other_lab, "the lab field does not match the signed statement"))
-        for statement, reason in tampered:
-            cls, msg = verify(driver, json.dumps(statement))
-            if "bad" not in cls.split() or reason not in msg:
-                fail(f"expected a red result with {reason!r}, got {cls!r}: {msg}")
+        tampered.append((with_scalar_plus_order(violation), "bad signature: the group did not sign this message"))
+        check_verify_panel(driver, violation, tampered, "WebCrypto")
         # The screenshot shows the first tampering (the edited verdict).
         verify(driver, json.dumps(tampered[0][0]))
         driver.execute_script("document.getElementById('verify-panel').scrollIntoView()")
@@ -145,9 +190,10 @@ def main():
         errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         if errors:
             fail(f"the page logged errors: {errors}")
-        print("OK: status, verdicts, log and the verify panel behave")
     finally:
         driver.quit()
+    fallback_verifier(url, violation, tampered)
+    print("OK: status, verdicts, log and the verify panel behave, with WebCrypto and without")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 //! Issue 13: the page a node serves, in headless Chromium (tests/browser/status_page.py): it
 //! loads and shows the node ready, shows the verdicts and their evidence digests when a period
 //! is co-signed (without a reload), verifies a genuine statement in the browser (green) and
-//! refuses tampered ones (red, with the reason). Screenshots go to
+//! refuses tampered ones (red, with the reason), with WebCrypto and again with WebCrypto taken
+//! away (the vendored TweetNaCl and js-sha256 verify then). Screenshots go to
 //! `target/test-artefacts/status-page/`.
 #![allow(clippy::unwrap_used)]
 

@@ -73,6 +73,8 @@ pub fn router(context: Context) -> Router {
         .route("/", get(page::index))
         .route("/ui/app.js", get(page::script))
         .route("/ui/style.css", get(page::style))
+        .route("/ui/vendor/nacl.min.js", get(page::nacl))
+        .route("/ui/vendor/sha256.min.js", get(page::sha256))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
         })

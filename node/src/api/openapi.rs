@@ -47,6 +47,8 @@ use super::{dkg, evidence, log, metrics, page, statements, status, witness};
         page::index,
         page::script,
         page::style,
+        page::nacl,
+        page::sha256,
     ),
     components(schemas(ErrorBody))
 )]
