@@ -72,7 +72,7 @@ pub use error::{
 pub use output::{Event, Output};
 pub use record::{AcceptedRecord, Record, SignedRecord};
 pub use refresh::RefreshStartError;
-pub use repair::RepairError;
+pub use repair::{RepairError, RepairProgress};
 
 use keygen::Keygen;
 use ledger::Ledger;
