@@ -71,7 +71,7 @@ pub use error::{
 };
 pub use output::{Event, Output};
 pub use record::{AcceptedRecord, Record, SignedRecord};
-pub use refresh::RefreshStartError;
+pub use refresh::{RefreshAbortError, RefreshStartError};
 pub use repair::{RepairError, RepairProgress};
 
 use keygen::Keygen;
