@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use accord_protocol::dkg::KeyMaterial;
 use accord_protocol::dkg::DkgBody;
+use accord_protocol::dkg::KeyMaterial;
 use accord_protocol::engine::{RefreshAbortError, RefreshStartError};
-use accord_protocol::message::Message;
 use accord_protocol::fixtures::LabConduct;
+use accord_protocol::message::Message;
 use accord_protocol::roster::{MemberIndex, Period};
 use accord_testkit::{Cluster, ClusterSpec, child_rng};
 use frost_ed25519 as frost;
@@ -432,9 +432,10 @@ fn an_operator_aborts_a_refresh_it_holds_no_share_of_and_every_member_keeps_its_
 fn a_member_holding_its_stored_share_cannot_abort_the_refresh() {
     let mut c = Cluster::new(ClusterSpec::new(4, 1));
     // Member 3 never hears a confirmation: it stores its share and waits for them.
-    c.deaf.insert(MemberIndex(3), |m| {
-        matches!(m, Message::Refresh(d) if matches!(d.body, DkgBody::Confirm { .. }))
-    });
+    c.deaf.insert(
+        MemberIndex(3),
+        |m| matches!(m, Message::Refresh(d) if matches!(d.body, DkgBody::Confirm { .. })),
+    );
     c.start_refresh(MemberIndex(0), 1).unwrap();
     let stored = c.run_until_condition(c.now.saturating_add(Duration::from_secs(10)), |c| {
         c.engine(MemberIndex(3)).pending_refresh() == Some(1)

@@ -17,7 +17,8 @@ use accord_protocol::crypto::{CheckedSignatures, Digest, SecretKey, Verifier};
 use accord_protocol::dkg::{KeyMaterial, deal};
 use accord_protocol::driver::{self, Effects};
 use accord_protocol::engine::{
-    Delivery, Engine, EngineConfig, Event, Record, RefreshAbortError, RefreshStartError, RepairError,
+    Delivery, Engine, EngineConfig, Event, Record, RefreshAbortError, RefreshStartError,
+    RepairError,
 };
 use accord_protocol::evidence::{Evidence, EvidenceError};
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
