@@ -6,8 +6,8 @@
 //! room in the channel: when [`COMMAND_QUEUE`] commands are waiting, a request is refused at
 //! once ([`Unavailable::Busy`]) instead of piling up behind the event loop.
 
-use accord_observer::wire::{Receipt, StatusReport};
-use accord_protocol::engine::DkgStartError;
+use accord_observer::wire::{CeremonyStatus, Receipt, RefreshAborted, StatusReport};
+use accord_protocol::engine::{DkgStartError, RefreshAbortError, RefreshStartError, RepairError};
 use accord_protocol::evidence::{Evidence, EvidenceError};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -54,6 +54,62 @@ pub enum DkgCommandError {
     Unavailable(#[from] Unavailable),
 }
 
+/// Why the node refused a refresh or repair command (nothing changed).
+#[derive(Debug, Error)]
+pub enum CeremonyRefusal {
+    /// The engine refused to start a refresh.
+    #[error(transparent)]
+    Refresh(#[from] RefreshStartError),
+    /// The engine refused to abort a refresh.
+    #[error(transparent)]
+    Abort(#[from] RefreshAbortError),
+    /// The engine refused the repair's helper set.
+    #[error(transparent)]
+    Repair(#[from] RepairError),
+    /// A repair was asked for while this member holds a key share in use.
+    #[error(
+        "this member holds a key share in use; a repair is for a member whose key share file was lost"
+    )]
+    HaveKeyShare,
+    /// A helper is not a member of the roster.
+    #[error("helper {0} is not a member index of the roster")]
+    UnknownHelper(u16),
+    /// Helpers that are not connected now (the request would not reach them).
+    #[error(
+        "helpers not connected to this node: {}; wait until they are (accord status) or choose others",
+        .0.join(", ")
+    )]
+    HelpersUnreachable(Vec<String>),
+}
+
+impl CeremonyRefusal {
+    /// The API's error code for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Refresh(_) => "refresh-refused",
+            Self::Abort(_) => "abort-refused",
+            Self::Repair(_)
+            | Self::HaveKeyShare
+            | Self::UnknownHelper(_)
+            | Self::HelpersUnreachable(_) => "repair-refused",
+        }
+    }
+}
+
+/// Why a refresh or repair command failed.
+#[derive(Debug, Error)]
+pub enum CeremonyCommandError {
+    /// Refused; nothing changed.
+    #[error(transparent)]
+    Refused(#[from] CeremonyRefusal),
+    /// Storage failed.
+    #[error("storage failed: {0}")]
+    Storage(String),
+    /// The event loop did not take the request.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
 /// A request to the event loop, with the channel for its answer.
 ///
 /// Crate-private: only [`Handle`]'s methods build these, and only the daemon's event loop
@@ -78,6 +134,32 @@ pub(crate) enum Command {
         ceremony: Option<u32>,
         /// The reply.
         reply: oneshot::Sender<Result<u32, DkgCommandError>>,
+    },
+    /// Start a share refresh.
+    StartRefresh {
+        /// The ceremony number (default: one more than the last refresh this member saw).
+        ceremony: Option<u32>,
+        /// The reply.
+        reply: oneshot::Sender<Result<u32, CeremonyCommandError>>,
+    },
+    /// Abort the running refresh (or, with `abandon_pending`, drop a pending refreshed share).
+    AbortRefresh {
+        /// Drop a refreshed share awaiting confirmations.
+        abandon_pending: bool,
+        /// The reply.
+        reply: oneshot::Sender<Result<RefreshAborted, CeremonyCommandError>>,
+    },
+    /// Ask helpers to repair this member's lost share.
+    Repair {
+        /// The helpers (default: the engine's choice).
+        helpers: Option<Vec<u16>>,
+        /// The reply: the helpers asked.
+        reply: oneshot::Sender<Result<Vec<u16>, CeremonyCommandError>>,
+    },
+    /// Report the key ceremonies.
+    Ceremony {
+        /// The reply.
+        reply: oneshot::Sender<CeremonyStatus>,
     },
 }
 
@@ -135,6 +217,54 @@ impl Handle {
     pub async fn start_dkg(&self, ceremony: Option<u32>) -> Result<u32, DkgCommandError> {
         self.ask(|reply| Command::StartDkg { ceremony, reply })
             .await?
+    }
+
+    /// Starts share refresh `ceremony` (default: one more than the last refresh this member
+    /// saw); returns the ceremony number.
+    ///
+    /// # Errors
+    /// The engine refused, storage failed, or the event loop did not take the request.
+    pub async fn start_refresh(&self, ceremony: Option<u32>) -> Result<u32, CeremonyCommandError> {
+        self.ask(|reply| Command::StartRefresh { ceremony, reply })
+            .await?
+    }
+
+    /// Aborts the refresh running here; with `abandon_pending`, drops a refreshed share that
+    /// awaits its confirmations instead.
+    ///
+    /// # Errors
+    /// Nothing to abort, a share stored (without `abandon_pending`), storage failed, or the
+    /// event loop did not take the request.
+    pub async fn abort_refresh(
+        &self,
+        abandon_pending: bool,
+    ) -> Result<RefreshAborted, CeremonyCommandError> {
+        self.ask(|reply| Command::AbortRefresh {
+            abandon_pending,
+            reply,
+        })
+        .await?
+    }
+
+    /// Asks `helpers` (default: the t lowest-numbered other members) to repair this member's
+    /// lost key share; returns the helpers asked.
+    ///
+    /// # Errors
+    /// A share in use, a bad or unreachable helper set, storage failed, or the event loop did
+    /// not take the request.
+    pub async fn repair(
+        &self,
+        helpers: Option<Vec<u16>>,
+    ) -> Result<Vec<u16>, CeremonyCommandError> {
+        self.ask(|reply| Command::Repair { helpers, reply }).await?
+    }
+
+    /// This member's key ceremonies and key share.
+    ///
+    /// # Errors
+    /// The event loop did not take the request.
+    pub async fn ceremony(&self) -> Result<CeremonyStatus, Unavailable> {
+        self.ask(|reply| Command::Ceremony { reply }).await
     }
 }
 

@@ -14,7 +14,10 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use crate::export::StatementExport;
-use crate::wire::{DkgRequest, DkgStarted, ErrorBody, Receipt, StatusReport};
+use crate::wire::{
+    CeremonyStatus, DkgRequest, DkgStarted, ErrorBody, Receipt, RefreshAbortRequest,
+    RefreshAborted, RefreshRequest, RefreshStarted, RepairRequestBody, RepairStarted, StatusReport,
+};
 
 /// Why an API call failed.
 #[derive(Debug, Error)]
@@ -273,5 +276,53 @@ impl Client {
     pub async fn start_dkg(&self, ceremony: Option<u32>) -> Result<u32, ClientError> {
         let s: DkgStarted = self.post("/v1/dkg", &DkgRequest { ceremony }).await?;
         Ok(s.ceremony)
+    }
+
+    /// Starts a share refresh at this node (the others join when its round-1 package arrives);
+    /// returns the ceremony number.
+    ///
+    /// # Errors
+    /// See [`Client::post`].
+    pub async fn start_refresh(&self, ceremony: Option<u32>) -> Result<u32, ClientError> {
+        let s: RefreshStarted = self
+            .post("/v1/refresh", &RefreshRequest { ceremony })
+            .await?;
+        Ok(s.ceremony)
+    }
+
+    /// Aborts the refresh running at this node (with `abandon_pending`, drops a refreshed
+    /// share awaiting confirmations).
+    ///
+    /// # Errors
+    /// See [`Client::post`].
+    pub async fn abort_refresh(
+        &self,
+        abandon_pending: bool,
+    ) -> Result<RefreshAborted, ClientError> {
+        self.post(
+            "/v1/refresh/abort",
+            &RefreshAbortRequest { abandon_pending },
+        )
+        .await
+    }
+
+    /// Asks `helpers` (default: the node's choice) to repair this node's lost key share;
+    /// returns the helpers asked.
+    ///
+    /// # Errors
+    /// See [`Client::post`].
+    pub async fn repair(&self, helpers: Option<Vec<u16>>) -> Result<Vec<u16>, ClientError> {
+        let s: RepairStarted = self
+            .post("/v1/repair", &RepairRequestBody { helpers })
+            .await?;
+        Ok(s.helpers)
+    }
+
+    /// This node's key ceremonies and key share.
+    ///
+    /// # Errors
+    /// See [`Client::get`].
+    pub async fn ceremony(&self) -> Result<CeremonyStatus, ClientError> {
+        self.get("/v1/ceremony").await
     }
 }

@@ -112,6 +112,130 @@ pub struct DkgStarted {
     pub ceremony: u32,
 }
 
+/// Body of `POST /v1/refresh`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh ceremony number; default: one more than the last refresh this member
+    /// started or joined.
+    pub ceremony: Option<u32>,
+}
+
+/// Answer of `POST /v1/refresh`: `{"ceremony": n}`.
+#[derive(Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefreshStarted {
+    /// The refresh ceremony started.
+    pub ceremony: u32,
+}
+
+/// Body of `POST /v1/refresh/abort`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RefreshAbortRequest {
+    /// Drop a refreshed share that awaits its confirmations. Safe only once the ceremony is
+    /// known to have aborted at every member: if the others switched to their refreshed
+    /// shares, this member is left with a stale share and needs a repair.
+    #[serde(default)]
+    pub abandon_pending: bool,
+}
+
+/// What `POST /v1/refresh/abort` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum RefreshAbortOutcome {
+    /// The running ceremony ended here and this member's signed withdrawal went to every
+    /// member: the ceremony completes nowhere and every member keeps its current share.
+    Withdrew,
+    /// The refreshed share awaiting confirmations was dropped; the current share stays in use.
+    Abandoned,
+}
+
+/// Answer of `POST /v1/refresh/abort`.
+#[derive(Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefreshAborted {
+    /// The ceremony aborted.
+    pub ceremony: u32,
+    /// What was done.
+    pub outcome: RefreshAbortOutcome,
+}
+
+/// Body of `POST /v1/repair`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RepairRequestBody {
+    /// Exactly t other members' roster indices; default: the t lowest-numbered other members.
+    pub helpers: Option<Vec<u16>>,
+}
+
+/// Answer of `POST /v1/repair`.
+#[derive(Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RepairStarted {
+    /// The helpers the signed request went to.
+    pub helpers: Vec<u16>,
+}
+
+/// Which key ceremony.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum CeremonyKind {
+    /// Distributed key generation.
+    Dkg,
+    /// Proactive share refresh.
+    Refresh,
+    /// This member's share repair.
+    Repair,
+}
+
+/// A key ceremony in progress at one member.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunningCeremony {
+    /// Which ceremony.
+    pub kind: CeremonyKind,
+    /// Its number (a repair has none).
+    pub ceremony: Option<u32>,
+    /// Its phase: `round1`, `echo`, `round2`, `confirm` (DKG, refresh) or `asking` (repair).
+    pub phase: String,
+    /// A repair's helpers (empty otherwise).
+    #[serde(default)]
+    pub helpers: Vec<u16>,
+    /// The helpers that answered a repair so far (empty otherwise).
+    #[serde(default)]
+    pub answered: Vec<u16>,
+}
+
+/// `GET /v1/ceremony`: this member's key ceremonies and key share.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CeremonyStatus {
+    /// Ceremonies in progress here.
+    pub running: Vec<RunningCeremony>,
+    /// Whether this member holds a key share in use.
+    pub key_share: bool,
+    /// The group key of the share in use.
+    pub group_key: Option<PublicKey>,
+    /// Without a share: the group key this member's records name, which a repair must give
+    /// back (`accord repair`).
+    pub known_group_key: Option<PublicKey>,
+    /// The highest DKG ceremony started or joined here.
+    pub last_dkg: Option<u32>,
+    /// The highest refresh ceremony started or joined here.
+    pub last_refresh: Option<u32>,
+    /// The last refresh completed here: its shares are in use.
+    pub completed_refresh: Option<u32>,
+    /// A refresh whose new share is stored here and awaits every member's confirmation (the
+    /// current share stays in use meanwhile).
+    pub pending_refresh: Option<u32>,
+}
+
 /// One log entry as served (`GET /v1/log/entries`).
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -7,9 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use accord_protocol::dkg::DkgBody;
 use accord_protocol::dkg::KeyMaterial;
-use accord_protocol::engine::RefreshStartError;
+use accord_protocol::engine::{RefreshAbortError, RefreshStartError};
 use accord_protocol::fixtures::LabConduct;
+use accord_protocol::message::Message;
 use accord_protocol::roster::{MemberIndex, Period};
 use accord_testkit::{Cluster, ClusterSpec, child_rng};
 use frost_ed25519 as frost;
@@ -383,4 +385,65 @@ fn a_member_without_a_share_withdraws_and_frees_the_others_for_the_next_refresh(
         assert!(refreshed(&mut c, 2), "killed={killed}");
         run_periods(&mut c, 0..1);
     }
+}
+
+#[test]
+fn an_operator_aborts_a_refresh_it_holds_no_share_of_and_every_member_keeps_its_share() {
+    let mut c = Cluster::new(ClusterSpec::new(4, 1));
+    let before = keys(&c);
+    // Member 0 starts ceremony 1 while cut off, so nobody else stores a share of it either.
+    c.partitioned.insert(MemberIndex(0));
+    c.start_refresh(MemberIndex(0), 1).unwrap();
+    assert_eq!(
+        c.engine(MemberIndex(0)).running_refresh(),
+        Some((1, "round1"))
+    );
+    assert_eq!(c.abort_refresh(MemberIndex(0)), Ok(1));
+    assert_eq!(c.engine(MemberIndex(0)).running_refresh(), None);
+    assert_eq!(c.engine(MemberIndex(0)).last_refresh(), Some(1));
+    assert_eq!(
+        c.checker.refresh_aborted.get(&MemberIndex(0)),
+        Some(&Vec::new()),
+        "aborted by its operator, nobody blamed"
+    );
+    assert_eq!(
+        c.abort_refresh(MemberIndex(0)),
+        Err(RefreshAbortError::NotRunning)
+    );
+    assert_eq!(
+        c.abort_refresh(MemberIndex(1)),
+        Err(RefreshAbortError::NotRunning)
+    );
+    // The number is used up; the next one completes everywhere once member 0 is back.
+    assert!(matches!(
+        c.start_refresh(MemberIndex(0), 1),
+        Err(RefreshStartError::CeremonyUsed { .. })
+    ));
+    c.partitioned.clear();
+    for (i, b) in before.iter().enumerate() {
+        assert_eq!(share(c.nodes[i].key.as_ref().unwrap()), share(b));
+    }
+    c.start_refresh(MemberIndex(0), 2).unwrap();
+    assert!(refreshed(&mut c, 2));
+    run_periods(&mut c, 0..1);
+}
+
+#[test]
+fn a_member_holding_its_stored_share_cannot_abort_the_refresh() {
+    let mut c = Cluster::new(ClusterSpec::new(4, 1));
+    // Member 3 never hears a confirmation: it stores its share and waits for them.
+    c.deaf.insert(
+        MemberIndex(3),
+        |m| matches!(m, Message::Refresh(d) if matches!(d.body, DkgBody::Confirm { .. })),
+    );
+    c.start_refresh(MemberIndex(0), 1).unwrap();
+    let stored = c.run_until_condition(c.now.saturating_add(Duration::from_secs(10)), |c| {
+        c.engine(MemberIndex(3)).pending_refresh() == Some(1)
+    });
+    assert!(stored);
+    assert_eq!(
+        c.abort_refresh(MemberIndex(3)),
+        Err(RefreshAbortError::ShareStored(1))
+    );
+    assert_eq!(c.engine(MemberIndex(3)).pending_refresh(), Some(1));
 }

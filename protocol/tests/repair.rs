@@ -237,3 +237,43 @@ fn a_wrong_sigma_is_caught_before_the_share_is_used() {
     c.request_repair(m, None).unwrap();
     assert!(repaired(&mut c, m));
 }
+
+#[test]
+fn a_repaired_share_stays_confirmed_across_compactions_and_restarts() {
+    let mut spec = ClusterSpec::new(4, 1);
+    spec.dkg = true;
+    let mut c = Cluster::new(spec);
+    c.start_dkg(1);
+    let limit = c.now.saturating_add(Duration::from_secs(60));
+    assert!(c.run_until_condition(limit, |c| c.checker.dkg_complete.len() == 4));
+    let m = MemberIndex(2);
+    let group = c.engine(m).group_key().unwrap();
+    let lost = lose_key(&mut c, m);
+    assert_eq!(c.engine(m).known_group_key(), Some(group));
+    // The record log is compacted while the share is missing, and the member restarts: it
+    // still knows which group key a repaired share must have.
+    let snapshot = c.engine(m).snapshot();
+    c.nodes[2].compact(snapshot);
+    c.crash(m);
+    c.restart(m);
+    assert_eq!(c.engine(m).known_group_key(), Some(group));
+    c.request_repair(m, None).unwrap();
+    let progress = c.engine(m).repair_progress().unwrap();
+    assert_eq!(
+        progress.helpers,
+        [MemberIndex(0), MemberIndex(1), MemberIndex(3)]
+    );
+    assert!(repaired(&mut c, m), "{:?}", c.checker.repair_failed);
+    assert_eq!(c.engine(m).repair_progress(), None);
+    assert_eq!(c.engine(m).known_group_key(), None, "a share is in use");
+    assert_eq!(share(c.nodes[2].key.as_ref().unwrap()), share(&lost));
+    // Compacted and restarted again, the repaired share is the confirmed key (not a key from
+    // an unconfirmed ceremony, which would keep the member from signing).
+    let snapshot = c.engine(m).snapshot();
+    c.nodes[2].compact(snapshot);
+    c.crash(m);
+    c.restart(m);
+    assert_eq!(c.engine(m).group_key(), Some(group));
+    c.crash(MemberIndex(0));
+    run_periods(&mut c, 0..1);
+}

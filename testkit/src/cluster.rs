@@ -17,7 +17,8 @@ use accord_protocol::crypto::{CheckedSignatures, Digest, SecretKey, Verifier};
 use accord_protocol::dkg::{KeyMaterial, deal};
 use accord_protocol::driver::{self, Effects};
 use accord_protocol::engine::{
-    Delivery, Engine, EngineConfig, Event, Record, RefreshStartError, RepairError,
+    Delivery, Engine, EngineConfig, Event, Record, RefreshAbortError, RefreshStartError,
+    RepairError,
 };
 use accord_protocol::evidence::{Evidence, EvidenceError};
 use accord_protocol::fixtures::{LabConduct, Testnet, TestnetSpec, lab_submissions};
@@ -220,6 +221,22 @@ impl Cluster {
             return Err(RefreshStartError::NoKey);
         };
         let result = engine.start_refresh(now, ceremony, &mut node.rng);
+        self.drain(at);
+        self.schedule_timer(at);
+        result
+    }
+
+    /// Aborts the refresh running at member `at` (the operator's `refresh abort`).
+    ///
+    /// # Errors
+    /// The engine's refusal (or [`RefreshAbortError::NotRunning`] when `at` is down).
+    pub fn abort_refresh(&mut self, at: MemberIndex) -> Result<u32, RefreshAbortError> {
+        let now = self.now;
+        let node = &mut self.nodes[usize::from(at.0)];
+        let Some(engine) = node.engine.as_mut() else {
+            return Err(RefreshAbortError::NotRunning);
+        };
+        let result = engine.abort_refresh(now);
         self.drain(at);
         self.schedule_timer(at);
         result

@@ -9,10 +9,12 @@ use std::process::Command;
 
 use common::*;
 
-const SUBCOMMANDS: [&str; 14] = [
+const SUBCOMMANDS: [&str; 16] = [
     "init",
     "testnet",
     "dkg",
+    "refresh",
+    "repair",
     "run",
     "status",
     "lab",
@@ -62,7 +64,11 @@ fn man_pages_are_written_for_accord_and_every_subcommand() {
         String::from_utf8_lossy(&out.stderr)
     );
     let listed = String::from_utf8(out.stdout).unwrap();
-    let mut pages = vec!["accord.1".to_string(), "accord-lab-attest.1".to_string()];
+    let mut pages = vec![
+        "accord.1".to_string(),
+        "accord-lab-attest.1".to_string(),
+        "accord-refresh-start.1".to_string(),
+    ];
     pages.extend(SUBCOMMANDS.iter().map(|s| format!("accord-{s}.1")));
     for page in pages {
         let path = dir.path().join(&page);

@@ -6,10 +6,11 @@
 //! only through [`Context::handle`], and read the database on tokio's blocking pool.
 //!
 //! One file per resource: `status.rs` (health, status), `metrics.rs`, `evidence.rs`,
-//! `statements.rs` (and the trust bundle), `dkg.rs`, `log.rs` (the transparency log),
-//! `witness.rs`, `openapi.rs` (`/openapi.json`), `page.rs` (the status and verification page);
+//! `statements.rs` (and the trust bundle), `dkg.rs`, `ceremony.rs` (share refresh and repair,
+//! ceremony status), `log.rs` (the transparency log), `witness.rs`, `openapi.rs` (`/openapi.json`), `page.rs` (the status and verification page);
 //! shared: `context.rs`, `error.rs`, `operator.rs` (the operator's bearer token).
 
+mod ceremony;
 mod context;
 mod dkg;
 mod error;
@@ -63,6 +64,10 @@ pub fn router(context: Context) -> Router {
         )
         .route("/v1/trust-bundle", get(statements::trust_bundle))
         .route("/v1/dkg", post(dkg::start_dkg))
+        .route("/v1/refresh", post(ceremony::start_refresh))
+        .route("/v1/refresh/abort", post(ceremony::abort_refresh))
+        .route("/v1/repair", post(ceremony::repair))
+        .route("/v1/ceremony", get(ceremony::ceremony_status))
         .route("/v1/log/checkpoint", get(log::log_checkpoint))
         .route("/v1/log/entries", get(log::log_entries))
         .route("/v1/log/proof/inclusion", get(log::log_inclusion))

@@ -16,7 +16,7 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
-use super::{dkg, evidence, log, metrics, page, statements, status, witness};
+use super::{ceremony, dkg, evidence, log, metrics, page, statements, status, witness};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,10 @@ use super::{dkg, evidence, log, metrics, page, statements, status, witness};
         statements::fetch_statement,
         statements::trust_bundle,
         dkg::start_dkg,
+        ceremony::start_refresh,
+        ceremony::abort_refresh,
+        ceremony::repair,
+        ceremony::ceremony_status,
         log::log_checkpoint,
         log::log_entries,
         log::log_inclusion,

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use accord_observer::export::StatementExport;
-use accord_observer::wire::{ErrorBody, StatusReport};
+use accord_observer::wire::{ErrorBody, RefreshAbortOutcome, RefreshAborted, StatusReport};
 use accord_protocol::SignedStatement;
 use accord_protocol::crypto::{Digest, PublicKey, SecretKey, Signature};
+use accord_protocol::engine::RefreshStartError;
 use accord_protocol::fixtures::{Testnet, TestnetSpec};
 use accord_protocol::policy::Verdict;
 use accord_protocol::roster::{MemberIndex, Network, Period};
@@ -19,7 +20,7 @@ use tower::ServiceExt as _;
 
 use super::{Context, router};
 use crate::auth::OperatorToken;
-use crate::handle::{Command, channel};
+use crate::handle::{CeremonyRefusal, Command, channel};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoredStatement};
 
@@ -157,6 +158,99 @@ async fn an_operator_endpoint_without_the_token_changes_nothing() {
     answer.await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, br#"{"ceremony":7}"#);
+}
+
+#[tokio::test]
+async fn refresh_and_repair_endpoints_without_the_token_change_nothing() {
+    let mut f = fixture();
+    let wrong = format!("Bearer {}", "0".repeat(64));
+    for path in ["/v1/refresh", "/v1/refresh/abort", "/v1/repair"] {
+        for auth in [None, Some(wrong.as_str())] {
+            let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+            if let Some(a) = auth {
+                request = request.header(header::AUTHORIZATION, a);
+            }
+            let request = request.body(Body::from("{}")).unwrap();
+            let response = router(f.context.clone()).oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{path} {auth:?}"
+            );
+            assert_eq!(
+                response.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+                "Bearer"
+            );
+        }
+    }
+    assert!(
+        f.commands.try_recv().is_err(),
+        "no command reached the node"
+    );
+    // With the token, each reaches the event loop; an engine refusal is a 409 with its code.
+    let token = format!("Bearer {}", f.context.operator.expose());
+    let answer = tokio::spawn(async move {
+        for _ in 0..3 {
+            match f.commands.recv().await {
+                Some(Command::StartRefresh { ceremony, reply }) => {
+                    assert_eq!(ceremony, Some(3));
+                    let _ = reply.send(Err(
+                        CeremonyRefusal::from(RefreshStartError::Running(2)).into()
+                    ));
+                }
+                Some(Command::AbortRefresh {
+                    abandon_pending,
+                    reply,
+                }) => {
+                    assert!(abandon_pending);
+                    let _ = reply.send(Ok(RefreshAborted {
+                        ceremony: 2,
+                        outcome: RefreshAbortOutcome::Abandoned,
+                    }));
+                }
+                Some(Command::Repair { helpers, reply }) => {
+                    assert_eq!(helpers, Some(vec![0, 1, 2]));
+                    let _ = reply.send(Err(CeremonyRefusal::HaveKeyShare.into()));
+                }
+                other => panic!("expected a refresh or repair command, got {other:?}"),
+            }
+        }
+    });
+    let post = |path: &str, body: &str| {
+        Request::post(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, token.clone())
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, body) = call(&f.context, post("/v1/refresh", r#"{"ceremony": 3}"#)).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "refresh-refused".into())
+    );
+    let (status, body) = call(
+        &f.context,
+        post("/v1/refresh/abort", r#"{"abandon_pending": true}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, br#"{"ceremony":2,"outcome":"abandoned"}"#);
+    let (status, body) = call(&f.context, post("/v1/repair", r#"{"helpers": [0, 1, 2]}"#)).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "repair-refused".into())
+    );
+    answer.await.unwrap();
+    // Hostile bodies are refused before anything reaches the node.
+    for (path, body) in [
+        ("/v1/repair", r#"{"helpers": [70000]}"#),
+        ("/v1/repair", r#"{"helpers": "0,1,2"}"#),
+        ("/v1/refresh", r#"{"ceremony": -1}"#),
+        ("/v1/refresh/abort", r#"{"abandon": true}"#),
+    ] {
+        let (status, _) = call(&f.context, post(path, body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}");
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,8 @@ mod init;
 mod inspect;
 mod lab;
 mod observe;
+mod refresh;
+mod repair;
 mod run;
 mod statements;
 mod status;
@@ -56,6 +58,14 @@ enum Subcommand {
     Testnet(testnet::TestnetArgs),
     /// Start a DKG ceremony at a running node (the other members join) and wait for the key.
     Dkg(dkg::DkgArgs),
+    /// Refresh every member's key share at a running node (same group key): start, status, abort.
+    Refresh {
+        /// The refresh command.
+        #[command(subcommand)]
+        command: refresh::RefreshSubcommand,
+    },
+    /// Recover this member's lost key share from t other members, at its running node.
+    Repair(repair::RepairArgs),
     /// Run a node until SIGINT or SIGTERM.
     Run(run::RunArgs),
     /// Show a node's status (`--watch`: a live view).
@@ -109,6 +119,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Subcommand::Init(a) => init::run(a),
         Subcommand::Testnet(a) => testnet::run(a),
         Subcommand::Dkg(a) => runtime()?.block_on(dkg::run(a)),
+        Subcommand::Refresh { command } => runtime()?.block_on(refresh::run(command)),
+        Subcommand::Repair(a) => runtime()?.block_on(repair::run(a)),
         Subcommand::Run(a) => run::run(a),
         Subcommand::Status(a) => runtime()?.block_on(status::run(a)),
         Subcommand::Lab { command } => lab::run(command),

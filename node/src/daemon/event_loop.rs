@@ -175,6 +175,28 @@ impl EventLoop {
                 let _ = reply.send(answer);
                 drained
             }
+            Command::StartRefresh { ceremony, reply } => {
+                let (answer, drained) = self.start_refresh(ceremony);
+                let _ = reply.send(answer);
+                drained
+            }
+            Command::AbortRefresh {
+                abandon_pending,
+                reply,
+            } => {
+                let (answer, drained) = self.abort_refresh(abandon_pending);
+                let _ = reply.send(answer);
+                drained
+            }
+            Command::Repair { helpers, reply } => {
+                let (answer, drained) = self.repair(helpers);
+                let _ = reply.send(answer);
+                drained
+            }
+            Command::Ceremony { reply } => {
+                let _ = reply.send(self.ceremony_status());
+                Ok(())
+            }
         }
     }
 

@@ -11,9 +11,11 @@
 //! - `peers.rs`: the other members as peers, and redialling them;
 //! - `witness.rs`: the transparency-log witness protocol, both ways;
 //! - `report.rs`: engine events as logs and metrics, and the status report;
+//! - `ceremony.rs`: the operator's refresh, repair and ceremony-status commands;
 //! - `failpoint.rs`: test-only fault injection;
 //! - `error.rs`: [`NodeError`].
 
+mod ceremony;
 mod effects;
 mod error;
 mod event_loop;
@@ -130,6 +132,16 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         },
         records,
     );
+    if let Some(group_key) = engine.known_group_key() {
+        // The key file is gone but the records show a completed DKG: the member starts (it
+        // keeps its identity, its records and its place in the network) and waits for its
+        // operator to have the share repaired; it never makes up key material.
+        warn!(
+            path = %config.key_share.display(),
+            %group_key,
+            "no key share; this member's records name the group key above: run `accord repair` to recover the share from t other members"
+        );
+    }
 
     let metrics = Arc::new(Metrics::new());
     let peers = Peers::from_roster(&net, me, &config.roster)?;

@@ -157,7 +157,16 @@ impl EventLoop {
             .filter(|(_, topics)| topics.contains(&&topic))
             .count();
         let gossip_scores = self.gossip_scores();
-        let reason = if s.group_key.is_none() {
+        let reason = if let Some(g) = self.engine.known_group_key() {
+            Some(match self.engine.repair_progress() {
+                Some(p) => format!(
+                    "no key share: repair in progress ({} of {} helpers answered; group key {g})",
+                    p.answered.len(),
+                    p.helpers.len()
+                ),
+                None => format!("no key share (group key {g}): run `accord repair`"),
+            })
+        } else if s.group_key.is_none() {
             Some(match &s.dkg_phase {
                 Some(phase) => format!("no group key yet: DKG in progress ({phase})"),
                 None => "no group key yet: run the DKG (accord dkg)".to_string(),

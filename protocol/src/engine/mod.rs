@@ -71,8 +71,8 @@ pub use error::{
 };
 pub use output::{Event, Output};
 pub use record::{AcceptedRecord, Record, SignedRecord};
-pub use refresh::RefreshStartError;
-pub use repair::RepairError;
+pub use refresh::{RefreshAbortError, RefreshStartError};
+pub use repair::{RepairError, RepairProgress};
 
 use keygen::Keygen;
 use ledger::Ledger;

@@ -216,17 +216,28 @@ impl Engine {
             (k, p) => (k, p),
         };
         engine.repair.known_group_key = confirmed.as_ref().map(|(_, g, _)| *g);
-        if let Some(k) = keys {
-            let k = Arc::new(k);
-            match confirmed {
-                Some((ceremony, group_key, confirmations)) if group_key == k.group_key() => {
-                    engine.keygen.keys = Some(k);
-                    engine.keygen.confirmations = Some(confirmations.into());
-                    engine.keygen.completed_ceremony = Some(ceremony);
+        match (keys, confirmed) {
+            (Some(k), confirmed) => {
+                let k = Arc::new(k);
+                match confirmed {
+                    Some((ceremony, group_key, confirmations)) if group_key == k.group_key() => {
+                        engine.keygen.keys = Some(k);
+                        engine.keygen.confirmations = Some(confirmations.into());
+                        engine.keygen.completed_ceremony = Some(ceremony);
+                    }
+                    _ if !dkg_started => engine.keygen.keys = Some(k),
+                    _ => engine.keygen.unconfirmed = Some(k),
                 }
-                _ if !dkg_started => engine.keygen.keys = Some(k),
-                _ => engine.keygen.unconfirmed = Some(k),
             }
+            // The key file is gone but the ceremony completed: keep its (public) confirmations,
+            // so a compaction before or after the repair keeps the `DkgComplete` record that
+            // names the group key a repaired share must have, and a restart after the repair
+            // finds the repaired share confirmed.
+            (None, Some((ceremony, _, confirmations))) => {
+                engine.keygen.confirmations = Some(confirmations.into());
+                engine.keygen.completed_ceremony = Some(ceremony);
+            }
+            (None, None) => {}
         }
         if let Some((ceremony, _, confirmations)) = refreshed {
             engine.refresh.completed = Some((ceremony, confirmations.into()));
@@ -285,14 +296,21 @@ impl Engine {
         if let Some(ceremony) = self.keygen.last_ceremony {
             out.push(Record::DkgStarted { ceremony });
         }
-        if let (Some(ceremony), Some(keys), Some(confirmations)) = (
+        // Without a share (lost, awaiting repair) the group key is the one the records named.
+        let group_key = self
+            .keygen
+            .keys
+            .as_ref()
+            .map(|k| k.group_key())
+            .or(self.repair.known_group_key);
+        if let (Some(ceremony), Some(group_key), Some(confirmations)) = (
             self.keygen.completed_ceremony,
-            &self.keygen.keys,
+            group_key,
             &self.keygen.confirmations,
         ) {
             out.push(Record::DkgComplete {
                 ceremony,
-                group_key: keys.group_key(),
+                group_key,
                 confirmations: confirmations.to_vec(),
             });
         }

@@ -88,6 +88,21 @@ pub enum RefreshStartError {
     },
 }
 
+/// Why a refresh cannot be aborted here.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum RefreshAbortError {
+    /// No refresh is running here and no refreshed share is pending.
+    #[error("no refresh ceremony is running here")]
+    NotRunning,
+    /// This member stored its share of the ceremony (and may have confirmed it): withdrawing
+    /// is no longer possible, and dropping the share is safe only once the ceremony is known to
+    /// have aborted at every member ([`Engine::abandon_refresh`]).
+    #[error(
+        "this member stored its share of refresh ceremony {0} and may have confirmed it; drop that share only once the ceremony is known to have aborted at every member (abandon it), or wait for the confirmations"
+    )]
+    ShareStored(u32),
+}
+
 impl Engine {
     /// Starts refresh ceremony `ceremony` (every member may start the same number; members
     /// that receive round-1 packages of a newer refresh join it). The operator's `refresh`
@@ -199,9 +214,55 @@ impl Engine {
         Some(ceremony)
     }
 
+    /// Aborts the running refresh ceremony here, while this member holds no share of it (the
+    /// operator's `refresh abort`): its machine ends (event `RefreshAborted`) and its signed
+    /// withdrawal goes to every member, so the ceremony can complete nowhere and every member
+    /// keeps its current share (§22.5, withdrawal). Returns the aborted ceremony.
+    ///
+    /// # Errors
+    /// No ceremony runs, or this member already stored its share of it
+    /// ([`RefreshAbortError::ShareStored`]: see [`Engine::abandon_refresh`]).
+    pub fn abort_refresh(&mut self, now: Instant) -> Result<u32, RefreshAbortError> {
+        self.advance(now);
+        if let Some((c, _)) = &self.refresh.pending {
+            return Err(RefreshAbortError::ShareStored(*c));
+        }
+        let Some(machine) = self.refresh.machine.as_mut().filter(|m| !m.is_finished()) else {
+            return Err(RefreshAbortError::NotRunning);
+        };
+        let ceremony = machine.ceremony();
+        if self.refresh.stored_in == Some(ceremony) {
+            return Err(RefreshAbortError::ShareStored(ceremony));
+        }
+        // Aborted without a stored share: `apply_refresh` withdraws.
+        let out = machine.withdrawn();
+        self.apply_refresh(out);
+        Ok(ceremony)
+    }
+
     /// The running refresh's phase, if one ran here.
     pub fn refresh_phase(&self) -> Option<&'static str> {
         self.refresh.machine.as_ref().map(DkgMachine::phase_name)
+    }
+
+    /// The refresh ceremony running here and its phase, while one runs.
+    pub fn running_refresh(&self) -> Option<(u32, &'static str)> {
+        self.refresh
+            .machine
+            .as_ref()
+            .filter(|m| !m.is_finished())
+            .map(|m| (m.ceremony(), m.phase_name()))
+    }
+
+    /// The highest refresh ceremony started or joined here (the next one must be higher).
+    pub fn last_refresh(&self) -> Option<u32> {
+        self.refresh.last_ceremony
+    }
+
+    /// The refresh ceremony whose share this member stored and which awaits every member's
+    /// confirmation (the current share stays in use meanwhile).
+    pub fn pending_refresh(&self) -> Option<u32> {
+        self.refresh.pending.as_ref().map(|(c, _)| *c)
     }
 
     /// The last refresh ceremony completed here.

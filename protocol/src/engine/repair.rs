@@ -68,7 +68,33 @@ pub enum RepairError {
 /// timeouts.
 const REQUEST_WINDOW_PHASES: u64 = 4;
 
+/// This member's own outstanding repair request, for its operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepairProgress {
+    /// The helpers asked.
+    pub helpers: Vec<MemberIndex>,
+    /// The helpers whose answer (sigma) has arrived.
+    pub answered: Vec<MemberIndex>,
+}
+
 impl Engine {
+    /// The group key this member's records name although it holds no share (its key file was
+    /// lost): a repaired share must have it. `None` with a share in use, or without the records
+    /// of a completed DKG (dealt keys).
+    pub fn known_group_key(&self) -> Option<PublicKey> {
+        self.repair
+            .known_group_key
+            .filter(|_| self.keygen.keys.is_none())
+    }
+
+    /// This member's own repair request while it waits for answers.
+    pub fn repair_progress(&self) -> Option<RepairProgress> {
+        self.repair.asking.as_ref().map(|a| RepairProgress {
+            helpers: a.request.helpers.clone(),
+            answered: a.sigmas.keys().copied().collect(),
+        })
+    }
+
     /// Asks `helpers` (exactly t other members; by default the t lowest-numbered) to repair
     /// this member's share: the operator's `repair` command after a lost key file. The
     /// repaired share replaces the key once it checks out ([`Event::Repaired`]).
