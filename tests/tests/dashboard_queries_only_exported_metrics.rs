@@ -107,15 +107,11 @@ fn every_metric_the_dashboard_queries_is_exported_by_a_live_node() {
     // only by chance (two members dialling each other at once): make one happen. The node
     // redials a lost member with backoff, and every redial of a killed member fails.
     c.nodes[3].kill9();
-    let after_dial_errors = wait_for(
-        Duration::from_secs(30),
-        "a failed dial on /metrics",
-        || {
-            let text = c.nodes[0].metrics();
-            text.contains("accord_libp2p_swarm_outgoing_connection_error_total{")
-                .then_some(text)
-        },
-    );
+    let after_dial_errors = wait_for(Duration::from_secs(30), "a failed dial on /metrics", || {
+        let text = c.nodes[0].metrics();
+        text.contains("accord_libp2p_swarm_outgoing_connection_error_total{")
+            .then_some(text)
+    });
     let exported = exported_names(&after_dial_errors);
     let missing: BTreeSet<&str> = queried.difference(&exported).map(String::as_str).collect();
     // A labelled family has no series, and so no line at all, until its first event: these
