@@ -65,7 +65,9 @@ venv_ok() {
 }
 if ! venv_ok; then
     venv_python=python3
-    for candidate in python3.14 python3.13 python3.12; do
+    # pyenv's shims answer only for the selected version, so its other installs by path too.
+    pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
+    for candidate in python3.14 python3.13 python3.12 "$pyenv_root"/versions/3.1[2-9]*/bin/python3; do
         if "$candidate" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then
             venv_python=$candidate
             break

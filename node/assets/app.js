@@ -58,7 +58,7 @@ function equalBytes(a, b) {
 
 // WebCrypto exists only in secure contexts (https, localhost); elsewhere the vendored
 // js-sha256 hashes.
-async function sha256(...parts) {
+async function hashSha256(...parts) {
   const data = concat(...parts);
   if (globalThis.crypto && crypto.subtle) {
     return new Uint8Array(await crypto.subtle.digest("SHA-256", data));
@@ -250,7 +250,7 @@ function decodeStatement(leaf) {
 
 // RFC 9162 2.1.3.2: the root that `proof` gives leaf `index` of a tree of `size` leaves.
 async function rootFromInclusionProof(leaf, index, size, proof) {
-  let r = await sha256(new Uint8Array([0]), leaf);
+  let r = await hashSha256(new Uint8Array([0]), leaf);
   let fn = BigInt(index);
   let sn = BigInt(size) - 1n;
   if (fn > sn) throw new Error("the inclusion proof's index is outside the checkpoint's tree");
@@ -258,13 +258,13 @@ async function rootFromInclusionProof(leaf, index, size, proof) {
     const p = hexToBytes(hex, "an inclusion proof hash", 32);
     if (sn === 0n) throw new Error("the inclusion proof is too long");
     if ((fn & 1n) === 1n || fn === sn) {
-      r = await sha256(new Uint8Array([1]), p, r);
+      r = await hashSha256(new Uint8Array([1]), p, r);
       while (fn !== 0n && (fn & 1n) === 0n) {
         fn >>= 1n;
         sn >>= 1n;
       }
     } else {
-      r = await sha256(new Uint8Array([1]), r, p);
+      r = await hashSha256(new Uint8Array([1]), r, p);
     }
     fn >>= 1n;
     sn >>= 1n;
