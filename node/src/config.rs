@@ -41,6 +41,11 @@ pub struct FileConfig {
     /// the first start if absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_token: Option<PathBuf>,
+    /// Refresh the key shares after closing every k-th period (`docs/protocol.md` §22.5); at
+    /// least 1; none by default. Members that receive a newer refresh join it, so the schedule
+    /// of one member suffices, and members with the same k start the same ceremony.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_every: Option<u64>,
 }
 
 fn default_listen() -> String {
@@ -77,6 +82,14 @@ pub enum ConfigError {
         path: String,
         /// What is wrong.
         message: String,
+    },
+    /// A setting out of its range.
+    #[error("bad {what}: {message}")]
+    Setting {
+        /// Which setting.
+        what: &'static str,
+        /// Why.
+        message: &'static str,
     },
     /// An address does not parse.
     #[error("bad {what} address {value:?}: {message}")]
@@ -169,13 +182,15 @@ pub struct NodeConfig {
     pub passphrase: Option<Passphrase>,
     /// The operator's bearer token file.
     pub operator_token: PathBuf,
+    /// The share-refresh schedule (every k periods), if any.
+    pub refresh_every: Option<u64>,
 }
 
 impl NodeConfig {
     /// Resolves a file config (with overrides already applied).
     ///
     /// # Errors
-    /// Unparseable addresses.
+    /// Unparseable addresses, or a refresh schedule of 0 periods.
     pub fn from_file(c: &FileConfig, passphrase: Option<Passphrase>) -> Result<Self, ConfigError> {
         let listen =
             c.listen
@@ -193,6 +208,12 @@ impl NodeConfig {
                 value: c.api.clone(),
                 message: e.to_string(),
             })?;
+        if c.refresh_every == Some(0) {
+            return Err(ConfigError::Setting {
+                what: "refresh_every",
+                message: "a share refresh every 0 periods; use at least 1, or leave it out",
+            });
+        }
         Ok(Self {
             roster: c.roster.clone(),
             identity: c.identity.clone(),
@@ -208,6 +229,43 @@ impl NodeConfig {
                 .operator_token
                 .clone()
                 .unwrap_or_else(|| c.data_dir.join(crate::auth::TOKEN_FILE)),
+            refresh_every: c.refresh_every,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &str) -> Result<NodeConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "roster = \"roster.json\"\nidentity = \"id.key\"\ndata_dir = \"data\"\n{extra}"
+            ),
+        )
+        .unwrap();
+        NodeConfig::from_file(&FileConfig::load(&path)?, None)
+    }
+
+    #[test]
+    fn the_refresh_schedule_reaches_the_node_config_and_zero_is_refused() {
+        assert_eq!(load("").unwrap().refresh_every, None);
+        assert_eq!(load("refresh_every = 4\n").unwrap().refresh_every, Some(4));
+        assert!(matches!(
+            load("refresh_every = 0\n"),
+            Err(ConfigError::Setting {
+                what: "refresh_every",
+                ..
+            })
+        ));
+        assert!(matches!(
+            load("refresh_every = -1\n"),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 }

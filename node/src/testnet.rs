@@ -309,6 +309,7 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
             listen: entry.p2p.clone(),
             api,
             operator_token: None,
+            refresh_every: None,
         };
         config
             .save(&entry.config)

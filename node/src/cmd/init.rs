@@ -58,6 +58,7 @@ pub(super) fn run(a: InitArgs) -> Result<()> {
         listen: a.listen.clone(),
         api: a.api.clone(),
         operator_token: None,
+        refresh_every: None,
     }
     .save(&config_path)?;
     let token_path = a.dir.join("data").join(accord_node::auth::TOKEN_FILE);

@@ -32,6 +32,9 @@ pub(super) struct RunArgs {
     /// HTTP API address.
     #[arg(long, env = "ACCORD_API")]
     pub(super) api: Option<String>,
+    /// Refresh the key shares after closing every k-th period (at least 1).
+    #[arg(long, env = "ACCORD_REFRESH_EVERY", value_name = "K")]
+    pub(super) refresh_every: Option<u64>,
     #[command(flatten)]
     pub(super) passphrase: PassphraseArgs,
 }
@@ -57,6 +60,7 @@ pub(super) fn run(a: RunArgs) -> Result<()> {
             listen: accord_node::config::DEFAULT_LISTEN.into(),
             api: DEFAULT_API.into(),
             operator_token: None,
+            refresh_every: None,
         },
     };
     if let Some(v) = a.roster {
@@ -76,6 +80,9 @@ pub(super) fn run(a: RunArgs) -> Result<()> {
     }
     if let Some(v) = a.api {
         file.api = v;
+    }
+    if let Some(v) = a.refresh_every {
+        file.refresh_every = Some(v);
     }
     let config = NodeConfig::from_file(&file, a.passphrase.load()?)?;
     let rt = runtime()?;

@@ -128,6 +128,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         pending,
         EngineConfig {
             first_period,
+            refresh_every: config.refresh_every,
             ..EngineConfig::default()
         },
         records,
