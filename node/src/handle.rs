@@ -40,23 +40,12 @@ pub enum SubmitError {
     Unavailable(#[from] Unavailable),
 }
 
-/// Why a DKG could not start.
-#[derive(Debug, Error)]
-pub enum DkgCommandError {
-    /// The engine refused.
-    #[error(transparent)]
-    Engine(#[from] DkgStartError),
-    /// Storage failed.
-    #[error("storage failed: {0}")]
-    Storage(String),
-    /// The event loop did not take the request.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-}
-
-/// Why the node refused a refresh or repair command (nothing changed).
+/// Why the node refused a key-ceremony command (nothing changed).
 #[derive(Debug, Error)]
 pub enum CeremonyRefusal {
+    /// The engine refused to start a DKG.
+    #[error(transparent)]
+    Dkg(#[from] DkgStartError),
     /// The engine refused to start a refresh.
     #[error(transparent)]
     Refresh(#[from] RefreshStartError),
@@ -86,6 +75,7 @@ impl CeremonyRefusal {
     /// The API's error code for this refusal.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Dkg(_) => "dkg-refused",
             Self::Refresh(_) => "refresh-refused",
             Self::Abort(_) => "abort-refused",
             Self::Repair(_)
@@ -96,7 +86,7 @@ impl CeremonyRefusal {
     }
 }
 
-/// Why a refresh or repair command failed.
+/// Why a key-ceremony command (DKG, refresh, repair) failed.
 #[derive(Debug, Error)]
 pub enum CeremonyCommandError {
     /// Refused; nothing changed.
@@ -133,7 +123,7 @@ pub(crate) enum Command {
         /// The ceremony number (default: one more than the last this member saw).
         ceremony: Option<u32>,
         /// The reply.
-        reply: oneshot::Sender<Result<u32, DkgCommandError>>,
+        reply: oneshot::Sender<Result<u32, CeremonyCommandError>>,
     },
     /// Start a share refresh.
     StartRefresh {
@@ -214,7 +204,7 @@ impl Handle {
     ///
     /// # Errors
     /// The engine refused, storage failed, or the event loop did not take the request.
-    pub async fn start_dkg(&self, ceremony: Option<u32>) -> Result<u32, DkgCommandError> {
+    pub async fn start_dkg(&self, ceremony: Option<u32>) -> Result<u32, CeremonyCommandError> {
         self.ask(|reply| Command::StartDkg { ceremony, reply })
             .await?
     }

@@ -17,7 +17,8 @@ use super::error::{ApiError, unavailable};
 use super::operator::Operator;
 use crate::handle::CeremonyCommandError;
 
-fn command_error(e: CeremonyCommandError) -> ApiError {
+/// A key-ceremony command's failure (DKG, refresh, repair) as the API's error.
+pub(super) fn command_error(e: CeremonyCommandError) -> ApiError {
     match e {
         CeremonyCommandError::Refused(r) => {
             ApiError::new(StatusCode::CONFLICT, r.code(), r.to_string())

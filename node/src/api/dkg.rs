@@ -4,12 +4,11 @@ use accord_observer::wire::{DkgRequest, DkgStarted, ErrorBody};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
 
+use super::ceremony::command_error;
 use super::context::Context;
-use super::error::{ApiError, unavailable};
+use super::error::ApiError;
 use super::operator::Operator;
-use crate::handle::DkgCommandError;
 
 /// Starts a DKG ceremony at this node (operator endpoint).
 #[utoipa::path(post, path = "/v1/dkg", tag = "operator", request_body = DkgRequest,
@@ -23,18 +22,10 @@ pub(super) async fn start_dkg(
     body: Result<Json<DkgRequest>, JsonRejection>,
 ) -> Result<Json<DkgStarted>, ApiError> {
     let Json(req) = body?;
-    match h.handle.start_dkg(req.ceremony).await {
-        Ok(ceremony) => Ok(Json(DkgStarted { ceremony })),
-        Err(DkgCommandError::Engine(e)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "dkg-refused",
-            e.to_string(),
-        )),
-        Err(DkgCommandError::Storage(m)) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage-failed",
-            m,
-        )),
-        Err(DkgCommandError::Unavailable(e)) => Err(unavailable(e)),
-    }
+    let ceremony = h
+        .handle
+        .start_dkg(req.ceremony)
+        .await
+        .map_err(command_error)?;
+    Ok(Json(DkgStarted { ceremony }))
 }

@@ -1,5 +1,5 @@
-//! The operator's key-lifecycle commands (`docs/protocol.md` §22.4–22.6, `docs/operations.md`):
-//! starting and aborting a share refresh, asking for a lost share's repair, and the status of
+//! The operator's key-ceremony commands (`docs/protocol.md` §22.4–22.6, `docs/operations.md`):
+//! starting a DKG, starting and aborting a share refresh, asking for a lost share's repair, and the status of
 //! this member's ceremonies. The engine decides; this file picks defaults, refuses what the
 //! engine could not act on here (a repair request to helpers that are not connected would be
 //! dropped on the way), and makes the engine's outputs durable before the answer goes back.
@@ -15,7 +15,31 @@ use super::event_loop::EventLoop;
 use crate::clock::now;
 use crate::handle::{CeremonyCommandError, CeremonyRefusal};
 
+/// A command's answer: the engine's result, unless making its outputs durable failed.
+fn answer<T>(
+    result: Result<T, impl Into<CeremonyRefusal>>,
+    drained: &Result<(), NodeError>,
+) -> Result<T, CeremonyCommandError> {
+    match (result, drained) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(e)) => Err(CeremonyCommandError::Storage(e.to_string())),
+        (Err(e), _) => Err(e.into().into()),
+    }
+}
+
 impl EventLoop {
+    /// `POST /v1/dkg`: starts DKG ceremony `ceremony` (default: the last one seen here + 1;
+    /// members join a ceremony only a little ahead of the last one they saw).
+    pub(super) fn start_dkg(
+        &mut self,
+        ceremony: Option<u32>,
+    ) -> (Result<u32, CeremonyCommandError>, Result<(), NodeError>) {
+        let ceremony = ceremony.unwrap_or(self.last_ceremony.saturating_add(1));
+        let result = self.engine.start_dkg(now(), ceremony, &mut self.rng);
+        let drained = self.drain();
+        (answer(result.map(|()| ceremony), &drained), drained)
+    }
+
     /// `POST /v1/refresh`: starts refresh `ceremony` (default: the last one seen here + 1).
     pub(super) fn start_refresh(
         &mut self,
@@ -25,14 +49,10 @@ impl EventLoop {
             ceremony.unwrap_or_else(|| self.engine.last_refresh().unwrap_or(0).saturating_add(1));
         let result = self.engine.start_refresh(now(), ceremony, &mut self.rng);
         let drained = self.drain();
-        let answer = match (result, &drained) {
-            (Ok(()), Ok(())) => {
-                info!(ceremony, "operator started a share refresh");
-                Ok(ceremony)
-            }
-            (Ok(()), Err(e)) => Err(CeremonyCommandError::Storage(e.to_string())),
-            (Err(e), _) => Err(CeremonyRefusal::from(e).into()),
-        };
+        let answer = answer(result.map(|()| ceremony), &drained);
+        if answer.is_ok() {
+            info!(ceremony, "operator started a share refresh");
+        }
         (answer, drained)
     }
 
@@ -62,14 +82,10 @@ impl EventLoop {
             Err(e) => Err(e),
         };
         let drained = self.drain();
-        let answer = match (result, &drained) {
-            (Ok(a), Ok(())) => {
-                warn!(ceremony = a.ceremony, outcome = ?a.outcome, "operator aborted a share refresh");
-                Ok(a)
-            }
-            (Ok(_), Err(e)) => Err(CeremonyCommandError::Storage(e.to_string())),
-            (Err(e), _) => Err(CeremonyRefusal::from(e).into()),
-        };
+        let answer = answer(result, &drained);
+        if let Ok(a) = &answer {
+            warn!(ceremony = a.ceremony, outcome = ?a.outcome, "operator aborted a share refresh");
+        }
         (answer, drained)
     }
 
@@ -90,16 +106,14 @@ impl EventLoop {
             .engine
             .request_repair(now(), Some(chosen.clone()), &mut self.rng);
         let drained = self.drain();
-        let indices: Vec<u16> = chosen.iter().map(|m| m.0).collect();
-        let answer = match (result, &drained) {
-            (Ok(()), Ok(())) => {
-                let names: Vec<&str> = chosen.iter().map(|m| self.name_of(*m)).collect();
-                info!(helpers = ?names, "operator asked for this member's share to be repaired");
-                Ok(indices)
-            }
-            (Ok(()), Err(e)) => Err(CeremonyCommandError::Storage(e.to_string())),
-            (Err(e), _) => Err(CeremonyRefusal::from(e).into()),
-        };
+        let answer = answer(
+            result.map(|()| chosen.iter().map(|m| m.0).collect()),
+            &drained,
+        );
+        if answer.is_ok() {
+            let names: Vec<&str> = chosen.iter().map(|m| self.name_of(*m)).collect();
+            info!(helpers = ?names, "operator asked for this member's share to be repaired");
+        }
         (answer, drained)
     }
 

@@ -25,7 +25,7 @@ use super::failpoint::{Faults, crash_timer};
 use super::peers::Peers;
 use super::witness::{WITNESS_INTERVAL, Witnessing};
 use crate::clock::now;
-use crate::handle::{Command, DkgCommandError, SubmitError};
+use crate::handle::{Command, SubmitError};
 use crate::keyfile;
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::p2p::Behaviour;
@@ -163,15 +163,7 @@ impl EventLoop {
                 Ok(())
             }
             Command::StartDkg { ceremony, reply } => {
-                // Members join a ceremony only a little ahead of the last one they saw.
-                let ceremony = ceremony.unwrap_or(self.last_ceremony.saturating_add(1));
-                let result = self.engine.start_dkg(now(), ceremony, &mut self.rng);
-                let drained = self.drain();
-                let answer = match (result, &drained) {
-                    (Ok(()), Ok(())) => Ok(ceremony),
-                    (Ok(()), Err(e)) => Err(DkgCommandError::Storage(e.to_string())),
-                    (Err(e), _) => Err(e.into()),
-                };
+                let (answer, drained) = self.start_dkg(ceremony);
                 let _ = reply.send(answer);
                 drained
             }
