@@ -39,6 +39,6 @@ pub use engine::{Delivery, Engine, EngineConfig, Event, Output, Record};
 pub use roster::limits;
 pub use roster::{MemberIndex, Network, Period, Roster};
 pub use statement::SignedStatement;
-pub use time::Instant;
 pub use succession::{Chain, SignedSuccession, Succession};
+pub use time::Instant;
 pub use verify::{TrustBundle, verify_statement};

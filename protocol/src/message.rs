@@ -15,6 +15,7 @@ use crate::evidence::{Evidence, Place};
 use crate::repair::RepairMessage;
 use crate::roster::{LabIndex, MemberIndex, Network, Period};
 use crate::statement::{CoSigned, Statement, Unit};
+use crate::succession::{SignedSuccession, SuccessionProposal};
 
 /// Version byte at the front of every encoded message.
 pub const WIRE_VERSION: u8 = 1;
@@ -334,6 +335,43 @@ pub enum Message {
     Refresh(DkgMessage),
     /// Share repair (`docs/protocol.md` §22.6; direct messages only).
     Repair(RepairMessage),
+    /// Membership change: co-signing a succession (`docs/protocol.md` §22.7; direct messages
+    /// only). Appended last, so the encodings of the variants above are unchanged.
+    Succession(SuccessionMessage),
+}
+
+/// Co-signing a succession among the members of the epoch that hands over (ROAST-style, with
+/// its own single-use nonces; `docs/protocol.md` §22.7).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SuccessionMessage {
+    /// A coordinator offers a succession and asks the members that approved it for
+    /// commitments.
+    Propose(Arc<SuccessionProposal>),
+    /// An approving member's fresh commitment, for the coordinator it is sent to only.
+    Ready {
+        /// The succession's digest.
+        succession: Digest,
+        /// The commitment.
+        commitments: Frost<frost_ed25519::round1::SigningCommitments>,
+    },
+    /// The coordinator's signing package for one session.
+    SignRequest {
+        /// The succession's digest.
+        succession: Digest,
+        /// The package (the succession's signing bytes and the session's commitments).
+        package: Frost<frost_ed25519::SigningPackage>,
+    },
+    /// A signer's share, to the coordinator.
+    Share {
+        /// The succession's digest.
+        succession: Digest,
+        /// Digest of the package signed.
+        package: Digest,
+        /// The share.
+        share: Frost<frost_ed25519::round2::SignatureShare>,
+    },
+    /// The co-signed succession.
+    Done(Arc<SignedSuccession>),
 }
 
 impl Message {
@@ -368,6 +406,7 @@ impl Message {
             Message::Bodies(_) => "bodies",
             Message::Refresh(_) => "refresh",
             Message::Repair(_) => "repair",
+            Message::Succession(_) => "succession",
         }
     }
 

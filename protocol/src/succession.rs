@@ -12,9 +12,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use std::sync::Arc;
+
 use crate::codec;
 use crate::crypto::{Digest, PublicKey, Signature, signing_bytes, verify_strict};
-use crate::roster::{Network, Period, SigningMode};
+use crate::dkg::{Ceremony, DkgMessage};
+use crate::roster::{Network, Period, Roster, SigningMode};
 use crate::statement::{SignedStatement, VerifyError};
 use crate::transparency::LogKey;
 use crate::verify::{TrustBundle, Verified, verify_statement};
@@ -93,11 +96,7 @@ impl Succession {
     /// The bytes epoch e's group signs: `"accord/succession" ‖ 0 ‖ version ‖ previous ‖
     /// bincode(self)`.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        signing_bytes(
-            SUCCESSION_TAG,
-            &self.previous,
-            &codec::encode_bounded(self),
-        )
+        signing_bytes(SUCCESSION_TAG, &self.previous, &codec::encode_bounded(self))
     }
 
     /// The succession's content hash (what approvals and shares name).
@@ -149,6 +148,104 @@ impl Succession {
     }
 }
 
+/// A succession offered to epoch e for co-signing, with what makes its group key credible to
+/// every member of epoch e: the new roster and every new member's signed DKG confirmation of
+/// that key (a key one member made up alone would lack the others' confirmations).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuccessionProposal {
+    /// What epoch e is asked to sign.
+    pub succession: Succession,
+    /// Epoch e+1's roster (its hash is `succession.network_id`).
+    pub roster: Roster,
+    /// One signed DKG `Confirm` of `succession.group_key` from each member of `roster`, all of
+    /// one ceremony.
+    pub confirmations: Vec<DkgMessage>,
+}
+
+/// Why a member of epoch e refuses a [`SuccessionProposal`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SuccessionRefusal {
+    /// It hands over another network.
+    #[error("the succession hands over network {found}, not this one ({expected})")]
+    OtherNetwork {
+        /// This member's network.
+        expected: Digest,
+        /// What the succession names.
+        found: Digest,
+    },
+    /// The new roster is invalid.
+    #[error("the new roster is invalid: {0}")]
+    Roster(String),
+    /// The succession does not describe the new roster and key.
+    #[error("the succession does not describe the new roster: {0}")]
+    Mismatch(&'static str),
+    /// The new roster's periods are not the old one's, so "period P" would name two times.
+    #[error("the new roster's genesis and period length must equal this network's")]
+    Calendar,
+    /// The confirmations do not prove that every new member holds a share of the new key.
+    #[error("the DKG confirmations do not prove the new key: {0}")]
+    Confirmations(&'static str),
+}
+
+impl SuccessionProposal {
+    /// Checks the proposal as a member of `current` must before approving it: it hands over
+    /// `current`, describes the new roster exactly, keeps the calendar, and every new member
+    /// confirmed the new group key in one DKG ceremony. Returns the new network.
+    ///
+    /// # Errors
+    /// The first [`SuccessionRefusal`].
+    pub fn check(&self, current: &Network) -> Result<Arc<Network>, SuccessionRefusal> {
+        let s = &self.succession;
+        if s.previous != *current.id() {
+            return Err(SuccessionRefusal::OtherNetwork {
+                expected: *current.id(),
+                found: s.previous,
+            });
+        }
+        let next = Network::new(self.roster.clone())
+            .map_err(|e| SuccessionRefusal::Roster(e.to_string()))?;
+        if Succession::new(current.id(), s.first_period, &next, s.group_key) != *s {
+            return Err(SuccessionRefusal::Mismatch(
+                "fields differ from the roster's",
+            ));
+        }
+        s.check_shape().map_err(|e| match e {
+            ChainError::Malformed(why) => SuccessionRefusal::Mismatch(why),
+            _ => SuccessionRefusal::Mismatch("shape"),
+        })?;
+        let (old, new) = (current.schedule(), next.schedule());
+        if old.genesis_ms != new.genesis_ms || old.period_ms != new.period_ms {
+            return Err(SuccessionRefusal::Calendar);
+        }
+        let refuse = SuccessionRefusal::Confirmations;
+        let Some(first) = self.confirmations.first() else {
+            return Err(refuse("none"));
+        };
+        let Some((_, package)) = crate::dkg::confirmed(first) else {
+            return Err(refuse("not a confirmation"));
+        };
+        if self.confirmations.len() != next.n() {
+            return Err(refuse("not one per new member"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.confirmations {
+            if c.ceremony != first.ceremony
+                || c.recipient.is_some()
+                || crate::dkg::confirmed(c) != Some((s.group_key, package))
+            {
+                return Err(refuse("a confirmation names another ceremony or key"));
+            }
+            if !seen.insert(c.sender) {
+                return Err(refuse("two from one member"));
+            }
+            if !c.verify_as(Ceremony::Dkg, &next) {
+                return Err(refuse("a signature does not verify"));
+            }
+        }
+        Ok(next)
+    }
+}
+
 /// One epoch as an observer knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Epoch {
@@ -185,7 +282,9 @@ pub enum ChainError {
     #[error("a succession is malformed: {0}")]
     Malformed(&'static str),
     /// A link does not verify under the previous epoch's group key.
-    #[error("the succession from epoch {epoch} ({previous}) is not signed by that epoch's group key")]
+    #[error(
+        "the succession from epoch {epoch} ({previous}) is not signed by that epoch's group key"
+    )]
     BadSignature {
         /// The epoch that supposedly signed it.
         epoch: usize,
@@ -220,7 +319,9 @@ pub enum ChainError {
     #[error("statement is for network {0}, which is not an epoch of the chain")]
     UnknownNetwork(Digest),
     /// A statement of one epoch for a period another epoch decides.
-    #[error("period {period} is decided by epoch {owner}, but the statement is from epoch {signer}")]
+    #[error(
+        "period {period} is decided by epoch {owner}, but the statement is from epoch {signer}"
+    )]
     NotItsPeriod {
         /// The statement's period.
         period: u64,
@@ -324,7 +425,11 @@ impl Chain {
                 after: last.first_period.0,
             });
         }
-        if self.epochs.iter().any(|e| e.bundle.network_id == s.network_id) {
+        if self
+            .epochs
+            .iter()
+            .any(|e| e.bundle.network_id == s.network_id)
+        {
             return Err(ChainError::Malformed("an epoch's network appears twice"));
         }
         Ok(())

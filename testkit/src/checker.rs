@@ -258,6 +258,10 @@ impl NonceChecks {
         let issued = match message {
             Message::Accept(a) => fresh(&a.commitments),
             Message::Share(s) => fresh(&s.next),
+            Message::Succession(accord_protocol::message::SuccessionMessage::Ready {
+                commitments,
+                ..
+            }) => fresh(commitments),
             _ => return Ok(()),
         };
         // A member may repeat its current commitment when it answers a repeated request

@@ -370,6 +370,24 @@ impl Cluster {
         self.schedule_timer(m);
     }
 
+    /// Member `m`'s operator approves a succession (`docs/protocol.md` §22.7).
+    ///
+    /// # Errors
+    /// The engine's refusal.
+    pub fn approve_succession(
+        &mut self,
+        m: MemberIndex,
+        proposal: accord_protocol::succession::SuccessionProposal,
+    ) -> Result<Digest, accord_protocol::engine::SuccessionError> {
+        let now = self.now;
+        let node = &mut self.nodes[usize::from(m.0)];
+        let engine = node.engine.as_mut().expect("member is running");
+        let result = engine.approve_succession(now, proposal, &mut node.rng);
+        self.drain(m);
+        self.schedule_timer(m);
+        result
+    }
+
     /// Runs until virtual time `until` (or the queue empties).
     pub fn run_until(&mut self, until: Instant) {
         while let Some((&(at, _), _)) = self.queue.first_key_value() {

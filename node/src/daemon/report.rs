@@ -121,6 +121,34 @@ impl EventLoop {
             }
             Event::Repaired { group_key } => info!(%group_key, "key share repaired and in use"),
             Event::RepairFailed { reason } => warn!(reason, "share repair failed; ask again"),
+            Event::SuccessionOffered {
+                from,
+                succession,
+                first_period,
+            } => warn!(
+                coordinator = %self.name_of(from),
+                %succession,
+                first_period = first_period.0,
+                "a succession to a new roster is offered; review it and `accord succession approve` it, or ignore it"
+            ),
+            Event::SuccessionApproved {
+                succession,
+                first_period,
+            } => info!(%succession, first_period = first_period.0, "succession approved (locked)"),
+            Event::SuccessionLapsed { succession } => {
+                warn!(%succession, "succession approval lapsed or withdrawn; this epoch keeps deciding")
+            }
+            Event::SuccessionCoSigned(s) => info!(
+                first_period = s.succession.first_period.0,
+                next_network = %s.succession.network_id,
+                next_group_key = %s.succession.group_key,
+                "succession co-signed: this epoch decides no period from first_period on"
+            ),
+            Event::SuccessionFork(pair) => tracing::error!(
+                first = %pair[0].succession.digest(),
+                second = %pair[1].succession.digest(),
+                "two co-signed successions of this epoch: more than f members are faulty"
+            ),
         }
     }
 

@@ -285,7 +285,8 @@ pub struct DkgFailure {
     pub culprits: Vec<(MemberIndex, DkgOffence)>,
 }
 
-pub(super) fn confirmed(msg: &DkgMessage) -> Option<(PublicKey, Digest)> {
+/// The group key and public key package digest a confirmation names, if it is one.
+pub fn confirmed(msg: &DkgMessage) -> Option<(PublicKey, Digest)> {
     match &msg.body {
         DkgBody::Confirm {
             group_key,

@@ -34,10 +34,9 @@ use crate::time::Instant;
 mod message;
 mod zero_share;
 
-use message::confirmed;
 pub use message::{
     Ceremony, DkgBody, DkgFailure, DkgMessage, DkgOffence, RevealedShare, confirmations_prove,
-    confirmations_prove_as, confirms,
+    confirmations_prove_as, confirmed, confirms,
 };
 
 /// A member's long-lived FROST key material. Zeroized on drop; serialized only into its owner's

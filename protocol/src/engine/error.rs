@@ -218,6 +218,10 @@ pub enum Malformed {
     /// A DKG ceremony number too far ahead.
     #[error("ceremony number too far ahead")]
     Ceremony,
+    /// A succession proposal, signing package or co-signed succession that does not check
+    /// out (`docs/protocol.md` §22.7).
+    #[error("succession does not check out")]
+    Succession,
 }
 
 impl MessageError {
@@ -241,6 +245,7 @@ impl MessageError {
                 Malformed::Oversized => "oversized",
                 Malformed::OtherSlot => "other-slot",
                 Malformed::Ceremony => "ceremony-too-far",
+                Malformed::Succession => "malformed-succession",
             },
             MessageError::NotCoordinator => "not-coordinator",
             MessageError::Proposal(p) => p.code(),

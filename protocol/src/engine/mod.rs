@@ -31,6 +31,7 @@
 //! | `keygen.rs` | key generation glue (§22) |
 //! | `refresh.rs` | proactive share refresh (§22.5) |
 //! | `repair.rs` | share repair (§22.6) |
+//! | `succession.rs` | membership change, the handing epoch's side (§22.7) |
 //! | `record.rs` | records, restore and compaction (§21) |
 //! | `timers.rs` | the deadline table |
 //! | `output.rs`, `error.rs` | what the engine emits, why it refuses |
@@ -49,6 +50,7 @@ mod repair;
 mod roast;
 mod rule;
 mod signer;
+mod succession;
 mod timers;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -73,6 +75,7 @@ pub use output::{Event, Output};
 pub use record::{AcceptedRecord, Record, SignedRecord};
 pub use refresh::{RefreshAbortError, RefreshStartError};
 pub use repair::{RepairError, RepairProgress};
+pub use succession::{SuccessionError, SuccessionStatus};
 
 use keygen::Keygen;
 use ledger::Ledger;
@@ -83,6 +86,7 @@ use repair::Repair;
 use roast::Coordinator;
 use rule::PendingProposal;
 use signer::{Protection, SignerSlot};
+use succession::Handover;
 use timers::{Timers, soonest};
 
 /// Most co-signed units sent in answer to one sync request.
@@ -186,6 +190,8 @@ pub struct Engine {
     refresh: Refresh,
     /// Share repairs, asked or helped (`repair.rs`).
     repair: Repair,
+    /// Membership change (`succession.rs`).
+    handover: Handover,
     /// Evidence held (`ledger.rs`).
     ledger: Ledger,
     /// Observations of the kept periods (`observation.rs`).
@@ -239,6 +245,7 @@ impl Engine {
             },
             refresh: Refresh::default(),
             repair: Repair::default(),
+            handover: Handover::default(),
             ledger: Ledger::default(),
             book: ObservationBook::default(),
             units: BTreeMap::new(),
@@ -260,6 +267,12 @@ impl Engine {
     /// The highest DKG ceremony number this member has started or joined.
     pub fn last_ceremony(&self) -> Option<u32> {
         self.keygen.last_ceremony
+    }
+
+    /// Every member's signed confirmation of the key ceremony this member's key came from
+    /// (what a succession proposal carries to prove a new epoch's key, §22.7).
+    pub fn key_confirmations(&self) -> Option<&[crate::dkg::DkgMessage]> {
+        self.keygen.confirmations.as_deref()
     }
 
     /// The network.
@@ -322,8 +335,10 @@ impl Engine {
             .keys
             .as_ref()
             .map(|_| soonest([self.timers.attempts.soonest(), self.timers.spares.soonest()]));
+        let close = (!self.close_held()).then(|| self.net.schedule().close(self.next_close));
         soonest([
-            Some(self.net.schedule().close(self.next_close)),
+            close,
+            self.succession_deadline(),
             self.keygen.machine.as_ref().and_then(DkgMachine::deadline),
             self.refresh.machine.as_ref().and_then(DkgMachine::deadline),
             units.flatten(),
@@ -389,7 +404,7 @@ impl Engine {
             self.apply_refresh(out);
         }
         let schedule = self.net.schedule().clone();
-        while schedule.close(self.next_close) <= now {
+        while schedule.close(self.next_close) <= now && self.may_close(self.next_close) {
             let period = self.next_close;
             self.observe(period);
             self.next_close = Period(period.0 + 1);
@@ -408,6 +423,7 @@ impl Engine {
             self.start_sessions(unit, now);
             self.rearm(unit);
         }
+        self.succession_timeout(now, rng);
         self.prune();
         self.drain_loopback(now, rng);
     }
@@ -420,7 +436,8 @@ impl Engine {
             return;
         }
         let attempt = schedule.attempt_at(unit.period(), now);
-        let coordinating = self.coordinator_of(&unit, attempt) == self.me;
+        let coordinating =
+            self.coordinator_of(&unit, attempt) == self.me && !self.handed_over(unit.period());
         let state = self.units.entry(unit).or_default();
         if state.attempt.is_some_and(|a| a >= attempt) {
             return;
@@ -476,6 +493,7 @@ impl Engine {
                 message: Message::Refresh(m),
             });
         }
+        self.succession_for_peer(member);
         let request = self.sync_request();
         self.outputs.push_back(Output::Send {
             to: member,
@@ -505,7 +523,8 @@ impl Engine {
             | Message::SyncRequest(_)
             | Message::Dkg(_)
             | Message::Refresh(_)
-            | Message::Repair(_) => None,
+            | Message::Repair(_)
+            | Message::Succession(_) => None,
         };
         let delivery = self.route(now, from, message, rng);
         match touched {
@@ -549,6 +568,7 @@ impl Engine {
             Message::Bodies(b) => self.on_bodies(from, &b, rng),
             Message::Refresh(d) => self.on_refresh(now, from, d, rng),
             Message::Repair(r) => self.on_repair(now, from, r, rng),
+            Message::Succession(s) => self.on_succession(now, from, s, rng),
         }
     }
 

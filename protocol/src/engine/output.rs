@@ -9,6 +9,7 @@ use crate::dkg::{DkgFailure, KeyMaterial};
 use crate::message::{Message, ProposalId};
 use crate::roster::{LabIndex, MemberIndex, Period};
 use crate::statement::CoSigned;
+use crate::succession::SignedSuccession;
 
 use super::error::{MessageError, Offence};
 use super::record::Record;
@@ -140,4 +141,31 @@ pub enum Event {
         /// What was wrong.
         reason: &'static str,
     },
+    /// A coordinator offered a succession; this member's operator has not approved it.
+    SuccessionOffered {
+        /// The coordinator.
+        from: MemberIndex,
+        /// The succession's digest.
+        succession: Digest,
+        /// Its first period.
+        first_period: Period,
+    },
+    /// This member's operator approved a succession (this member's lock is persisted).
+    SuccessionApproved {
+        /// The succession's digest.
+        succession: Digest,
+        /// Its first period.
+        first_period: Period,
+    },
+    /// An approval lapsed (its first period closed first) or was withdrawn; this epoch keeps
+    /// deciding.
+    SuccessionLapsed {
+        /// The succession's digest.
+        succession: Digest,
+    },
+    /// The succession is co-signed: this epoch decides no period from its first on.
+    SuccessionCoSigned(Arc<SignedSuccession>),
+    /// Two different validly co-signed successions of this epoch: more than f members are
+    /// faulty (the first one stays).
+    SuccessionFork([Arc<SignedSuccession>; 2]),
 }

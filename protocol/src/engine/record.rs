@@ -16,6 +16,7 @@ use crate::evidence::Evidence;
 use crate::message::{ProposalId, SignedObservation};
 use crate::roster::{MemberIndex, Network, Period};
 use crate::statement::{CoSigned, Statement, Unit};
+use crate::succession::{SignedSuccession, SuccessionProposal};
 use crate::time::Instant;
 
 use super::{Engine, EngineConfig};
@@ -74,6 +75,25 @@ pub enum Record {
         /// Every member's signed confirmation (served to members that missed some).
         confirmations: Vec<DkgMessage>,
     },
+    /// This member's operator approved a succession: its lock (`docs/protocol.md` §22.7).
+    SuccessionApproved {
+        /// The proposal approved.
+        proposal: Arc<SuccessionProposal>,
+        /// When.
+        at: Instant,
+    },
+    /// This member released a share of the succession: it is bound to it.
+    SuccessionShare {
+        /// The succession's digest.
+        succession: Digest,
+    },
+    /// The approval lapsed or was withdrawn; this member never signs that succession.
+    SuccessionLapsed {
+        /// The succession's digest.
+        succession: Digest,
+    },
+    /// The co-signed succession of this epoch.
+    Succession(Arc<SignedSuccession>),
 }
 
 /// A proposal this member accepted whose statements grew the unit's locked set.
@@ -199,6 +219,10 @@ impl Engine {
                     public_package,
                     confirmations,
                 } => refreshed = Some((ceremony, public_package, confirmations)),
+                r @ (Record::SuccessionApproved { .. }
+                | Record::SuccessionShare { .. }
+                | Record::SuccessionLapsed { .. }
+                | Record::Succession(_)) => engine.restore_succession(r),
             }
         }
         // The pending share was activated before the crash, but the key file not yet updated.
@@ -352,6 +376,7 @@ impl Engine {
         for c in self.decided.values() {
             out.push(Record::CoSigned(c.clone()));
         }
+        out.extend(self.succession_records());
         out
     }
 }

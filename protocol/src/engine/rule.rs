@@ -52,7 +52,8 @@ impl Engine {
         if from != self.coordinator_of(&unit, id.attempt) {
             return Delivery::Rejected(MessageError::NotCoordinator);
         }
-        if self.keygen.keys.is_none() {
+        if self.keygen.keys.is_none() || self.handed_over(unit.period()) {
+            // The handover rule (§22.7): a period the next epoch may decide is not ours.
             return Delivery::Ignored;
         }
         if let Some(decided) = self.decided.get(&unit).cloned() {

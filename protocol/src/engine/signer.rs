@@ -21,7 +21,7 @@ use super::{CannotHelp, Delivery, Engine, MessageError, Output, Record, SigningF
 pub(super) struct SingleUseNonces(pub(super) frost::round1::SigningNonces);
 
 impl SingleUseNonces {
-    fn sign(
+    pub(super) fn sign(
         self,
         package: &frost::SigningPackage,
         key: &frost::keys::KeyPackage,

@@ -27,7 +27,8 @@ use super::{Adversary, with_items};
 use accord_protocol::crypto::{Digest, Frost, Signature};
 use accord_protocol::evidence::{Evidence, Place};
 use accord_protocol::message::{
-    Bodies, Fetch, Message, Observation, Proposal, SignedObservation, SlotItems, SyncRequest,
+    Bodies, Fetch, Message, Observation, Proposal, SignedObservation, SlotItems, SuccessionMessage,
+    SyncRequest,
 };
 use accord_protocol::policy;
 use accord_protocol::roster::{LabIndex, MemberIndex, Period};
@@ -327,7 +328,75 @@ fn mutate(
             }
             Message::Bodies(Arc::new(x))
         }
+        Message::Succession(s) => Message::Succession(mutate_succession(s, adv, rng)),
         other @ (Message::Dkg(_) | Message::Refresh(_) | Message::Repair(_)) => other,
+    }
+}
+
+/// A succession message altered: another first period (the signatures no longer match), a
+/// package over other bytes or with a commitment fewer, a garbage share, a fresh commitment
+/// the sender holds no nonce for.
+fn mutate_succession(
+    s: SuccessionMessage,
+    adv: &Adversary<'_>,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> SuccessionMessage {
+    match s {
+        SuccessionMessage::Propose(p) => {
+            let mut x = (*p).clone();
+            x.succession.first_period = Period(x.succession.first_period.0.wrapping_add(1));
+            SuccessionMessage::Propose(Arc::new(x))
+        }
+        SuccessionMessage::Ready {
+            succession,
+            commitments,
+        } => match adv.key {
+            Some(k) => SuccessionMessage::Ready {
+                succession,
+                commitments: Frost::new(
+                    frost::round1::commit(k.key_package.signing_share(), rng).1,
+                ),
+            },
+            None => SuccessionMessage::Ready {
+                succession: random_digest(rng),
+                commitments,
+            },
+        },
+        SuccessionMessage::SignRequest {
+            succession,
+            package,
+        } => {
+            let mut commitments = package.signing_commitments().clone();
+            let mut message = package.message().clone();
+            if roll(rng, 50) {
+                message.push(rng.next_u32() as u8);
+            } else if let Some(k) = commitments.keys().next().copied() {
+                commitments.remove(&k);
+            }
+            SuccessionMessage::SignRequest {
+                succession,
+                package: Frost::new(frost::SigningPackage::new(commitments, &message)),
+            }
+        }
+        SuccessionMessage::Share {
+            succession,
+            package,
+            share,
+        } => {
+            let scalar = frost::SigningKey::new(&mut *rng).serialize();
+            SuccessionMessage::Share {
+                succession,
+                package,
+                share: frost::round2::SignatureShare::deserialize(&scalar)
+                    .map(Frost::new)
+                    .unwrap_or(share),
+            }
+        }
+        SuccessionMessage::Done(d) => {
+            let mut x = (*d).clone();
+            x.signature.0[(rng.next_u32() % 64) as usize] ^= 1;
+            SuccessionMessage::Done(Arc::new(x))
+        }
     }
 }
 

@@ -13,7 +13,9 @@ use rand_core::{CryptoRng, RngCore};
 use accord_protocol::crypto::{Digest, Frost, SecretKey};
 use accord_protocol::dkg::KeyMaterial;
 use accord_protocol::evidence::{Evidence, Place};
-use accord_protocol::message::{Message, Observation, SignedObservation, SlotItems};
+use accord_protocol::message::{
+    Message, Observation, SignedObservation, SlotItems, SuccessionMessage,
+};
 use accord_protocol::policy;
 use accord_protocol::roster::{LabIndex, MemberIndex, Network};
 
@@ -110,13 +112,21 @@ impl Adversary<'_> {
                 .into_iter()
                 .map(|(to, msg)| match msg {
                     Message::Share(mut s) => {
-                        let scalar = frost::SigningKey::new(&mut *rng).serialize();
-                        s.share = Frost::new(
-                            frost::round2::SignatureShare::deserialize(&scalar)
-                                .expect("a scalar is a share"),
-                        );
+                        s.share = garbage_share(rng);
                         (to, Message::Share(s))
                     }
+                    Message::Succession(SuccessionMessage::Share {
+                        succession,
+                        package,
+                        ..
+                    }) => (
+                        to,
+                        Message::Succession(SuccessionMessage::Share {
+                            succession,
+                            package,
+                            share: garbage_share(rng),
+                        }),
+                    ),
                     other => (to, other),
                 })
                 .collect(),
@@ -302,4 +312,10 @@ pub fn with_items(obs: &Observation, items: &[(LabIndex, Place, Digest)]) -> Obs
     out.slots
         .retain(|s| !s.attestations.is_empty() || !s.reports.is_empty());
     out
+}
+
+/// A random scalar as a signature share: well-formed, and wrong.
+fn garbage_share(rng: &mut (impl RngCore + CryptoRng)) -> Frost<frost::round2::SignatureShare> {
+    let scalar = frost::SigningKey::new(rng).serialize();
+    Frost::new(frost::round2::SignatureShare::deserialize(&scalar).expect("a scalar is a share"))
 }
