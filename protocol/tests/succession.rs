@@ -17,8 +17,15 @@ use accord_testkit::{Behaviour, Cluster, ClusterSpec};
 
 /// The new epoch: `n` members that ran their DKG (seeded apart from the old epoch's).
 fn new_epoch(n: usize, seed: u64) -> Cluster {
+    successor(n, seed, None)
+}
+
+/// As [`new_epoch`], its engines configured to decide from `start` on once they hold the
+/// succession.
+fn successor(n: usize, seed: u64, start: Option<u64>) -> Cluster {
     let mut spec = ClusterSpec::new(n, 1);
     spec.dkg = true;
+    spec.epoch_start = start.map(Period);
     spec.seed = seed;
     spec.testnet.name = format!("accord-epoch-{seed}");
     let mut c = Cluster::new(spec);
@@ -80,8 +87,8 @@ fn decided_periods(c: &Cluster, m: MemberIndex) -> Vec<u64> {
 fn an_epoch_hands_over_and_the_chain_assigns_every_period_once() {
     let mut old = old_epoch(4, vec![]);
     decide(&mut old, 0..2);
-    let new = new_epoch(5, 21);
     let first = old.engine(MemberIndex(0)).status().next_close.0 + 2;
+    let mut new = successor(5, 21, Some(first));
     let p = proposal(&old, &new, first);
     // t = 3 of 4 approve; the fourth learns the result.
     for m in 0..3 {
@@ -125,6 +132,54 @@ fn an_epoch_hands_over_and_the_chain_assigns_every_period_once() {
         .export(old.net.id())
         .remove(0);
     chain.verify_statement(&statement).unwrap();
+
+    // The new epoch decided nothing while it lacked the succession, even past P's close.
+    new.run_until(new.net.schedule().close(Period(first + 1)));
+    for m in new.net.members() {
+        assert_eq!(
+            new.engine(m).decided().count(),
+            0,
+            "{m} waits for its succession"
+        );
+    }
+    // A succession checked against the wrong previous bundle is refused.
+    assert!(matches!(
+        new.adopt_succession(MemberIndex(0), (*signed).clone(), &chain.last().bundle),
+        Err(SuccessionError::NotOurs(_))
+    ));
+    for m in new.net.members() {
+        new.adopt_succession(m, (*signed).clone(), &genesis(&old))
+            .unwrap();
+    }
+    decide(&mut new, first..first + 2);
+    for m in new.net.members() {
+        assert!(decided_periods(&new, m).iter().all(|p| *p >= first));
+    }
+    // Every statement of both epochs verifies on the chain, each under its own epoch.
+    for (c, m) in [(&old, MemberIndex(0)), (&new, MemberIndex(0))] {
+        for cosigned in c.engine(m).decided() {
+            for s in cosigned.export(c.net.id()) {
+                chain.verify_statement(&s).unwrap();
+            }
+        }
+    }
+    // A new-epoch statement presented for a period the old epoch owns is refused.
+    let mut moved = new
+        .engine(MemberIndex(0))
+        .decided()
+        .next()
+        .unwrap()
+        .export(new.net.id())
+        .remove(0);
+    moved.statement.slot.period = Period(first - 1);
+    assert!(matches!(
+        chain.verify_statement(&moved),
+        Err(accord_protocol::succession::ChainError::NotItsPeriod {
+            owner: 0,
+            signer: 1,
+            ..
+        })
+    ));
 }
 
 #[test]

@@ -45,6 +45,8 @@ pub struct ClusterSpec {
     pub dkg: bool,
     /// Every member's share-refresh schedule (`EngineConfig::refresh_every`).
     pub refresh_every: Option<u64>,
+    /// A successor epoch's first period (`EngineConfig::epoch_start`).
+    pub epoch_start: Option<Period>,
 }
 
 impl ClusterSpec {
@@ -57,6 +59,7 @@ impl ClusterSpec {
             seed: 7,
             dkg: false,
             refresh_every: None,
+            epoch_start: None,
         }
     }
 }
@@ -131,6 +134,7 @@ impl Cluster {
         let config = EngineConfig {
             verifier: Verifier::shared(Arc::new(CheckedSignatures::default())),
             refresh_every: spec.refresh_every,
+            epoch_start: spec.epoch_start,
             ..EngineConfig::default()
         };
         let nodes = (0..net.n())
@@ -383,6 +387,27 @@ impl Cluster {
         let node = &mut self.nodes[usize::from(m.0)];
         let engine = node.engine.as_mut().expect("member is running");
         let result = engine.approve_succession(now, proposal, &mut node.rng);
+        self.drain(m);
+        self.schedule_timer(m);
+        result
+    }
+
+    /// Member `m` of a successor epoch adopts the succession that hands it its periods.
+    ///
+    /// # Errors
+    /// The engine's refusal.
+    pub fn adopt_succession(
+        &mut self,
+        m: MemberIndex,
+        signed: accord_protocol::succession::SignedSuccession,
+        previous: &accord_protocol::verify::TrustBundle,
+    ) -> Result<(), accord_protocol::engine::SuccessionError> {
+        let now = self.now;
+        let engine = self.nodes[usize::from(m.0)]
+            .engine
+            .as_mut()
+            .expect("member is running");
+        let result = engine.adopt_succession(now, signed, previous);
         self.drain(m);
         self.schedule_timer(m);
         result

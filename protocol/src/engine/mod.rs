@@ -108,6 +108,11 @@ pub struct EngineConfig {
     /// for now (the roster's schedule is bound into the network id); one member with it set is
     /// enough, since the others join.
     pub refresh_every: Option<u64>,
+    /// This network is a successor epoch that decides from this period on
+    /// (`docs/protocol.md` §22.7): it closes no period before it, and none at all until it holds
+    /// the co-signed succession that names its network and group key
+    /// ([`Engine::adopt_succession`]).
+    pub epoch_start: Option<Period>,
 }
 
 impl Default for EngineConfig {
@@ -117,6 +122,7 @@ impl Default for EngineConfig {
             retain_periods: 4,
             verifier: Verifier::default(),
             refresh_every: None,
+            epoch_start: None,
         }
     }
 }
@@ -233,7 +239,9 @@ impl Engine {
             net.is_member(me),
             "the engine's member must be in the roster"
         );
-        let next_close = config.first_period;
+        let next_close = config
+            .first_period
+            .max(config.epoch_start.unwrap_or(Period(0)));
         Self {
             net,
             me,

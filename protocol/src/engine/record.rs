@@ -94,6 +94,8 @@ pub enum Record {
     },
     /// The co-signed succession of this epoch.
     Succession(Arc<SignedSuccession>),
+    /// A successor epoch's adopted succession (the one that hands it its periods).
+    Predecessor(Arc<SignedSuccession>),
 }
 
 /// A proposal this member accepted whose statements grew the unit's locked set.
@@ -222,7 +224,8 @@ impl Engine {
                 r @ (Record::SuccessionApproved { .. }
                 | Record::SuccessionShare { .. }
                 | Record::SuccessionLapsed { .. }
-                | Record::Succession(_)) => engine.restore_succession(r),
+                | Record::Succession(_)
+                | Record::Predecessor(_)) => engine.restore_succession(r),
             }
         }
         // The pending share was activated before the crash, but the key file not yet updated.

@@ -71,6 +71,9 @@ pub enum SuccessionError {
     /// The approval cannot be withdrawn: this member released a share of the succession.
     #[error("this member released a share of the succession and is bound to it")]
     Bound,
+    /// A successor epoch was handed a succession that does not name it.
+    #[error("the succession does not hand over to this epoch: {0}")]
+    NotOurs(&'static str),
 }
 
 impl SuccessionError {
@@ -86,6 +89,7 @@ impl SuccessionError {
             SuccessionError::HandedOver(_) => "handed-over",
             SuccessionError::NothingApproved => "no-succession",
             SuccessionError::Bound => "succession-bound",
+            SuccessionError::NotOurs(_) => "succession-not-ours",
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct SuccessionStatus {
     pub offered: Vec<(Digest, Period)>,
     /// The co-signed succession, once known: this epoch decides no period from its first on.
     pub handed_over: Option<Arc<SignedSuccession>>,
+    /// For a successor epoch: the co-signed succession that hands it its periods.
+    pub adopted: Option<Arc<SignedSuccession>>,
 }
 
 /// The membership-change state of one member of the handing epoch.
@@ -113,6 +119,8 @@ pub(super) struct Handover {
     done: Option<Arc<SignedSuccession>>,
     /// Offers by coordinator, latest only (bounded by n).
     offered: BTreeMap<MemberIndex, (Digest, Arc<SuccessionProposal>)>,
+    /// For a successor epoch: the succession that hands it its periods.
+    predecessor: Option<Arc<SignedSuccession>>,
 }
 
 struct Approval {
@@ -258,7 +266,76 @@ impl Engine {
                 .into_iter()
                 .collect(),
             handed_over: h.done.clone(),
+            adopted: h.predecessor.clone(),
         }
+    }
+
+    /// A successor epoch takes up its periods: `signed` must be signed by the group key of
+    /// `previous` (the epoch that hands over), name this network and this member's group key,
+    /// and start at [`EngineConfig::epoch_start`](super::EngineConfig::epoch_start). From then on
+    /// this member closes periods from that one on.
+    ///
+    /// # Errors
+    /// Why the succession does not hand over to this epoch; nothing is persisted then.
+    pub fn adopt_succession(
+        &mut self,
+        now: Instant,
+        signed: SignedSuccession,
+        previous: &crate::verify::TrustBundle,
+    ) -> Result<(), SuccessionError> {
+        self.advance(now);
+        let s = &signed.succession;
+        let Some(start) = self.config.epoch_start else {
+            return Err(SuccessionError::NotOurs(
+                "this node is not a successor epoch",
+            ));
+        };
+        if self.handover.predecessor.as_deref() == Some(&signed) {
+            return Ok(());
+        }
+        if self.handover.predecessor.is_some() {
+            return Err(SuccessionError::NotOurs("another succession was adopted"));
+        }
+        let Some(own) = self.group_key().or(self.repair.known_group_key) else {
+            return Err(SuccessionError::NoKey);
+        };
+        let key = previous
+            .group_key
+            .verifying_key()
+            .map_err(|_| SuccessionError::NotOurs("the previous epoch's group key"))?;
+        if s.previous != previous.network_id {
+            return Err(SuccessionError::NotOurs(
+                "it hands over another network than the bundle's",
+            ));
+        }
+        if verify_strict(&key, &s.signing_bytes(), &signed.signature).is_err() {
+            return Err(SuccessionError::NotOurs(
+                "not signed by the previous epoch's group key",
+            ));
+        }
+        if s.network_id != *self.net.id() {
+            return Err(SuccessionError::NotOurs("it names another network"));
+        }
+        if s.group_key != own {
+            return Err(SuccessionError::NotOurs("it names another group key"));
+        }
+        if s.first_period != start {
+            return Err(SuccessionError::NotOurs(
+                "its first period is not this epoch's start",
+            ));
+        }
+        let signed = Arc::new(signed);
+        self.outputs
+            .push_back(Output::Persist(Record::Predecessor(signed.clone())));
+        self.handover.predecessor = Some(signed);
+        Ok(())
+    }
+
+    /// A successor epoch that does not hold its succession yet, or a period before its start.
+    fn before_epoch(&self, period: Period) -> bool {
+        self.config
+            .epoch_start
+            .is_some_and(|start| period < start || self.handover.predecessor.is_none())
     }
 
     /// The co-signed succession of this epoch, once known.
@@ -270,9 +347,10 @@ impl Engine {
     /// a succession that starts at or before it, or the epoch handed over.
     pub(super) fn handed_over(&self, period: Period) -> bool {
         let h = &self.handover;
-        h.done
-            .as_ref()
-            .is_some_and(|d| period >= d.succession.first_period)
+        self.before_epoch(period)
+            || h.done
+                .as_ref()
+                .is_some_and(|d| period >= d.succession.first_period)
             || h.approved
                 .as_ref()
                 .is_some_and(|a| period >= a.first_period())
@@ -282,6 +360,9 @@ impl Engine {
     /// succession not yet co-signed, an approval without a released share lapses (epoch e
     /// keeps the period); a bound one waits.
     pub(super) fn may_close(&mut self, period: Period) -> bool {
+        if self.before_epoch(period) {
+            return false;
+        }
         if self
             .handover
             .done
@@ -305,10 +386,12 @@ impl Engine {
     /// Whether the handover holds `next_close` back (no close deadline then).
     pub(super) fn close_held(&self) -> bool {
         let p = self.next_close;
-        self.handover
-            .done
-            .as_ref()
-            .is_some_and(|d| p >= d.succession.first_period)
+        self.before_epoch(p)
+            || self
+                .handover
+                .done
+                .as_ref()
+                .is_some_and(|d| p >= d.succession.first_period)
             || self
                 .handover
                 .approved
@@ -836,6 +919,7 @@ impl Engine {
                 }
             }
             Record::Succession(signed) => h.done = Some(signed),
+            Record::Predecessor(signed) => h.predecessor = Some(signed),
             _ => {}
         }
         // A restarted approver lost its coordinator state and nonces: it offers again after
@@ -871,6 +955,7 @@ impl Engine {
             }
         }
         out.extend(h.done.clone().map(Record::Succession));
+        out.extend(h.predecessor.clone().map(Record::Predecessor));
         out
     }
 }
