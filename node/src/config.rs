@@ -46,6 +46,11 @@ pub struct FileConfig {
     /// of one member suffices, and members with the same k start the same ceremony.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_every: Option<u64>,
+    /// This roster is a successor epoch that decides from this period on
+    /// (`docs/protocol.md` §22.7): the node runs its DKG but closes no period until its operator
+    /// adopts the co-signed succession (`accord succession adopt`). None for a genesis network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_start: Option<u64>,
 }
 
 fn default_listen() -> String {
@@ -184,6 +189,8 @@ pub struct NodeConfig {
     pub operator_token: PathBuf,
     /// The share-refresh schedule (every k periods), if any.
     pub refresh_every: Option<u64>,
+    /// A successor epoch's first period, if this roster is one.
+    pub epoch_start: Option<u64>,
 }
 
 impl NodeConfig {
@@ -230,6 +237,7 @@ impl NodeConfig {
                 .clone()
                 .unwrap_or_else(|| c.data_dir.join(crate::auth::TOKEN_FILE)),
             refresh_every: c.refresh_every,
+            epoch_start: c.epoch_start,
         })
     }
 }
@@ -255,6 +263,8 @@ mod tests {
     #[test]
     fn the_refresh_schedule_reaches_the_node_config_and_zero_is_refused() {
         assert_eq!(load("").unwrap().refresh_every, None);
+        assert_eq!(load("").unwrap().epoch_start, None);
+        assert_eq!(load("epoch_start = 12\n").unwrap().epoch_start, Some(12));
         assert_eq!(load("refresh_every = 4\n").unwrap().refresh_every, Some(4));
         assert!(matches!(
             load("refresh_every = 0\n"),

@@ -6,9 +6,14 @@
 //! room in the channel: when [`COMMAND_QUEUE`] commands are waiting, a request is refused at
 //! once ([`Unavailable::Busy`]) instead of piling up behind the event loop.
 
-use accord_observer::wire::{CeremonyStatus, Receipt, RefreshAborted, StatusReport};
+use accord_observer::chain::ChainExport;
+use accord_observer::wire::{
+    CeremonyStatus, KeyConfirmations, Receipt, RefreshAborted, StatusReport, SuccessionAdopted,
+    SuccessionRef, SuccessionReport,
+};
 use accord_protocol::engine::{DkgStartError, RefreshAbortError, RefreshStartError, RepairError};
 use accord_protocol::evidence::{Evidence, EvidenceError};
+use accord_protocol::succession::SuccessionProposal;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
@@ -69,6 +74,15 @@ pub enum CeremonyRefusal {
         .0.join(", ")
     )]
     HelpersUnreachable(Vec<String>),
+    /// The engine refused a succession command (`docs/protocol.md` §22.7).
+    #[error(transparent)]
+    Succession(#[from] accord_protocol::engine::SuccessionError),
+    /// A chain handed to a successor epoch does not verify, or does not end at this epoch.
+    #[error("the chain: {0}")]
+    Chain(String),
+    /// This member holds no key yet (no confirmations to show).
+    #[error("no confirmed key yet: the DKG has not completed here")]
+    NoKey,
 }
 
 impl CeremonyRefusal {
@@ -82,6 +96,9 @@ impl CeremonyRefusal {
             | Self::HaveKeyShare
             | Self::UnknownHelper(_)
             | Self::HelpersUnreachable(_) => "repair-refused",
+            Self::Succession(e) => e.code(),
+            Self::Chain(_) => "chain-invalid",
+            Self::NoKey => "no-group-key",
         }
     }
 }
@@ -150,6 +167,40 @@ pub(crate) enum Command {
     Ceremony {
         /// The reply.
         reply: oneshot::Sender<CeremonyStatus>,
+    },
+    /// The operator approves a succession.
+    ApproveSuccession {
+        /// The proposal.
+        proposal: Box<SuccessionProposal>,
+        /// The reply.
+        reply: oneshot::Sender<Result<SuccessionRef, CeremonyCommandError>>,
+    },
+    /// The operator withdraws its approval.
+    WithdrawSuccession {
+        /// The reply.
+        reply: oneshot::Sender<Result<SuccessionRef, CeremonyCommandError>>,
+    },
+    /// A successor epoch's operator hands it the chain that ends with its succession.
+    AdoptSuccession {
+        /// The chain.
+        chain: Box<ChainExport>,
+        /// The reply.
+        reply: oneshot::Sender<Result<SuccessionAdopted, CeremonyCommandError>>,
+    },
+    /// Report the membership change.
+    Succession {
+        /// The reply.
+        reply: oneshot::Sender<SuccessionReport>,
+    },
+    /// The chain this member knows.
+    Chain {
+        /// The reply.
+        reply: oneshot::Sender<Result<ChainExport, CeremonyCommandError>>,
+    },
+    /// The roster and the signed confirmations of this member's key.
+    KeyConfirmations {
+        /// The reply.
+        reply: oneshot::Sender<Result<KeyConfirmations, CeremonyCommandError>>,
     },
 }
 
@@ -255,6 +306,68 @@ impl Handle {
     /// The event loop did not take the request.
     pub async fn ceremony(&self) -> Result<CeremonyStatus, Unavailable> {
         self.ask(|reply| Command::Ceremony { reply }).await
+    }
+
+    /// The operator approves `proposal` (`docs/protocol.md` §22.7).
+    ///
+    /// # Errors
+    /// The engine refused, storage failed, or the event loop did not take the request.
+    pub async fn approve_succession(
+        &self,
+        proposal: SuccessionProposal,
+    ) -> Result<SuccessionRef, CeremonyCommandError> {
+        let proposal = Box::new(proposal);
+        self.ask(|reply| Command::ApproveSuccession { proposal, reply })
+            .await?
+    }
+
+    /// The operator withdraws its approval (only before a share of it left).
+    ///
+    /// # Errors
+    /// Nothing approved, bound, storage failed, or the event loop did not take the request.
+    pub async fn withdraw_succession(&self) -> Result<SuccessionRef, CeremonyCommandError> {
+        self.ask(|reply| Command::WithdrawSuccession { reply })
+            .await?
+    }
+
+    /// A successor epoch adopts the chain that ends with its succession.
+    ///
+    /// # Errors
+    /// The chain does not verify or does not hand over to this epoch, storage failed, or the
+    /// event loop did not take the request.
+    pub async fn adopt_succession(
+        &self,
+        chain: ChainExport,
+    ) -> Result<SuccessionAdopted, CeremonyCommandError> {
+        let chain = Box::new(chain);
+        self.ask(|reply| Command::AdoptSuccession { chain, reply })
+            .await?
+    }
+
+    /// What this member knows of a membership change.
+    ///
+    /// # Errors
+    /// The event loop did not take the request.
+    pub async fn succession(&self) -> Result<SuccessionReport, Unavailable> {
+        self.ask(|reply| Command::Succession { reply }).await
+    }
+
+    /// The succession chain this member knows, from the genesis.
+    ///
+    /// # Errors
+    /// No group key yet, an unreadable stored chain, or the event loop did not take the
+    /// request.
+    pub async fn chain(&self) -> Result<ChainExport, CeremonyCommandError> {
+        self.ask(|reply| Command::Chain { reply }).await?
+    }
+
+    /// The roster and every member's signed confirmation of this member's key.
+    ///
+    /// # Errors
+    /// No confirmed key yet, or the event loop did not take the request.
+    pub async fn key_confirmations(&self) -> Result<KeyConfirmations, CeremonyCommandError> {
+        self.ask(|reply| Command::KeyConfirmations { reply })
+            .await?
     }
 }
 

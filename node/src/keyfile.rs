@@ -182,31 +182,45 @@ pub fn write_secret(
             content.extend_from_slice(&sealed);
         }
     }
+    write_durably(path, &content, 0o600).map_err(|(p, e)| io(&p, e))
+}
+
+/// Replaces `path` with `content` so that a crash leaves the old file or the new one, never a
+/// mix: a fresh temporary file with mode `mode`, synced, renamed over `path`, and the directory
+/// synced.
+///
+/// # Errors
+/// The path the I/O failed on, with the error.
+pub fn write_durably(
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+) -> Result<(), (std::path::PathBuf, std::io::Error)> {
+    fn at(p: &Path) -> impl FnOnce(std::io::Error) -> (std::path::PathBuf, std::io::Error) + '_ {
+        move |e| (p.to_path_buf(), e)
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    fs::create_dir_all(dir).map_err(at(dir))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "secret".into());
+        .unwrap_or_else(|| "file".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(&tmp)
-        .map_err(|e| io(&tmp, e))?;
-    file.write_all(&content).map_err(|e| io(&tmp, e))?;
-    file.sync_all().map_err(|e| io(&tmp, e))?;
+        .map_err(at(&tmp))?;
+    file.write_all(content).map_err(at(&tmp))?;
+    file.sync_all().map_err(at(&tmp))?;
     drop(file);
-    fs::rename(&tmp, path).map_err(|e| io(path, e))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io(dir, e))?;
-    Ok(())
+    fs::rename(&tmp, path).map_err(at(path))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
 }
 
 /// Refuses a file that group or others may access.

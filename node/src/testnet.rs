@@ -310,6 +310,7 @@ pub fn create(opts: &TestnetOptions) -> Result<Layout, TestnetError> {
             api,
             operator_token: None,
             refresh_every: None,
+            epoch_start: None,
         };
         config
             .save(&entry.config)

@@ -325,4 +325,59 @@ impl Client {
     pub async fn ceremony(&self) -> Result<CeremonyStatus, ClientError> {
         self.get("/v1/ceremony").await
     }
+
+    /// Approves a succession at this node (operator).
+    ///
+    /// # Errors
+    /// See [`Client::post`].
+    pub async fn approve_succession(
+        &self,
+        proposal: &accord_protocol::succession::SuccessionProposal,
+    ) -> Result<crate::wire::SuccessionRef, ClientError> {
+        self.post("/v1/succession/approve", proposal).await
+    }
+
+    /// Withdraws this node's succession approval (operator).
+    ///
+    /// # Errors
+    /// See [`Client::post`].
+    pub async fn withdraw_succession(&self) -> Result<crate::wire::SuccessionRef, ClientError> {
+        self.post("/v1/succession/withdraw", &serde_json::json!({}))
+            .await
+    }
+
+    /// Hands a successor epoch's node the chain ending with its succession (operator).
+    ///
+    /// # Errors
+    /// See [`Client::post`].
+    pub async fn adopt_succession(
+        &self,
+        chain: &crate::chain::ChainExport,
+    ) -> Result<crate::wire::SuccessionAdopted, ClientError> {
+        self.post("/v1/succession/adopt", chain).await
+    }
+
+    /// This node's view of a membership change.
+    ///
+    /// # Errors
+    /// See [`Client::get`].
+    pub async fn succession(&self) -> Result<crate::wire::SuccessionReport, ClientError> {
+        self.get("/v1/succession").await
+    }
+
+    /// The succession chain this node knows, from the genesis.
+    ///
+    /// # Errors
+    /// See [`Client::get`].
+    pub async fn chain(&self) -> Result<crate::chain::ChainExport, ClientError> {
+        self.get("/v1/chain").await
+    }
+
+    /// The roster and the signed confirmations of this node's key.
+    ///
+    /// # Errors
+    /// See [`Client::get`].
+    pub async fn key_confirmations(&self) -> Result<crate::wire::KeyConfirmations, ClientError> {
+        self.get("/v1/dkg/confirmations").await
+    }
 }

@@ -17,6 +17,7 @@
 //! (size-capped, parsed into typed errors, never a panic), and a statement verifies only if its
 //! redundant JSON fields agree with the signed bytes (`docs/observers.md`).
 
+pub mod chain;
 pub mod client;
 pub mod export;
 pub mod observe;

@@ -316,3 +316,57 @@ mod tests {
         );
     }
 }
+
+/// A succession named by its digest and first period.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SuccessionRef {
+    /// The succession's digest.
+    pub succession: Digest,
+    /// The first period the new epoch decides.
+    pub first_period: u64,
+}
+
+/// `GET /v1/succession`: what this member knows of a membership change (`docs/protocol.md`
+/// §22.7).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SuccessionReport {
+    /// For a successor epoch: the first period it decides.
+    pub epoch_start: Option<u64>,
+    /// The succession this member approved (its lock).
+    pub approved: Option<SuccessionRef>,
+    /// Whether this member released a share of it (it is bound to it then).
+    pub bound: bool,
+    /// Whether this member coordinates its co-signing.
+    pub coordinating: bool,
+    /// Successions coordinators offered that this member's operator has not approved.
+    pub offered: Vec<SuccessionRef>,
+    /// The co-signed succession of this epoch: it decides no period from its first on.
+    pub handed_over: Option<crate::chain::LinkExport>,
+    /// For a successor epoch: the co-signed succession that handed it its periods.
+    pub adopted: Option<crate::chain::LinkExport>,
+}
+
+/// `POST /v1/succession/adopt`: the successor epoch holds its succession.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SuccessionAdopted {
+    /// The first period this epoch decides.
+    pub first_period: u64,
+    /// Epochs on the chain, the genesis included.
+    pub epochs: usize,
+}
+
+/// `GET /v1/dkg/confirmations`: the roster and every member's signed confirmation of the key
+/// ceremony that made this member's key (what a succession proposal carries, §22.7).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyConfirmations {
+    /// The roster (JSON, as `accord` reads it).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub roster: accord_protocol::roster::Roster,
+    /// One signed `Confirm` per member.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub confirmations: Vec<accord_protocol::dkg::DkgMessage>,
+}

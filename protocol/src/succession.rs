@@ -202,9 +202,25 @@ impl SuccessionProposal {
                 found: s.previous,
             });
         }
+        let next = self.check_next()?;
+        let (old, new) = (current.schedule(), next.schedule());
+        if old.genesis_ms != new.genesis_ms || old.period_ms != new.period_ms {
+            return Err(SuccessionRefusal::Calendar);
+        }
+        Ok(next)
+    }
+
+    /// The checks that need only the proposal (what its proposer can run without the handing
+    /// epoch's roster): the succession describes the new roster and key exactly, and every new
+    /// member confirmed that key in one DKG ceremony. Returns the new network.
+    ///
+    /// # Errors
+    /// The first [`SuccessionRefusal`].
+    pub fn check_next(&self) -> Result<Arc<Network>, SuccessionRefusal> {
+        let s = &self.succession;
         let next = Network::new(self.roster.clone())
             .map_err(|e| SuccessionRefusal::Roster(e.to_string()))?;
-        if Succession::new(current.id(), s.first_period, &next, s.group_key) != *s {
+        if Succession::new(&s.previous, s.first_period, &next, s.group_key) != *s {
             return Err(SuccessionRefusal::Mismatch(
                 "fields differ from the roster's",
             ));
@@ -213,10 +229,6 @@ impl SuccessionProposal {
             ChainError::Malformed(why) => SuccessionRefusal::Mismatch(why),
             _ => SuccessionRefusal::Mismatch("shape"),
         })?;
-        let (old, new) = (current.schedule(), next.schedule());
-        if old.genesis_ms != new.genesis_ms || old.period_ms != new.period_ms {
-            return Err(SuccessionRefusal::Calendar);
-        }
         let refuse = SuccessionRefusal::Confirmations;
         let Some(first) = self.confirmations.first() else {
             return Err(refuse("none"));

@@ -663,8 +663,17 @@ pub fn co_sign(
     statements: Vec<accord_protocol::statement::Statement>,
 ) -> Arc<CoSigned> {
     let message = accord_protocol::statement::signing_message(net.id(), &unit, &statements);
+    Arc::new(CoSigned {
+        unit,
+        statements,
+        signature: frost_sign(&keys[..net.t()], &message),
+    })
+}
+
+/// `message` signed in one FROST session by `signers` (key shares of one group, at least t of
+/// them), as members would: for tests that need a genuine group signature of their choosing.
+pub fn frost_sign(signers: &[KeyMaterial], message: &[u8]) -> accord_protocol::crypto::Signature {
     let mut rng = child_rng(0, "co-sign", 0, 0);
-    let signers = &keys[..net.t()];
     let mut commitments = BTreeMap::new();
     let mut nonces = Vec::new();
     for k in signers {
@@ -672,29 +681,26 @@ pub fn co_sign(
         commitments.insert(*k.key_package.identifier(), c);
         nonces.push(n);
     }
-    let package = frost::SigningPackage::new(commitments, &message);
+    let package = frost::SigningPackage::new(commitments, message);
     let shares: BTreeMap<_, _> = signers
         .iter()
         .zip(&nonces)
         .map(|(k, n)| {
             (
                 *k.key_package.identifier(),
-                frost::round2::sign(&package, n, &k.key_package).expect("a dealt share signs"),
+                frost::round2::sign(&package, n, &k.key_package).expect("a share signs"),
             )
         })
         .collect();
-    let signature = frost::aggregate(&package, &shares, &keys[0].public).expect("t valid shares");
-    Arc::new(CoSigned {
-        unit,
-        statements,
-        signature: accord_protocol::crypto::Signature(
-            signature
-                .serialize()
-                .expect("a signature serializes")
-                .try_into()
-                .expect("64 bytes"),
-        ),
-    })
+    let signature =
+        frost::aggregate(&package, &shares, &signers[0].public).expect("t valid shares");
+    accord_protocol::crypto::Signature(
+        signature
+            .serialize()
+            .expect("a signature serializes")
+            .try_into()
+            .expect("64 bytes"),
+    )
 }
 
 /// The harness's side of [`driver::drain`] for one member: records into the member (checked

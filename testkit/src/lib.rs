@@ -31,7 +31,7 @@ use rand_core::SeedableRng;
 
 pub use adversary::Behaviour;
 pub use checker::{InvariantChecker, InvariantViolation, NonceChecks};
-pub use cluster::{Cluster, ClusterSpec, co_sign};
+pub use cluster::{Cluster, ClusterSpec, co_sign, frost_sign};
 pub use member::{AcknowledgedLost, Member};
 
 /// A child RNG for (seed, label, index, incarnation), so each member, the network and the

@@ -22,6 +22,7 @@ mod operator;
 mod page;
 mod statements;
 mod status;
+mod succession;
 mod witness;
 
 use std::future::Future;
@@ -68,6 +69,19 @@ pub fn router(context: Context) -> Router {
         .route("/v1/refresh/abort", post(ceremony::abort_refresh))
         .route("/v1/repair", post(ceremony::repair))
         .route("/v1/ceremony", get(ceremony::ceremony_status))
+        .route(
+            "/v1/succession/approve",
+            post(succession::approve)
+                .layer(DefaultBodyLimit::max(succession::SUCCESSION_BODY_BYTES)),
+        )
+        .route("/v1/succession/withdraw", post(succession::withdraw))
+        .route(
+            "/v1/succession/adopt",
+            post(succession::adopt).layer(DefaultBodyLimit::max(succession::SUCCESSION_BODY_BYTES)),
+        )
+        .route("/v1/succession", get(succession::status))
+        .route("/v1/chain", get(succession::chain))
+        .route("/v1/dkg/confirmations", get(succession::confirmations))
         .route("/v1/log/checkpoint", get(log::log_checkpoint))
         .route("/v1/log/entries", get(log::log_entries))
         .route("/v1/log/proof/inclusion", get(log::log_inclusion))

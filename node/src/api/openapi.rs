@@ -16,7 +16,7 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
-use super::{ceremony, dkg, evidence, log, metrics, page, statements, status, witness};
+use super::{ceremony, dkg, evidence, log, metrics, page, statements, status, succession, witness};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,6 +41,12 @@ use super::{ceremony, dkg, evidence, log, metrics, page, statements, status, wit
         ceremony::abort_refresh,
         ceremony::repair,
         ceremony::ceremony_status,
+        succession::approve,
+        succession::withdraw,
+        succession::adopt,
+        succession::status,
+        succession::chain,
+        succession::confirmations,
         log::log_checkpoint,
         log::log_entries,
         log::log_inclusion,

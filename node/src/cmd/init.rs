@@ -59,6 +59,7 @@ pub(super) fn run(a: InitArgs) -> Result<()> {
         api: a.api.clone(),
         operator_token: None,
         refresh_every: None,
+        epoch_start: None,
     }
     .save(&config_path)?;
     let token_path = a.dir.join("data").join(accord_node::auth::TOKEN_FILE);

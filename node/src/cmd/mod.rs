@@ -17,6 +17,7 @@ mod run;
 mod statements;
 mod status;
 mod submit;
+mod succession;
 mod testnet;
 mod verify;
 
@@ -66,6 +67,12 @@ enum Subcommand {
     },
     /// Recover this member's lost key share from t other members, at its running node.
     Repair(repair::RepairArgs),
+    /// Change the membership: propose a new roster's succession, approve it, adopt the chain.
+    Succession {
+        /// The succession command.
+        #[command(subcommand)]
+        command: succession::SuccessionSubcommand,
+    },
     /// Run a node until SIGINT or SIGTERM.
     Run(run::RunArgs),
     /// Show a node's status (`--watch`: a live view).
@@ -121,6 +128,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Subcommand::Dkg(a) => runtime()?.block_on(dkg::run(a)),
         Subcommand::Refresh { command } => runtime()?.block_on(refresh::run(command)),
         Subcommand::Repair(a) => runtime()?.block_on(repair::run(a)),
+        Subcommand::Succession { command } => runtime()?.block_on(succession::run(command)),
         Subcommand::Run(a) => run::run(a),
         Subcommand::Status(a) => runtime()?.block_on(status::run(a)),
         Subcommand::Lab { command } => lab::run(command),

@@ -35,6 +35,10 @@ pub(super) struct RunArgs {
     /// Refresh the key shares after closing every k-th period (at least 1).
     #[arg(long, env = "ACCORD_REFRESH_EVERY", value_name = "K")]
     pub(super) refresh_every: Option<u64>,
+    /// This roster is a successor epoch deciding from period P on: run its DKG, decide nothing
+    /// until `accord succession adopt` hands it the co-signed succession.
+    #[arg(long, env = "ACCORD_EPOCH_START", value_name = "P")]
+    pub(super) epoch_start: Option<u64>,
     #[command(flatten)]
     pub(super) passphrase: PassphraseArgs,
 }
@@ -61,6 +65,7 @@ pub(super) fn run(a: RunArgs) -> Result<()> {
             api: DEFAULT_API.into(),
             operator_token: None,
             refresh_every: None,
+            epoch_start: None,
         },
     };
     if let Some(v) = a.roster {
@@ -83,6 +88,9 @@ pub(super) fn run(a: RunArgs) -> Result<()> {
     }
     if let Some(v) = a.refresh_every {
         file.refresh_every = Some(v);
+    }
+    if let Some(v) = a.epoch_start {
+        file.epoch_start = Some(v);
     }
     let config = NodeConfig::from_file(&file, a.passphrase.load()?)?;
     let rt = runtime()?;

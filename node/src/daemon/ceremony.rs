@@ -16,7 +16,7 @@ use crate::clock::now;
 use crate::handle::{CeremonyCommandError, CeremonyRefusal};
 
 /// A command's answer: the engine's result, unless making its outputs durable failed.
-fn answer<T>(
+pub(super) fn answer<T>(
     result: Result<T, impl Into<CeremonyRefusal>>,
     drained: &Result<(), NodeError>,
 ) -> Result<T, CeremonyCommandError> {

@@ -50,6 +50,8 @@ pub(super) struct EventLoop {
     /// Where `Output::StoreKey` writes the key share, sealed with `passphrase` if set.
     pub(super) key_share: std::path::PathBuf,
     pub(super) passphrase: Option<keyfile::Passphrase>,
+    /// A successor epoch's chain from the genesis (`succession.rs`).
+    pub(super) chain_file: std::path::PathBuf,
     /// The highest DKG ceremony this member has seen (the default for the next one is + 1).
     pub(super) last_ceremony: u32,
     /// The latest co-signed units, newest last (for `status`).
@@ -187,6 +189,33 @@ impl EventLoop {
             }
             Command::Ceremony { reply } => {
                 let _ = reply.send(self.ceremony_status());
+                Ok(())
+            }
+            Command::ApproveSuccession { proposal, reply } => {
+                let (answer, drained) = self.approve_succession(*proposal);
+                let _ = reply.send(answer);
+                drained
+            }
+            Command::WithdrawSuccession { reply } => {
+                let (answer, drained) = self.withdraw_succession();
+                let _ = reply.send(answer);
+                drained
+            }
+            Command::AdoptSuccession { chain, reply } => {
+                let (answer, drained) = self.adopt_succession(&chain);
+                let _ = reply.send(answer);
+                drained
+            }
+            Command::Succession { reply } => {
+                let _ = reply.send(self.succession_report());
+                Ok(())
+            }
+            Command::Chain { reply } => {
+                let _ = reply.send(self.chain_export());
+                Ok(())
+            }
+            Command::KeyConfirmations { reply } => {
+                let _ = reply.send(self.key_confirmations());
                 Ok(())
             }
         }

@@ -22,6 +22,7 @@ mod event_loop;
 mod failpoint;
 mod peers;
 mod report;
+mod succession;
 mod swarm;
 mod witness;
 
@@ -129,6 +130,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         EngineConfig {
             first_period,
             refresh_every: config.refresh_every,
+            epoch_start: config.epoch_start.map(Period),
             ..EngineConfig::default()
         },
         records,
@@ -196,6 +198,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         peers,
         key_share: config.key_share.clone(),
         passphrase: config.passphrase.clone(),
+        chain_file: config.data_dir.join(succession::CHAIN_FILE),
         last_ceremony,
         recent: VecDeque::new(),
         rng: rand::rngs::OsRng,

@@ -283,6 +283,11 @@ impl Engine {
         self.keygen.confirmations.as_deref()
     }
 
+    /// For a successor epoch, the first period it decides (§22.7).
+    pub fn epoch_start(&self) -> Option<Period> {
+        self.config.epoch_start
+    }
+
     /// The network.
     pub fn network(&self) -> &Arc<Network> {
         &self.net
