@@ -10,7 +10,8 @@ use accord_protocol::succession::{Chain, ChainError, SignedSuccession, Successio
 use accord_protocol::verify::TrustBundle;
 use serde::{Deserialize, Serialize};
 
-use crate::verify::{FileError, read_capped};
+use crate::export::{StatementExport, parse_statements};
+use crate::verify::{FileError, Outcome, read_capped, verify_exports};
 
 /// Largest chain file read (1 024 links of at most a 256-member roster's log keys).
 pub const MAX_CHAIN_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -110,4 +111,71 @@ pub fn load_chain(path: &Path) -> Result<(ChainExport, Chain), FileError> {
         serde_json::from_str(&text).map_err(|e| err(format!("not a chain file: {e}")))?;
     let chain = export.follow().map_err(|e| err(e.to_string()))?;
     Ok((export, chain))
+}
+
+/// Reads `files` and checks every statement in them on `chain`: each under the epoch whose
+/// network it names, provided that epoch decides its period, with one batch verification per
+/// epoch. Returns the outcomes in file order and the files that could not be read or parsed.
+pub fn verify_files_on_chain(
+    files: &[std::path::PathBuf],
+    chain: &Chain,
+) -> (Vec<Outcome>, Vec<FileError>) {
+    let mut exports: Vec<StatementExport> = Vec::new();
+    let mut origin = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        let parsed = read_capped(f, crate::verify::MAX_FILE_BYTES).and_then(|text| {
+            parse_statements(&text).map_err(|e| FileError {
+                path: f.display().to_string(),
+                message: format!("not an exported statement: {e}"),
+            })
+        });
+        match parsed {
+            Ok(list) => {
+                origin.extend(std::iter::repeat_n(f, list.len()));
+                exports.extend(list);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut results: Vec<Option<Result<_, crate::verify::Failure>>> =
+        exports.iter().map(|_| None).collect();
+    let mut by_epoch: Vec<Vec<usize>> = vec![Vec::new(); chain.epochs().len()];
+    for (i, e) in exports.iter().enumerate() {
+        match chain.epoch_of(&e.network_id) {
+            Some(epoch) if epoch.decides(accord_protocol::Period(e.period)) => {
+                by_epoch[epoch.index].push(i);
+            }
+            Some(epoch) => {
+                results[i] = Some(Err(ChainError::NotItsPeriod {
+                    period: e.period,
+                    owner: chain.epoch_for(accord_protocol::Period(e.period)).index,
+                    signer: epoch.index,
+                }
+                .into()));
+            }
+            None => results[i] = Some(Err(ChainError::UnknownNetwork(e.network_id).into())),
+        }
+    }
+    for (epoch, members) in chain.epochs().iter().zip(by_epoch) {
+        let group: Vec<StatementExport> = members.iter().map(|i| exports[*i].clone()).collect();
+        for (i, r) in members
+            .into_iter()
+            .zip(verify_exports(&group, &epoch.bundle, None))
+        {
+            results[i] = Some(r);
+        }
+    }
+    let outcomes = results
+        .into_iter()
+        .zip(exports)
+        .zip(origin)
+        .map(|((result, e), f)| Outcome {
+            file: f.clone(),
+            period: e.period,
+            lab: e.lab,
+            result: result.expect("every statement was judged"),
+        })
+        .collect();
+    (outcomes, errors)
 }

@@ -52,6 +52,9 @@ pub enum Failure {
         /// Why.
         reason: String,
     },
+    /// No epoch of the succession chain decides this statement (`crate::chain`).
+    #[error(transparent)]
+    Chain(#[from] accord_protocol::succession::ChainError),
 }
 
 /// A file problem (unreadable, too large, not statement JSON).

@@ -14,8 +14,19 @@ use super::common::runtime;
 #[derive(Debug, Args)]
 pub(super) struct VerifyArgs {
     /// The trust bundle (JSON).
-    #[arg(long = "trust", visible_alias = "bundle", env = "ACCORD_TRUST_BUNDLE")]
-    pub(super) bundle: PathBuf,
+    #[arg(
+        long = "trust",
+        visible_alias = "bundle",
+        env = "ACCORD_TRUST_BUNDLE",
+        required_unless_present = "chain",
+        conflicts_with = "chain"
+    )]
+    pub(super) bundle: Option<PathBuf>,
+    /// A succession chain (JSON: the genesis bundle and every co-signed succession since, as
+    /// `accord succession chain` writes it): each statement is checked under the epoch that
+    /// decides its period. Compare its genesis with the bundle you pinned.
+    #[arg(long, env = "ACCORD_CHAIN", conflicts_with_all = ["roster", "log_url"])]
+    pub(super) chain: Option<PathBuf>,
     /// Statement files (one statement or an array each).
     #[arg(required_unless_present_any = ["all", "log_url"])]
     pub(super) files: Vec<PathBuf>,
@@ -46,7 +57,26 @@ pub(super) struct VerifyArgs {
 /// `accord verify`.
 pub(super) fn run(a: VerifyArgs) -> Result<()> {
     use accord_observer::verify::{self as v, EvidenceCheck};
-    let bundle = v::load_bundle(&a.bundle)?;
+    let mut files = a.files.clone();
+    if let Some(dir) = &a.all {
+        files.extend(v::statement_files(dir)?);
+    }
+    let bundle = match (&a.bundle, &a.chain) {
+        (Some(path), _) => v::load_bundle(path)?,
+        (None, Some(path)) => {
+            let (_, chain) = accord_observer::chain::load_chain(path)?;
+            let (outcomes, errors) = accord_observer::chain::verify_files_on_chain(&files, &chain);
+            let epochs = chain.epochs().len();
+            return report(&a, &outcomes, &errors, &|total| {
+                format!(
+                    "{total} statements verified on a chain of {epochs} epoch{} from genesis group key {}",
+                    if epochs == 1 { "" } else { "s" },
+                    chain.epochs()[0].bundle.group_key
+                )
+            });
+        }
+        (None, None) => bail!("give a trust bundle (--trust) or a chain (--chain)"),
+    };
     let evidence = match &a.roster {
         Some(path) => {
             let net = accord_node::config::load_roster(path)?;
@@ -55,10 +85,6 @@ pub(super) fn run(a: VerifyArgs) -> Result<()> {
         }
         None => None,
     };
-    let mut files = a.files.clone();
-    if let Some(dir) = &a.all {
-        files.extend(v::statement_files(dir)?);
-    }
     let (mut outcomes, errors) = v::verify_files(&files, &bundle, evidence.as_ref());
     if let Some(url) = &a.log_url {
         let client = Client::new(url);
@@ -91,11 +117,33 @@ pub(super) fn run(a: VerifyArgs) -> Result<()> {
             });
         }
     }
+    let checked = evidence.is_some();
+    report(&a, &outcomes, &errors, &|total| {
+        format!(
+            "{total} statements verified under group key {}{}",
+            bundle.group_key,
+            if checked {
+                ", verdicts checked against the supplied evidence"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
+/// Prints every outcome (failures only with `--quiet`) and a summary line; fails if any
+/// statement failed or there was none.
+fn report(
+    a: &VerifyArgs,
+    outcomes: &[accord_observer::verify::Outcome],
+    errors: &[accord_observer::verify::FileError],
+    summary: &dyn Fn(usize) -> String,
+) -> Result<()> {
     let mut failed = errors.len();
-    for e in &errors {
+    for e in errors {
         println!("FAIL  {e}");
     }
-    for o in &outcomes {
+    for o in outcomes {
         match &o.result {
             Ok(ok) if !a.quiet => println!(
                 "OK    {} period {} lab {}: {} ({} evidence item{})",
@@ -125,14 +173,6 @@ pub(super) fn run(a: VerifyArgs) -> Result<()> {
     if total == 0 {
         bail!("no statements to verify");
     }
-    eprintln!(
-        "{total} statements verified under group key {}{}",
-        bundle.group_key,
-        if evidence.is_some() {
-            ", verdicts checked against the supplied evidence"
-        } else {
-            ""
-        }
-    );
+    eprintln!("{}", summary(total));
     Ok(())
 }
