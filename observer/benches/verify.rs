@@ -3,11 +3,16 @@
 //! ed25519-dalek batch verification of the same signatures, in the same run.
 //!
 //! `cargo bench -p accord-observer --bench verify`; the result and the ratio are in
-//! `docs/performance.md`, "Observer verification".
+//! `docs/performance.md`, "Observer verification". After criterion's report the bench prints
+//! the ratios against the raw baseline from interleaved rounds (each round times the baseline and
+//! every case back to back, so a busy second core slows them alike), the number the target is
+//! stated in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use accord_observer::export::StatementExport;
 use accord_observer::verify::{statement_files, verify_files};
@@ -17,7 +22,7 @@ use accord_protocol::policy::Verdict;
 use accord_protocol::roster::{Network, Period, SigningMode};
 use accord_protocol::statement::{CoSigned, SignedStatement, Slot, Statement, Unit};
 use accord_protocol::verify::TrustBundle;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use rand::SeedableRng as _;
 
 /// Statements per run.
@@ -150,10 +155,26 @@ fn raw_batch(items: &[(Vec<u8>, ed25519_dalek::Signature)], key: ed25519_dalek::
     ed25519_dalek::verify_batch(&messages, &signatures, &keys).unwrap();
 }
 
+static SLOT: LazyLock<Fixture> = LazyLock::new(|| fixture(SigningMode::PerSlot));
+static PERIOD: LazyLock<Fixture> = LazyLock::new(|| fixture(SigningMode::PerPeriod));
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Raw batch verification split over every core, as `verify_files` splits the files.
+fn raw_batch_all_cores(f: &Fixture) {
+    let cores = cores();
+    std::thread::scope(|s| {
+        for part in f.raw.chunks(N.div_ceil(cores)) {
+            s.spawn(move || raw_batch(part, f.key));
+        }
+    });
+}
+
 fn bench(c: &mut Criterion) {
-    let slot = fixture(SigningMode::PerSlot);
-    let period = fixture(SigningMode::PerPeriod);
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let slot = &*SLOT;
+    let period = &*PERIOD;
     let mut g = c.benchmark_group("observer-verification");
     g.throughput(Throughput::Elements(N as u64));
     g.sample_size(20);
@@ -161,31 +182,91 @@ fn bench(c: &mut Criterion) {
         b.iter(|| raw_batch(&slot.raw, slot.key));
     });
     g.bench_function("raw ed25519-dalek verify_batch, all cores", |b| {
-        b.iter(|| {
-            std::thread::scope(|s| {
-                for part in slot.raw.chunks(N.div_ceil(cores)) {
-                    s.spawn(move || raw_batch(part, slot.key));
-                }
-            });
-        });
+        b.iter(|| raw_batch_all_cores(slot));
     });
     g.bench_function("accord verify --all, per-slot signatures", |b| {
-        b.iter(|| accord_verify_all(&slot));
+        b.iter(|| accord_verify_all(slot));
     });
     g.bench_function("accord verify --all, per-period batches of 64", |b| {
-        b.iter(|| accord_verify_all(&period));
+        b.iter(|| accord_verify_all(period));
     });
     g.bench_function("accord verify, one array file, per-slot signatures", |b| {
-        b.iter(|| accord_verify_array(&slot));
+        b.iter(|| accord_verify_array(slot));
     });
     g.bench_function(
         "accord verify, one array file, per-period batches of 64",
         |b| {
-            b.iter(|| accord_verify_array(&period));
+            b.iter(|| accord_verify_array(period));
         },
     );
     g.finish();
 }
 
+/// Rounds of the same-run ratio summary.
+const ROUNDS: usize = 40;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The ratios the target is stated in: each round times the raw baselines and every case back to
+/// back; the medians over the rounds are compared.
+fn ratio_summary() {
+    let (slot, period) = (&*SLOT, &*PERIOD);
+    let cases: [(&str, &dyn Fn()); 6] = [
+        ("raw verify_batch, one core", &|| raw_batch(&slot.raw, slot.key)),
+        ("raw verify_batch, all cores", &|| raw_batch_all_cores(slot)),
+        ("accord verify --all, per-slot (2 048 files)", &|| accord_verify_all(slot)),
+        ("accord verify --all, period batches of 64 (2 048 files)", &|| {
+            accord_verify_all(period);
+        }),
+        ("accord verify, one array file, per-slot", &|| accord_verify_array(slot)),
+        ("accord verify, one array file, period batches", &|| {
+            accord_verify_array(period);
+        }),
+    ];
+    let mut times: Vec<Vec<Duration>> = cases.iter().map(|_| Vec::new()).collect();
+    for _ in 0..ROUNDS {
+        for ((_, case), t) in cases.iter().zip(&mut times) {
+            let start = Instant::now();
+            case();
+            t.push(start.elapsed());
+        }
+    }
+    let medians: Vec<Duration> = times.into_iter().map(median).collect();
+    let (one, all) = (medians[0], medians[1]);
+    println!(
+        "\nSame-run ratios ({ROUNDS} interleaved rounds, medians, {} statements, {} cores; throughput as % of raw):",
+        N,
+        cores()
+    );
+    println!(
+        "{:<58} {:>9} {:>10} {:>10}",
+        "case", "time", "vs 1 core", "vs all"
+    );
+    for ((name, _), t) in cases.iter().zip(&medians) {
+        println!(
+            "{:<58} {:>7.2}ms {:>9.0}% {:>9.0}%",
+            name,
+            t.as_secs_f64() * 1e3,
+            100.0 * one.as_secs_f64() / t.as_secs_f64(),
+            100.0 * all.as_secs_f64() / t.as_secs_f64()
+        );
+    }
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // Not when criterion only lists, tests or profiles the cases.
+    let args: Vec<String> = std::env::args().collect();
+    if !args
+        .iter()
+        .any(|a| a == "--list" || a == "--test" || a == "--profile-time")
+    {
+        ratio_summary();
+    }
+}
