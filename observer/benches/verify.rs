@@ -215,13 +215,22 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn ratio_summary() {
     let (slot, period) = (&*SLOT, &*PERIOD);
     let cases: [(&str, &dyn Fn()); 6] = [
-        ("raw verify_batch, one core", &|| raw_batch(&slot.raw, slot.key)),
-        ("raw verify_batch, all cores", &|| raw_batch_all_cores(slot)),
-        ("accord verify --all, per-slot (2 048 files)", &|| accord_verify_all(slot)),
-        ("accord verify --all, period batches of 64 (2 048 files)", &|| {
-            accord_verify_all(period);
+        ("raw verify_batch, one core", &|| {
+            raw_batch(&slot.raw, slot.key)
         }),
-        ("accord verify, one array file, per-slot", &|| accord_verify_array(slot)),
+        ("raw verify_batch, all cores", &|| raw_batch_all_cores(slot)),
+        ("accord verify --all, per-slot (2 048 files)", &|| {
+            accord_verify_all(slot)
+        }),
+        (
+            "accord verify --all, period batches of 64 (2 048 files)",
+            &|| {
+                accord_verify_all(period);
+            },
+        ),
+        ("accord verify, one array file, per-slot", &|| {
+            accord_verify_array(slot)
+        }),
         ("accord verify, one array file, period batches", &|| {
             accord_verify_array(period);
         }),
