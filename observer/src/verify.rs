@@ -18,7 +18,7 @@ use accord_protocol::statement::SignedStatement;
 use accord_protocol::verify::{TrustBundle, Verified, verify_statements};
 use thiserror::Error;
 
-use crate::export::{ExportError, StatementExport, parse_statements};
+use crate::export::{Checked, ExportError, FieldCheck, StatementExport};
 
 /// Largest statement file read.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -297,32 +297,40 @@ pub fn verify_exports(
     bundle: &TrustBundle,
     evidence: Option<&EvidenceCheck>,
 ) -> Vec<Result<Verified, Failure>> {
-    let mut results: Vec<Option<Result<Verified, Failure>>> =
-        exports.iter().map(|_| None).collect();
-    let mut signed = Vec::with_capacity(exports.len());
-    let mut index = Vec::with_capacity(exports.len());
-    for (i, e) in exports.iter().enumerate() {
-        match e.check_fields(bundle) {
-            Ok(s) => {
-                signed.push(s);
-                index.push(i);
-            }
-            Err(err) => results[i] = Some(Err(err.into())),
-        }
-    }
-    let checked = verify_statements(&signed, bundle);
-    for ((i, r), s) in index.into_iter().zip(checked).zip(&signed) {
-        let r = r.map_err(|e| Failure::Export(e.into())).and_then(|v| {
-            if let Some(ev) = evidence {
-                ev.check(s)?;
-            }
-            Ok(v)
-        });
-        results[i] = Some(r);
-    }
-    results
+    let mut fields = FieldCheck::new(bundle);
+    let checked = exports.iter().map(|e| fields.check(e)).collect();
+    verify_checked(checked, bundle, evidence)
         .into_iter()
-        .map(|r| r.expect("every statement got a result above: a field error or a verification"))
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// Verifies statements whose fields were checked, with one batch verification; each comes back
+/// with its result, in input order. A statement whose fields disagree fails with that, as
+/// [`StatementExport::verify`] would: its signature goes through the batch with the others, but
+/// the batch's answer for one signature never depends on the others (`verify_many`).
+fn verify_checked(
+    checked: Vec<Checked>,
+    bundle: &TrustBundle,
+    evidence: Option<&EvidenceCheck>,
+) -> Vec<(SignedStatement, Result<Verified, Failure>)> {
+    let (signed, fields): (Vec<SignedStatement>, Vec<Result<(), ExportError>>) =
+        checked.into_iter().map(|c| (c.signed, c.fields)).unzip();
+    let verified = verify_statements(&signed, bundle);
+    signed
+        .into_iter()
+        .zip(fields)
+        .zip(verified)
+        .map(|((s, f), v)| {
+            let r = f.map_err(Failure::Export).and_then(|()| {
+                let v = v.map_err(|e| Failure::Export(e.into()))?;
+                if let Some(ev) = evidence {
+                    ev.check(&s)?;
+                }
+                Ok(v)
+            });
+            (s, r)
+        })
         .collect()
 }
 
@@ -385,36 +393,33 @@ fn verify_chunk(
     bundle: &TrustBundle,
     evidence: Option<&EvidenceCheck>,
 ) -> (Vec<Outcome>, Vec<FileError>) {
-    let mut exports = Vec::with_capacity(files.len());
+    let mut checked = Vec::with_capacity(files.len());
     let mut origin = Vec::with_capacity(files.len());
     let mut errors = Vec::new();
+    let mut fields = FieldCheck::new(bundle);
     let mut buf = Vec::new();
     for f in files {
         let parsed = read_capped_into(f, MAX_FILE_BYTES, &mut buf).and_then(|text| {
-            parse_statements(&text).map_err(|e| FileError {
+            fields.parse(text).map_err(|e| FileError {
                 path: f.display().to_string(),
                 message: format!("not an exported statement: {e}"),
             })
         });
         match parsed {
             Ok(list) => {
-                for s in list {
-                    origin.push(f);
-                    exports.push(s);
-                }
+                origin.extend(std::iter::repeat_n(f, list.len()));
+                checked.extend(list);
             }
             Err(e) => errors.push(e),
         }
     }
-    let results = verify_exports(&exports, bundle, evidence);
-    let outcomes = results
+    let outcomes = verify_checked(checked, bundle, evidence)
         .into_iter()
-        .zip(exports)
         .zip(origin)
-        .map(|((result, e), f)| Outcome {
+        .map(|((s, result), f)| Outcome {
             file: f.clone(),
-            period: e.period,
-            lab: e.lab,
+            period: s.statement.slot.period.0,
+            lab: s.statement.slot.lab,
             result,
         })
         .collect();
@@ -486,5 +491,319 @@ mod tests {
             .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["a.json", "b.json", "c.json"]);
+    }
+    use accord_protocol::crypto::{PublicKey, SecretKey};
+    use accord_protocol::fixtures::{Testnet, TestnetSpec};
+    use accord_protocol::policy::Reason;
+    use accord_protocol::roster::{Period, SigningMode};
+    use accord_protocol::statement::{CoSigned, Slot, Statement, Unit, signing_message};
+    use rand::SeedableRng as _;
+
+    use crate::export::parse_statements;
+
+    /// Three labs over two periods under `mode`, each statement exported as compact JSON, with
+    /// the bundle; one verdict a violation, so a reason's digest and u128s are in the JSON.
+    fn exported(mode: SigningMode) -> (TrustBundle, Vec<String>) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let mut spec = TestnetSpec::new(4, 3, 1_700_000_000_000);
+        spec.mode = mode;
+        let testnet =
+            Testnet::generate(&spec, &mut rng, |k| format!("12D3Koo{}", &k.to_hex()[..20]));
+        let net = Network::new(testnet.roster.clone()).unwrap();
+        let group = SecretKey::generate(&mut rng);
+        let bundle = TrustBundle::new(&net, group.public());
+        let mut signed = Vec::new();
+        for p in 0..2u64 {
+            let statements: Vec<Statement> = (0..3u8)
+                .map(|l| Statement {
+                    network_id: *net.id(),
+                    policy_hash: *net.policy_hash(),
+                    slot: Slot {
+                        lab: format!("lab-{l:03}"),
+                        period: Period(p),
+                    },
+                    evidence: vec![Digest([l; 32]), Digest([l + 1; 32])],
+                    verdict: if l == 1 {
+                        Verdict::Violation {
+                            reasons: vec![Reason::TrainingFlopOverLimit {
+                                attestation: Digest([l; 32]),
+                                declared: 2 * 10u128.pow(26),
+                                limit: 10u128.pow(26),
+                            }],
+                        }
+                    } else {
+                        Verdict::Compliant
+                    },
+                })
+                .collect();
+            match mode {
+                SigningMode::PerSlot => {
+                    for s in statements {
+                        signed.push(SignedStatement {
+                            signature: group.sign(&s.signing_bytes()),
+                            statement: s,
+                            batch: None,
+                        });
+                    }
+                }
+                SigningMode::PerPeriod => {
+                    let unit = Unit::Period(Period(p));
+                    let signature = group.sign(&signing_message(net.id(), &unit, &statements));
+                    let c = CoSigned {
+                        unit,
+                        statements,
+                        signature,
+                    };
+                    signed.extend(c.export(net.id()));
+                }
+            }
+        }
+        let texts = signed
+            .iter()
+            .map(|s| serde_json::to_string(&StatementExport::new(s, group.public())).unwrap())
+            .collect();
+        (bundle, texts)
+    }
+
+    /// `StatementExport::check_fields` as it was before the checks were shared with the
+    /// borrowed parse: the oracle the new code must agree with.
+    fn check_fields_before(
+        e: &StatementExport,
+        bundle: &TrustBundle,
+    ) -> Result<SignedStatement, ExportError> {
+        let message = hex::decode(&e.message).map_err(|_| ExportError::BadHex)?;
+        let signed = e.to_signed();
+        if signed.message() != message {
+            return Err(ExportError::MessageMismatch);
+        }
+        if e.group_key != bundle.group_key {
+            return Err(ExportError::GroupKeyMismatch {
+                expected: bundle.group_key,
+                found: e.group_key,
+            });
+        }
+        if let Some(bytes) = &e.statement_bytes {
+            let bytes = hex::decode(bytes).map_err(|_| ExportError::BadHex)?;
+            if bytes != signed.statement.signing_bytes() {
+                return Err(ExportError::StatementBytesMismatch);
+            }
+        }
+        if let Some(note) = &e.checkpoint_note {
+            let expected = signed.batch.as_ref().and_then(|b| {
+                accord_protocol::transparency::group_note(
+                    &bundle.network_id,
+                    &b.checkpoint,
+                    &bundle.group_key,
+                    &signed.signature,
+                )
+                .ok()
+            });
+            if expected.as_deref() != Some(note.as_str()) {
+                return Err(ExportError::NoteMismatch);
+            }
+        }
+        Ok(signed)
+    }
+
+    /// What one file gives, as text: the file error, or each statement's result.
+    fn before(text: &str, bundle: &TrustBundle) -> Vec<String> {
+        match parse_statements(text) {
+            Err(e) => vec![format!("file: not an exported statement: {e}")],
+            Ok(list) => list
+                .iter()
+                .map(|e| {
+                    match check_fields_before(e, bundle)
+                        .and_then(|s| Ok(accord_protocol::verify_statement(&s, bundle)?))
+                    {
+                        Ok(v) => format!("{} {} ok {v:?}", e.period, e.lab),
+                        Err(err) => format!("{} {} {err}", e.period, e.lab),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn now(files: &[PathBuf], bundle: &TrustBundle) -> Vec<Vec<String>> {
+        let (outcomes, errors) = verify_files(files, bundle, None);
+        let mut per_file: Vec<Vec<String>> = files.iter().map(|_| Vec::new()).collect();
+        for e in errors {
+            let i = files
+                .iter()
+                .position(|f| f.display().to_string() == e.path)
+                .unwrap();
+            per_file[i].push(format!("file: {}", e.message));
+        }
+        for o in outcomes {
+            let i = files.iter().position(|f| *f == o.file).unwrap();
+            per_file[i].push(match &o.result {
+                Ok(v) => format!("{} {} ok {v:?}", o.period, o.lab),
+                Err(err) => format!("{} {} {err}", o.period, o.lab),
+            });
+        }
+        per_file
+    }
+
+    /// `text` with the first string value of `field` (compact JSON) changed by `f`.
+    fn edit(text: &str, field: &str, f: impl Fn(&str) -> String) -> String {
+        let key = format!("\"{field}\":\"");
+        let start = text.find(&key).unwrap() + key.len();
+        let end = start + text[start..].find('"').unwrap();
+        format!("{}{}{}", &text[..start], f(&text[start..end]), &text[end..])
+    }
+
+    fn flip_last(v: &str) -> String {
+        let (head, last) = v.split_at(v.len() - 1);
+        format!("{head}{}", if last == "0" { "1" } else { "0" })
+    }
+
+    /// Every way of editing a statement file tried below: each field changed, made not hex,
+    /// escaped, re-cased, dropped, duplicated, and the document broken.
+    fn tampered(text: &str, other_key: &PublicKey) -> Vec<(&'static str, String)> {
+        let mut v: Vec<(&'static str, String)> = vec![("as exported", text.to_owned())];
+        v.push(("pretty", {
+            let e: StatementExport = serde_json::from_str(text).unwrap();
+            serde_json::to_string_pretty(&e).unwrap()
+        }));
+        for field in [
+            "message",
+            "signature",
+            "group_key",
+            "network_id",
+            "policy_hash",
+        ] {
+            v.push(("flipped", edit(text, field, flip_last)));
+            v.push(("upper case", edit(text, field, str::to_uppercase)));
+            v.push(("not hex", edit(text, field, |s| format!("zz{}", &s[2..]))));
+            v.push(("odd length", edit(text, field, |s| s[1..].to_owned())));
+            v.push((
+                "escaped",
+                edit(text, field, |s| {
+                    format!("\\u00{:x}{}", s.as_bytes()[0], &s[1..])
+                }),
+            ));
+            v.push(("spaces", edit(text, field, |s| format!(" {s} "))));
+        }
+        v.push((
+            "another group key",
+            edit(text, "group_key", |_| other_key.to_hex()),
+        ));
+        v.push(("lab", edit(text, "lab", |_| "lab-009".into())));
+        v.push((
+            "lab escaped",
+            edit(text, "lab", |s| s.replace('-', "\\u002d")),
+        ));
+        v.push((
+            "verdict_kind",
+            edit(text, "verdict_kind", |_| "compliant".into()),
+        ));
+        v.push((
+            "verdict_kind not a string",
+            text.replacen("\"verdict_kind\":\"", "\"verdict_kind\":5,\"x\":\"", 1),
+        ));
+        v.push((
+            "period",
+            text.replacen("\"period\":1,", "\"period\":0,", 1).replacen(
+                "\"period\":0,",
+                "\"period\":1,",
+                1,
+            ),
+        ));
+        v.push((
+            "period as string",
+            text.replacen("\"period\":", "\"period\":\"1\",\"y\":", 1),
+        ));
+        v.push((
+            "evidence",
+            text.replacen("\"evidence\":[\"", "\"evidence\":[\"f", 1)
+                .replacen("\"evidence\":[\"f0", "\"evidence\":[\"f", 1),
+        ));
+        v.push(("evidence out of order", {
+            let start = text.find("\"evidence\":[").unwrap() + 12;
+            let end = start + text[start..].find(']').unwrap();
+            let mut items: Vec<&str> = text[start..end].split(',').collect();
+            items.reverse();
+            format!("{}{}{}", &text[..start], items.join(","), &text[end..])
+        }));
+        v.push(("unknown field", text.replacen('{', "{\"extra\":[1,{}],", 1)));
+        v.push((
+            "duplicate field",
+            text.replacen('{', "{\"lab\":\"lab-000\",", 1),
+        ));
+        v.push((
+            "missing field",
+            text.replacen("\"policy_hash\"", "\"policy_hash_\"", 1),
+        ));
+        v.push(("truncated", text[..text.len() / 2].to_owned()));
+        v.push(("trailing garbage", format!("{text} x")));
+        v.push(("array of two", format!("[{text},{text}]")));
+        v.push(("empty array", "[]".to_owned()));
+        v.push((
+            "batch null",
+            text.replacen("\"batch\":{", "\"batch\":null,\"z\":{", 1),
+        ));
+        if text.contains("statement_bytes") {
+            for field in ["statement_bytes", "checkpoint_note", "checkpoint"] {
+                v.push(("flipped", edit(text, field, |s| s.replacen('a', "b", 1))));
+                v.push(("not hex", edit(text, field, |s| format!("zz{}", &s[2..]))));
+                v.push(("upper case", edit(text, field, str::to_uppercase)));
+            }
+            v.push((
+                "statement_bytes dropped",
+                text.replacen("\"statement_bytes\"", "\"statement_bytes_\"", 1),
+            ));
+            v.push((
+                "checkpoint_note dropped",
+                text.replacen("\"checkpoint_note\"", "\"checkpoint_note_\"", 1),
+            ));
+            v.push(("statement_bytes null", {
+                let t = edit(text, "statement_bytes", |_| String::new());
+                t.replacen("\"statement_bytes\":\"\"", "\"statement_bytes\":null", 1)
+            }));
+            v.push((
+                "index",
+                text.replacen("\"index\":0", "\"index\":1", 1).replacen(
+                    "\"index\":2",
+                    "\"index\":0",
+                    1,
+                ),
+            ));
+            v.push((
+                "proof",
+                text.replacen("\"proof\":[\"", "\"proof\":[\"0", 1)
+                    .replacen("\"proof\":[\"00", "\"proof\":[\"1", 1),
+            ));
+        }
+        v
+    }
+
+    #[test]
+    fn every_tampered_file_fails_as_it_did_before_the_borrowed_parse() {
+        for mode in [SigningMode::PerSlot, SigningMode::PerPeriod] {
+            let (bundle, texts) = exported(mode);
+            let other = SecretKey::from_seed(&[7; 32]).public();
+            let dir = tempfile::tempdir().unwrap();
+            let mut files = Vec::new();
+            let mut expected = Vec::new();
+            let mut what = Vec::new();
+            // Consecutive files share a period's checkpoint note, so the remembered note is
+            // used and must not leak from one file into another's check.
+            for (i, text) in texts.iter().enumerate() {
+                for (j, (name, t)) in tampered(text, &other).into_iter().enumerate() {
+                    let path = dir.path().join(format!("s{i}-{j:02}.json"));
+                    std::fs::write(&path, &t).unwrap();
+                    expected.push(before(&t, &bundle));
+                    what.push(format!("{mode:?} statement {i}, {name}: {t}"));
+                    files.push(path);
+                }
+            }
+            let got = now(&files, &bundle);
+            let mut failures = 0;
+            for ((e, g), w) in expected.iter().zip(&got).zip(&what) {
+                assert_eq!(e, g, "{w}");
+                failures += e.iter().filter(|r| !r.contains(" ok ")).count();
+            }
+            // The edits do reach the checks: most fail, the harmless ones pass.
+            assert!(failures > files.len() / 2, "{failures} of {}", files.len());
+        }
     }
 }
