@@ -15,13 +15,13 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use accord_observer::export::StatementExport;
-use accord_observer::verify::{statement_files, verify_files};
+use accord_observer::verify::{MAX_FILE_BYTES, read_capped_into, statement_files, verify_files};
 use accord_protocol::crypto::{Digest, SecretKey};
 use accord_protocol::fixtures::{Testnet, TestnetSpec};
 use accord_protocol::policy::Verdict;
 use accord_protocol::roster::{Network, Period, SigningMode};
 use accord_protocol::statement::{CoSigned, SignedStatement, Slot, Statement, Unit};
-use accord_protocol::verify::TrustBundle;
+use accord_protocol::verify::{TrustBundle, verify_statements};
 use criterion::{Criterion, Throughput, criterion_group};
 use rand::SeedableRng as _;
 
@@ -37,6 +37,7 @@ struct Fixture {
     bundle: TrustBundle,
     raw: Vec<(Vec<u8>, ed25519_dalek::Signature)>,
     key: ed25519_dalek::VerifyingKey,
+    signed: Vec<SignedStatement>,
 }
 
 fn statement(net: &Network, lab: usize, period: u64, rng: &mut impl rand::RngCore) -> Statement {
@@ -99,7 +100,7 @@ fn fixture(mode: SigningMode) -> Fixture {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let raw = signed
+    let raw: Vec<(Vec<u8>, ed25519_dalek::Signature)> = signed
         .iter()
         .map(|s| {
             (
@@ -130,6 +131,7 @@ fn fixture(mode: SigningMode) -> Fixture {
         key: bundle.group_key.verifying_key().unwrap(),
         bundle,
         raw,
+        signed,
     }
 }
 
@@ -168,6 +170,34 @@ fn raw_batch_all_cores(f: &Fixture) {
     std::thread::scope(|s| {
         for part in f.raw.chunks(N.div_ceil(cores)) {
             s.spawn(move || raw_batch(part, f.key));
+        }
+    });
+}
+
+/// What `--all` costs besides parsing and checking: listing the directory and reading every file
+/// (into one buffer per core, as `verify_files` reads), split over every core.
+fn read_only(f: &Fixture) {
+    let files = statement_files(&f.dir).unwrap();
+    std::thread::scope(|s| {
+        for part in files.chunks(files.len().div_ceil(cores())) {
+            s.spawn(move || {
+                let mut buf = Vec::new();
+                for file in part {
+                    read_capped_into(file, MAX_FILE_BYTES, &mut buf).unwrap();
+                }
+            });
+        }
+    });
+}
+
+/// The protocol's checks and batch verification of the decoded statements, without files or
+/// JSON, split over every core.
+fn protocol_only(f: &Fixture) {
+    std::thread::scope(|s| {
+        for part in f.signed.chunks(N.div_ceil(cores())) {
+            s.spawn(move || {
+                assert!(verify_statements(part, &f.bundle).iter().all(Result::is_ok));
+            });
         }
     });
 }
@@ -214,7 +244,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// back; the medians over the rounds are compared.
 fn ratio_summary() {
     let (slot, period) = (&*SLOT, &*PERIOD);
-    let cases: [(&str, &dyn Fn()); 6] = [
+    let cases: [(&str, &dyn Fn()); 8] = [
         ("raw verify_batch, one core", &|| {
             raw_batch(&slot.raw, slot.key)
         }),
@@ -234,6 +264,16 @@ fn ratio_summary() {
         ("accord verify, one array file, period batches", &|| {
             accord_verify_array(period);
         }),
+        (
+            "(part) list and read the 2 048 per-slot files, all cores",
+            &|| read_only(slot),
+        ),
+        (
+            "(part) verify_statements in memory, per-slot, all cores",
+            &|| {
+                protocol_only(slot);
+            },
+        ),
     ];
     let mut times: Vec<Vec<Duration>> = cases.iter().map(|_| Vec::new()).collect();
     for _ in 0..ROUNDS {
