@@ -354,29 +354,49 @@ struct Redundant<'a> {
     checkpoint_note: Option<&'a str>,
 }
 
+/// Each byte's value as a hex digit (upper- or lower-case, as `hex::decode` reads them), or
+/// `0xff` for a byte that is not one.
+static NIBBLE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
 /// Whether `hex` (upper- or lower-case, as `hex::decode` reads it) spells exactly `bytes`.
 ///
 /// # Errors
 /// [`ExportError::BadHex`] when `hex` is not hex, wherever the first difference is.
 fn hex_matches(hex: &str, bytes: &[u8]) -> Result<bool, ExportError> {
-    fn nibble(c: u8) -> Result<u8, ExportError> {
-        match c {
-            b'0'..=b'9' => Ok(c - b'0'),
-            b'a'..=b'f' => Ok(c - b'a' + 10),
-            b'A'..=b'F' => Ok(c - b'A' + 10),
-            _ => Err(ExportError::BadHex),
-        }
-    }
     let hex = hex.as_bytes();
     if hex.len() % 2 != 0 {
         return Err(ExportError::BadHex);
     }
-    let mut same = hex.len() / 2 == bytes.len();
+    // Every digit is read before answering, so that not-hex wins over a difference as it did
+    // when the field was decoded first; `invalid` collects the digits' values, `differ` the
+    // differences.
+    let mut invalid = 0u8;
+    let mut differ = u8::from(hex.len() / 2 != bytes.len());
     for (i, pair) in hex.chunks_exact(2).enumerate() {
-        let b = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-        same &= bytes.get(i) == Some(&b);
+        let (high, low) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+        invalid |= high | low;
+        if let Some(b) = bytes.get(i) {
+            differ |= ((high << 4) | low) ^ b;
+        }
     }
-    Ok(same)
+    if invalid > 0x0f {
+        return Err(ExportError::BadHex);
+    }
+    Ok(differ == 0)
 }
 
 /// [`StatementExport`] as its JSON holds it, for [`FieldCheck::parse`]: the same field names,
@@ -544,5 +564,31 @@ mod tests {
             parse_statements(&format!("[{text},{text}]")).unwrap().len(),
             2
         );
+    }
+
+    #[test]
+    fn hex_is_compared_as_hex_decode_reads_it() {
+        let bytes = [0x00, 0x9f, 0xab, 0xff];
+        for (text, expected) in [
+            ("009fabff", Some(true)),
+            ("009FABFF", Some(true)),
+            ("009fAbfF", Some(true)),
+            ("009fabfe", Some(false)),
+            ("009fab", Some(false)),
+            ("009fabff00", Some(false)),
+            ("", Some(false)),
+            ("009fabf", None),
+            ("009fabfg", None),
+            ("109fabfg", None),
+            (" 009fabff", None),
+            ("009fabff ", None),
+            ("0x9fabff", None),
+            ("009fab\u{e9}", None),
+        ] {
+            let decoded = hex::decode(text).ok().map(|d| d == bytes);
+            assert_eq!(decoded, expected, "{text:?}: the hex crate");
+            assert_eq!(hex_matches(text, &bytes).ok(), expected, "{text:?}");
+        }
+        assert!(hex_matches("", &[]).unwrap());
     }
 }

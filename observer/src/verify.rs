@@ -174,7 +174,9 @@ pub fn statement_files(dir: &Path) -> Result<Vec<PathBuf>, FileError> {
             return Err(err(format!("more than {MAX_FILES} statement files")));
         }
     }
-    files.sort();
+    // Every path is `dir` joined with a name, so comparing whole paths as bytes orders them as
+    // `Path`'s component-wise order would, by name, without parsing components per comparison.
+    files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     Ok(files)
 }
 
