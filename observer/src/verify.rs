@@ -2,9 +2,10 @@
 //! benchmark.
 //!
 //! Everything read here is hostile: files are read with a size cap, JSON errors are reported per
-//! file, and nothing panics. Statements are checked in parallel chunks (one per core); inside a
-//! chunk the group signatures go through one Ed25519 batch verification, and statements of one
-//! period batch share their checkpoint signature (verified once per chunk).
+//! file, and nothing panics. Files are read and parsed in parallel chunks (one per core), then
+//! their statements are verified in parallel chunks; inside a chunk the group signatures go
+//! through one Ed25519 batch verification, and statements of one period batch share their
+//! checkpoint signature (verified once per chunk).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -349,7 +350,10 @@ pub struct Outcome {
     pub result: Result<Verified, Failure>,
 }
 
-/// Reads, parses and verifies `files` in parallel (one chunk per core).
+/// Reads, parses and verifies `files` on every core: first the files are split between the cores
+/// to be read, parsed and field-checked; then all their statements are split between the cores
+/// again, each part going through one batch verification (so one large array file uses every core
+/// too).
 ///
 /// Returns the outcomes in file order and the files that could not be read or parsed.
 pub fn verify_files(
@@ -357,50 +361,98 @@ pub fn verify_files(
     bundle: &TrustBundle,
     evidence: Option<&EvidenceCheck>,
 ) -> (Vec<Outcome>, Vec<FileError>) {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(files.len().max(1));
-    let chunk = files.len().div_ceil(threads).max(1);
-    let parts: Vec<(Vec<Outcome>, Vec<FileError>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || verify_chunk(part, bundle, evidence)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    (
-                        Vec::new(),
-                        vec![FileError {
-                            path: String::new(),
-                            message: "a verification thread panicked (a bug)".into(),
-                        }],
-                    )
-                })
-            })
-            .collect()
-    });
-    let mut outcomes = Vec::new();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let panicked = || FileError {
+        path: String::new(),
+        message: "a verification thread panicked (a bug)".into(),
+    };
     let mut errors = Vec::new();
-    for (o, e) in parts {
-        outcomes.extend(o);
-        errors.extend(e);
+    let mut checked = Vec::with_capacity(files.len());
+    // Which file each statement came from, as an index into `files`.
+    let mut origin = Vec::with_capacity(files.len());
+    let chunk = files.len().div_ceil(cores).max(1);
+    let parts: Vec<(usize, &[PathBuf])> = files
+        .chunks(chunk)
+        .enumerate()
+        .map(|(i, part)| (i * chunk, part))
+        .collect();
+    let read = on_threads(parts, |(first, part)| read_chunk(first, part, bundle));
+    for r in read {
+        match r {
+            Some((statements, file_errors)) => {
+                for (file, c) in statements {
+                    origin.push(file);
+                    checked.push(c);
+                }
+                errors.extend(file_errors);
+            }
+            None => errors.push(panicked()),
+        }
+    }
+    let mut outcomes = Vec::with_capacity(checked.len());
+    let mut origin = origin.into_iter();
+    let parts = split_owned(checked, cores);
+    let lengths: Vec<usize> = parts.iter().map(Vec::len).collect();
+    let verified = on_threads(parts, |part| verify_checked(part, bundle, evidence));
+    for (v, length) in verified.into_iter().zip(lengths) {
+        let Some(results) = v else {
+            errors.push(panicked());
+            origin.by_ref().take(length).for_each(drop);
+            continue;
+        };
+        for ((s, result), file) in results.into_iter().zip(origin.by_ref()) {
+            outcomes.push(Outcome {
+                file: files[file].clone(),
+                period: s.statement.slot.period.0,
+                lab: s.statement.slot.lab,
+                result,
+            });
+        }
     }
     (outcomes, errors)
 }
 
-fn verify_chunk(
+/// Runs `work` on each part, each on a thread of its own; the result of a part whose thread
+/// panicked is `None`.
+fn on_threads<P: Send, R: Send>(parts: Vec<P>, work: impl Fn(P) -> R + Sync) -> Vec<Option<R>> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || work(part)))
+            .collect();
+        handles.into_iter().map(|h| h.join().ok()).collect()
+    })
+}
+
+/// `items` in at most `parts` consecutive parts of nearly equal length (none when it is empty).
+fn split_owned<T>(mut items: Vec<T>, parts: usize) -> Vec<Vec<T>> {
+    if items.is_empty() {
+        return Vec::new();
+    }
+    let size = items.len().div_ceil(parts.max(1));
+    let mut out = Vec::with_capacity(parts);
+    while items.len() > size {
+        let rest = items.split_off(size);
+        out.push(items);
+        items = rest;
+    }
+    out.push(items);
+    out
+}
+
+/// Reads, parses and field-checks `files`, the first of which is `files[first]` of the whole
+/// list; each statement comes with the index of its file.
+fn read_chunk(
+    first: usize,
     files: &[PathBuf],
     bundle: &TrustBundle,
-    evidence: Option<&EvidenceCheck>,
-) -> (Vec<Outcome>, Vec<FileError>) {
+) -> (Vec<(usize, Checked)>, Vec<FileError>) {
     let mut checked = Vec::with_capacity(files.len());
-    let mut origin = Vec::with_capacity(files.len());
     let mut errors = Vec::new();
     let mut fields = FieldCheck::new(bundle);
     let mut buf = Vec::new();
-    for f in files {
+    for (i, f) in files.iter().enumerate() {
         let parsed = read_capped_into(f, MAX_FILE_BYTES, &mut buf).and_then(|text| {
             fields.parse(text).map_err(|e| FileError {
                 path: f.display().to_string(),
@@ -408,24 +460,11 @@ fn verify_chunk(
             })
         });
         match parsed {
-            Ok(list) => {
-                origin.extend(std::iter::repeat_n(f, list.len()));
-                checked.extend(list);
-            }
+            Ok(list) => checked.extend(list.into_iter().map(|c| (first + i, c))),
             Err(e) => errors.push(e),
         }
     }
-    let outcomes = verify_checked(checked, bundle, evidence)
-        .into_iter()
-        .zip(origin)
-        .map(|((s, result), f)| Outcome {
-            file: f.clone(),
-            period: s.statement.slot.period.0,
-            lab: s.statement.slot.lab,
-            result,
-        })
-        .collect();
-    (outcomes, errors)
+    (checked, errors)
 }
 
 #[cfg(test)]
@@ -807,5 +846,17 @@ mod tests {
             // The edits do reach the checks: most fail, the harmless ones pass.
             assert!(failures > files.len() / 2, "{failures} of {}", files.len());
         }
+    }
+
+    #[test]
+    fn split_owned_keeps_the_order_in_nearly_equal_parts() {
+        assert!(split_owned(Vec::<u8>::new(), 2).is_empty());
+        assert_eq!(split_owned(vec![1], 2), [vec![1]]);
+        assert_eq!(split_owned(vec![1, 2, 3], 2), [vec![1, 2], vec![3]]);
+        assert_eq!(
+            split_owned((0..10).collect(), 3),
+            [vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]
+        );
+        assert_eq!(split_owned(vec![1, 2], 0), [vec![1, 2]]);
     }
 }
