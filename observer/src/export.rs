@@ -378,7 +378,7 @@ static NIBBLE: [u8; 256] = {
 /// [`ExportError::BadHex`] when `hex` is not hex, wherever the first difference is.
 fn hex_matches(hex: &str, bytes: &[u8]) -> Result<bool, ExportError> {
     let hex = hex.as_bytes();
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(ExportError::BadHex);
     }
     // Every digit is read before answering, so that not-hex wins over a difference as it did
