@@ -2,10 +2,9 @@
 //! benchmark.
 //!
 //! Everything read here is hostile: files are read with a size cap, JSON errors are reported per
-//! file, and nothing panics. Files are read and parsed in parallel chunks (one per core), then
-//! their statements are verified in parallel chunks; inside a chunk the group signatures go
-//! through one Ed25519 batch verification, and statements of one period batch share their
-//! checkpoint signature (verified once per chunk).
+//! file, and nothing panics. Statements are checked in parallel chunks (one per core); inside a
+//! chunk the group signatures go through one Ed25519 batch verification, and statements of one
+//! period batch share their checkpoint signature (verified once per chunk).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -350,10 +349,13 @@ pub struct Outcome {
     pub result: Result<Verified, Failure>,
 }
 
-/// Reads, parses and verifies `files` on every core: first the files are split between the cores
-/// to be read, parsed and field-checked; then all their statements are split between the cores
-/// again, each part going through one batch verification (so one large array file uses every core
-/// too).
+/// Reads, parses and verifies `files` on every core, each part of the statements going through
+/// one batch verification.
+///
+/// With at least as many files as cores (`--all`: a file per statement) the files are split
+/// between the cores, and each core verifies the statements it read while they are in its cache.
+/// With fewer (one large array file, as `accord statements` prints) the files are read and parsed
+/// first, then all their statements are split between the cores for verification.
 ///
 /// Returns the outcomes in file order and the files that could not be read or parsed.
 pub fn verify_files(
@@ -366,47 +368,71 @@ pub fn verify_files(
         path: String::new(),
         message: "a verification thread panicked (a bug)".into(),
     };
-    let mut errors = Vec::new();
-    let mut checked = Vec::with_capacity(files.len());
-    // Which file each statement came from, as an index into `files`.
-    let mut origin = Vec::with_capacity(files.len());
     let chunk = files.len().div_ceil(cores).max(1);
     let parts: Vec<(usize, &[PathBuf])> = files
         .chunks(chunk)
         .enumerate()
         .map(|(i, part)| (i * chunk, part))
         .collect();
-    let read = on_threads(parts, |(first, part)| read_chunk(first, part, bundle));
-    for r in read {
-        match r {
-            Some((statements, file_errors)) => {
-                for (file, c) in statements {
-                    origin.push(file);
-                    checked.push(c);
-                }
-                errors.extend(file_errors);
+    let mut outcomes = Vec::with_capacity(files.len());
+    let mut errors = Vec::new();
+    // `origin[i]` is the index in `files` of the file that statement `i` of `results` came from.
+    let mut record =
+        |origin: Vec<usize>, results: Vec<(SignedStatement, Result<Verified, Failure>)>| {
+            for (file, (s, result)) in origin.into_iter().zip(results) {
+                outcomes.push(Outcome {
+                    file: files[file].clone(),
+                    period: s.statement.slot.period.0,
+                    lab: s.statement.slot.lab,
+                    result,
+                });
             }
-            None => errors.push(panicked()),
-        }
-    }
-    let mut outcomes = Vec::with_capacity(checked.len());
-    let mut origin = origin.into_iter();
-    let parts = split_owned(checked, cores);
-    let lengths: Vec<usize> = parts.iter().map(Vec::len).collect();
-    let verified = on_threads(parts, |part| verify_checked(part, bundle, evidence));
-    for (v, length) in verified.into_iter().zip(lengths) {
-        let Some(results) = v else {
-            errors.push(panicked());
-            origin.by_ref().take(length).for_each(drop);
-            continue;
         };
-        for ((s, result), file) in results.into_iter().zip(origin.by_ref()) {
-            outcomes.push(Outcome {
-                file: files[file].clone(),
-                period: s.statement.slot.period.0,
-                lab: s.statement.slot.lab,
-                result,
-            });
+    if files.len() >= cores {
+        let done = on_threads(parts, |(first, part)| {
+            let (read, file_errors) = read_chunk(first, part, bundle);
+            let (origin, checked): (Vec<usize>, Vec<Checked>) = read.into_iter().unzip();
+            (
+                origin,
+                verify_checked(checked, bundle, evidence),
+                file_errors,
+            )
+        });
+        for d in done {
+            let Some((origin, results, file_errors)) = d else {
+                errors.push(panicked());
+                continue;
+            };
+            errors.extend(file_errors);
+            record(origin, results);
+        }
+    } else {
+        let mut checked = Vec::new();
+        let mut origin = Vec::new();
+        for r in on_threads(parts, |(first, part)| read_chunk(first, part, bundle)) {
+            let Some((read, file_errors)) = r else {
+                errors.push(panicked());
+                continue;
+            };
+            errors.extend(file_errors);
+            for (file, c) in read {
+                origin.push(file);
+                checked.push(c);
+            }
+        }
+        let parts: Vec<(Vec<usize>, Vec<Checked>)> = split_owned(origin, cores)
+            .into_iter()
+            .zip(split_owned(checked, cores))
+            .collect();
+        let done = on_threads(parts, |(origin, part)| {
+            (origin, verify_checked(part, bundle, evidence))
+        });
+        for d in done {
+            let Some((origin, results)) = d else {
+                errors.push(panicked());
+                continue;
+            };
+            record(origin, results);
         }
     }
     (outcomes, errors)
@@ -845,6 +871,26 @@ mod tests {
             }
             // The edits do reach the checks: most fail, the harmless ones pass.
             assert!(failures > files.len() / 2, "{failures} of {}", files.len());
+            // One array file, fewer files than cores: its statements are split between the
+            // cores for verification, and come back in order with the same results.
+            let mut statements: Vec<String> = texts.clone();
+            statements.insert(2, edit(&texts[2], "signature", flip_last));
+            statements.insert(4, edit(&texts[3], "message", flip_last));
+            let array = format!("[{}]", statements.join(","));
+            let path = dir.path().join("array.json");
+            std::fs::write(&path, &array).unwrap();
+            let expected = before(&array, &bundle);
+            assert_eq!(expected.iter().filter(|r| !r.contains(" ok ")).count(), 2);
+            assert_eq!(
+                now(std::slice::from_ref(&path), &bundle),
+                std::slice::from_ref(&expected)
+            );
+            // And with the array among per-statement files.
+            let mut mixed = files[..3].to_vec();
+            mixed.push(path);
+            let got = now(&mixed, &bundle);
+            assert_eq!(got[3], expected);
+            assert_eq!(got[..3], now(&files[..3], &bundle)[..]);
         }
     }
 
