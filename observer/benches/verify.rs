@@ -3,21 +3,26 @@
 //! ed25519-dalek batch verification of the same signatures, in the same run.
 //!
 //! `cargo bench -p accord-observer --bench verify`; the result and the ratio are in
-//! `docs/performance.md`, "Observer verification".
+//! `docs/performance.md`, "Observer verification". After criterion's report the bench prints
+//! the ratios against the raw baseline from interleaved rounds (each round times the baseline and
+//! every case back to back, so a busy second core slows them alike), the number the target is
+//! stated in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use accord_observer::export::StatementExport;
-use accord_observer::verify::{statement_files, verify_files};
+use accord_observer::verify::{MAX_FILE_BYTES, read_capped_into, statement_files, verify_files};
 use accord_protocol::crypto::{Digest, SecretKey};
 use accord_protocol::fixtures::{Testnet, TestnetSpec};
 use accord_protocol::policy::Verdict;
 use accord_protocol::roster::{Network, Period, SigningMode};
 use accord_protocol::statement::{CoSigned, SignedStatement, Slot, Statement, Unit};
-use accord_protocol::verify::TrustBundle;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use accord_protocol::verify::{TrustBundle, verify_statements};
+use criterion::{Criterion, Throughput, criterion_group};
 use rand::SeedableRng as _;
 
 /// Statements per run.
@@ -32,6 +37,7 @@ struct Fixture {
     bundle: TrustBundle,
     raw: Vec<(Vec<u8>, ed25519_dalek::Signature)>,
     key: ed25519_dalek::VerifyingKey,
+    signed: Vec<SignedStatement>,
 }
 
 fn statement(net: &Network, lab: usize, period: u64, rng: &mut impl rand::RngCore) -> Statement {
@@ -94,7 +100,7 @@ fn fixture(mode: SigningMode) -> Fixture {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let raw = signed
+    let raw: Vec<(Vec<u8>, ed25519_dalek::Signature)> = signed
         .iter()
         .map(|s| {
             (
@@ -125,6 +131,7 @@ fn fixture(mode: SigningMode) -> Fixture {
         key: bundle.group_key.verifying_key().unwrap(),
         bundle,
         raw,
+        signed,
     }
 }
 
@@ -150,10 +157,54 @@ fn raw_batch(items: &[(Vec<u8>, ed25519_dalek::Signature)], key: ed25519_dalek::
     ed25519_dalek::verify_batch(&messages, &signatures, &keys).unwrap();
 }
 
+static SLOT: LazyLock<Fixture> = LazyLock::new(|| fixture(SigningMode::PerSlot));
+static PERIOD: LazyLock<Fixture> = LazyLock::new(|| fixture(SigningMode::PerPeriod));
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Raw batch verification split over every core, as `verify_files` splits the files.
+fn raw_batch_all_cores(f: &Fixture) {
+    let cores = cores();
+    std::thread::scope(|s| {
+        for part in f.raw.chunks(N.div_ceil(cores)) {
+            s.spawn(move || raw_batch(part, f.key));
+        }
+    });
+}
+
+/// What `--all` costs besides parsing and checking: listing the directory and reading every file
+/// (into one buffer per core, as `verify_files` reads), split over every core.
+fn read_only(f: &Fixture) {
+    let files = statement_files(&f.dir).unwrap();
+    std::thread::scope(|s| {
+        for part in files.chunks(files.len().div_ceil(cores())) {
+            s.spawn(move || {
+                let mut buf = Vec::new();
+                for file in part {
+                    read_capped_into(file, MAX_FILE_BYTES, &mut buf).unwrap();
+                }
+            });
+        }
+    });
+}
+
+/// The protocol's checks and batch verification of the decoded statements, without files or
+/// JSON, split over every core.
+fn protocol_only(f: &Fixture) {
+    std::thread::scope(|s| {
+        for part in f.signed.chunks(N.div_ceil(cores())) {
+            s.spawn(move || {
+                assert!(verify_statements(part, &f.bundle).iter().all(Result::is_ok));
+            });
+        }
+    });
+}
+
 fn bench(c: &mut Criterion) {
-    let slot = fixture(SigningMode::PerSlot);
-    let period = fixture(SigningMode::PerPeriod);
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let slot = &*SLOT;
+    let period = &*PERIOD;
     let mut g = c.benchmark_group("observer-verification");
     g.throughput(Throughput::Elements(N as u64));
     g.sample_size(20);
@@ -161,31 +212,118 @@ fn bench(c: &mut Criterion) {
         b.iter(|| raw_batch(&slot.raw, slot.key));
     });
     g.bench_function("raw ed25519-dalek verify_batch, all cores", |b| {
-        b.iter(|| {
-            std::thread::scope(|s| {
-                for part in slot.raw.chunks(N.div_ceil(cores)) {
-                    s.spawn(move || raw_batch(part, slot.key));
-                }
-            });
-        });
+        b.iter(|| raw_batch_all_cores(slot));
     });
     g.bench_function("accord verify --all, per-slot signatures", |b| {
-        b.iter(|| accord_verify_all(&slot));
+        b.iter(|| accord_verify_all(slot));
     });
     g.bench_function("accord verify --all, per-period batches of 64", |b| {
-        b.iter(|| accord_verify_all(&period));
+        b.iter(|| accord_verify_all(period));
     });
     g.bench_function("accord verify, one array file, per-slot signatures", |b| {
-        b.iter(|| accord_verify_array(&slot));
+        b.iter(|| accord_verify_array(slot));
     });
     g.bench_function(
         "accord verify, one array file, per-period batches of 64",
         |b| {
-            b.iter(|| accord_verify_array(&period));
+            b.iter(|| accord_verify_array(period));
         },
     );
     g.finish();
 }
 
+/// Rounds of the same-run ratio summary.
+const ROUNDS: usize = 60;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The ratios the target is stated in: each round times the raw baselines and every case back to
+/// back; the medians over the rounds are compared.
+fn ratio_summary() {
+    let (slot, period) = (&*SLOT, &*PERIOD);
+    let cases: [(&str, &dyn Fn()); 8] = [
+        ("raw verify_batch, one core", &|| {
+            raw_batch(&slot.raw, slot.key)
+        }),
+        ("raw verify_batch, all cores", &|| raw_batch_all_cores(slot)),
+        ("accord verify --all, per-slot (2 048 files)", &|| {
+            accord_verify_all(slot)
+        }),
+        (
+            "accord verify --all, period batches of 64 (2 048 files)",
+            &|| {
+                accord_verify_all(period);
+            },
+        ),
+        ("accord verify, one array file, per-slot", &|| {
+            accord_verify_array(slot)
+        }),
+        ("accord verify, one array file, period batches", &|| {
+            accord_verify_array(period);
+        }),
+        (
+            "(part) list and read the 2 048 per-slot files, all cores",
+            &|| read_only(slot),
+        ),
+        (
+            "(part) verify_statements in memory, per-slot, all cores",
+            &|| {
+                protocol_only(slot);
+            },
+        ),
+    ];
+    let mut times: Vec<Vec<Duration>> = cases.iter().map(|_| Vec::new()).collect();
+    for _ in 0..ROUNDS {
+        for ((_, case), t) in cases.iter().zip(&mut times) {
+            let start = Instant::now();
+            case();
+            t.push(start.elapsed());
+        }
+    }
+    // Medians, and the best round of each case: another build on the machine slows some rounds
+    // of every case, and the best round is the least disturbed.
+    for (label, pick) in [
+        ("medians", median as fn(Vec<Duration>) -> Duration),
+        ("best round", |v: Vec<Duration>| {
+            v.into_iter().min().expect("ROUNDS > 0")
+        }),
+    ] {
+        let picked: Vec<Duration> = times.iter().cloned().map(pick).collect();
+        let (one, all) = (picked[0], picked[1]);
+        println!(
+            "\nSame-run ratios ({ROUNDS} interleaved rounds, {label}, {N} statements, {} cores; throughput as % of raw):",
+            cores()
+        );
+        println!(
+            "{:<58} {:>9} {:>10} {:>10}",
+            "case", "time", "vs 1 core", "vs all"
+        );
+        for ((name, _), t) in cases.iter().zip(&picked) {
+            println!(
+                "{:<58} {:>7.2}ms {:>9.0}% {:>9.0}%",
+                name,
+                t.as_secs_f64() * 1e3,
+                100.0 * one.as_secs_f64() / t.as_secs_f64(),
+                100.0 * all.as_secs_f64() / t.as_secs_f64()
+            );
+        }
+    }
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // Not when criterion only lists, tests or profiles the cases.
+    let args: Vec<String> = std::env::args().collect();
+    if !args
+        .iter()
+        .any(|a| a == "--list" || a == "--test" || a == "--profile-time")
+    {
+        ratio_summary();
+    }
+}
