@@ -361,7 +361,8 @@ pub enum SuccessionMessage {
         /// The package (the succession's signing bytes and the session's commitments).
         package: Frost<frost_ed25519::SigningPackage>,
     },
-    /// A signer's share, to the coordinator.
+    /// A signer's share, to the coordinator, with a fresh commitment for a later session
+    /// (ROAST: only a signer that answered is ready again).
     Share {
         /// The succession's digest.
         succession: Digest,
@@ -369,6 +370,8 @@ pub enum SuccessionMessage {
         package: Digest,
         /// The share.
         share: Frost<frost_ed25519::round2::SignatureShare>,
+        /// The signer's next commitment.
+        next: Frost<frost_ed25519::round1::SigningCommitments>,
     },
     /// The co-signed succession.
     Done(Arc<SignedSuccession>),

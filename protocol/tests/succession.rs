@@ -213,6 +213,27 @@ fn a_garbage_share_is_named_and_the_succession_still_completes() {
 }
 
 #[test]
+fn a_signer_that_answers_only_with_fresh_commitments_cannot_stall_the_succession() {
+    // Member 1 approves, is put in member 0's sessions, and answers each with a new commitment
+    // but never a share: it must not be ready again until it answers.
+    let mut old = old_epoch(4, vec![Behaviour::Honest, Behaviour::AcceptThenSilent]);
+    decide(&mut old, 0..1);
+    let new = new_epoch(4, 28);
+    let first = old.engine(MemberIndex(1)).status().next_close.0 + 3;
+    let p = proposal(&old, &new, first);
+    for m in 0..4 {
+        old.approve_succession(MemberIndex(m), p.clone()).unwrap();
+    }
+    let ok = old.run_until_condition(old.now.saturating_add(Duration::from_secs(20)), |c| {
+        [0, 2, 3]
+            .iter()
+            .all(|m| c.engine(MemberIndex(*m)).succession().is_some())
+    });
+    assert!(ok, "three honest signers co-sign without the silent one");
+    assert!(old.engine(MemberIndex(0)).succession().is_some());
+}
+
+#[test]
 fn a_silent_coordinator_is_replaced() {
     // Member 0 approves first (it coordinates), then goes silent: the others take over.
     let mut old = old_epoch(4, vec![]);

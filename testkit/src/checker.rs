@@ -262,6 +262,10 @@ impl NonceChecks {
                 commitments,
                 ..
             }) => fresh(commitments),
+            Message::Succession(accord_protocol::message::SuccessionMessage::Share {
+                next,
+                ..
+            }) => fresh(next),
             _ => return Ok(()),
         };
         // A member may repeat its current commitment when it answers a repeated request

@@ -37,11 +37,12 @@ fn epoch(
     let g = genesis_ms.to_string();
     let mut c = Cluster::with_args(members, 2, PERIOD_SECS, false, &["--genesis-ms", &g]);
     if let Some(from) = labs_from {
-        let read = |p: &Path| -> serde_json::Value {
+        // Typed, not `serde_json::Value`: the policy's FLOP limits are 128-bit.
+        let read = |p: &Path| -> accord_protocol::Roster {
             serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
         };
         let mut roster = read(&c.layout.roster);
-        roster["labs"] = read(&from.layout.roster)["labs"].clone();
+        roster.labs = read(&from.layout.roster).labs;
         std::fs::write(
             &c.layout.roster,
             serde_json::to_string_pretty(&roster).unwrap(),

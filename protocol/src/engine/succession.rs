@@ -146,6 +146,10 @@ impl Approval {
 #[derive(Default)]
 struct Coordinating {
     ready: BTreeMap<MemberIndex, frost::round1::SigningCommitments>,
+    /// Signers put in a session that have not answered it: not ready again until they do
+    /// (ROAST), so a signer that answers with fresh commitments only cannot sit in every
+    /// session.
+    busy: BTreeSet<MemberIndex>,
     excluded: BTreeSet<MemberIndex>,
     /// Open sessions by package digest, oldest first by insertion number.
     sessions: BTreeMap<Digest, Session>,
@@ -535,7 +539,14 @@ impl Engine {
                 succession,
                 package,
                 share,
-            } => self.on_succession_share(from, succession, package, share.into_inner()),
+                next,
+            } => self.on_succession_share(
+                from,
+                succession,
+                package,
+                share.into_inner(),
+                next.into_inner(),
+            ),
             SuccessionMessage::Done(signed) => self.on_succession_done(&signed),
         }
     }
@@ -597,7 +608,8 @@ impl Engine {
         let Some(c) = a.coordinator.as_mut().filter(|_| a.digest == succession) else {
             return Delivery::Ignored;
         };
-        if c.excluded.contains(&from) {
+        // A signer in a session it has not answered is ready again only through its answer.
+        if c.excluded.contains(&from) || c.busy.contains(&from) {
             return Delivery::Ignored;
         }
         c.ready.insert(from, commitments);
@@ -624,6 +636,7 @@ impl Engine {
                     .iter()
                     .map(|s| (s.identifier(), c.ready.remove(s).expect("taken from ready")))
                     .collect();
+                c.busy.extend(signers.iter().copied());
                 let package = Frost::new(frost::SigningPackage::new(commitments, &a.message));
                 let digest = package.digest("accord/signing-package/v1");
                 c.started += 1;
@@ -643,7 +656,12 @@ impl Engine {
                         .min_by_key(|(_, s)| s.number)
                         .map(|(d, _)| *d)
                         .expect("non-empty");
-                    c.sessions.remove(&oldest);
+                    // Its signers that never answered may offer again.
+                    if let Some(gone) = c.sessions.remove(&oldest) {
+                        for s in &gone.signers {
+                            c.busy.remove(s);
+                        }
+                    }
                 }
                 for s in signers {
                     requests.push((s, package.clone()));
@@ -706,6 +724,9 @@ impl Engine {
         let Ok(share) = nonces.sign(package, &keys.key_package) else {
             return Delivery::Ignored;
         };
+        // ROAST: the answer carries this member's next commitment for `from`.
+        let (next_nonces, next) = frost::round1::commit(keys.key_package.signing_share(), rng);
+        a.nonces.insert(from, (next, SingleUseNonces(next_nonces)));
         if !a.released {
             a.released = true;
             // Bound from here on: durable before the share leaves.
@@ -718,10 +739,9 @@ impl Engine {
                 succession,
                 package: package.digest("accord/signing-package/v1"),
                 share: Frost::new(share),
+                next: Frost::new(next),
             }),
         );
-        // ROAST: ready again for the next session.
-        self.send_ready(from, rng);
         Delivery::Accepted
     }
 
@@ -731,6 +751,7 @@ impl Engine {
         succession: Digest,
         package: Digest,
         share: frost::round2::SignatureShare,
+        next: frost::round1::SigningCommitments,
     ) -> Delivery {
         let Some(keys) = self.keygen.keys.clone() else {
             return Delivery::Ignored;
@@ -755,7 +776,14 @@ impl Engine {
             return Delivery::Ignored;
         }
         session.shares.insert(from.identifier(), share);
+        c.busy.remove(&from);
+        if !c.excluded.contains(&from) {
+            c.ready.insert(from, next);
+        }
         if session.shares.len() < session.signers.len() {
+            if c.ready.len() >= self.net.t() {
+                self.start_succession_sessions();
+            }
             return Delivery::Accepted;
         }
         let session = c.sessions.remove(&package).expect("present");

@@ -382,6 +382,7 @@ fn mutate_succession(
             succession,
             package,
             share,
+            next,
         } => {
             let scalar = frost::SigningKey::new(&mut *rng).serialize();
             SuccessionMessage::Share {
@@ -390,6 +391,7 @@ fn mutate_succession(
                 share: frost::round2::SignatureShare::deserialize(&scalar)
                     .map(Frost::new)
                     .unwrap_or(share),
+                next,
             }
         }
         SuccessionMessage::Done(d) => {

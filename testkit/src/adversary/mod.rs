@@ -45,7 +45,8 @@ pub enum Behaviour {
     LateInjector,
     /// As coordinator, proposes but never starts a signing session (withholding).
     Withholding,
-    /// Accepts proposals, then never sends its share (stalls the sessions it is put in).
+    /// Accepts proposals, then never sends its share (stalls the sessions it is put in); in a
+    /// succession's co-signing it keeps sending fresh commitments instead.
     AcceptThenSilent,
     /// Rewrites what it sends at random: drops, duplicates, reorders, replays, mutates and
     /// re-signs, oversizes, splits views ([`generative::Mutator`]).
@@ -102,7 +103,12 @@ impl Adversary<'_> {
             Behaviour::Silent => Vec::new(),
             Behaviour::AcceptThenSilent => out
                 .into_iter()
-                .filter(|(_, msg)| !matches!(msg, Message::Share(_)))
+                .filter(|(_, msg)| {
+                    !matches!(
+                        msg,
+                        Message::Share(_) | Message::Succession(SuccessionMessage::Share { .. })
+                    )
+                })
                 .collect(),
             Behaviour::Withholding => out
                 .into_iter()
@@ -118,6 +124,7 @@ impl Adversary<'_> {
                     Message::Succession(SuccessionMessage::Share {
                         succession,
                         package,
+                        next,
                         ..
                     }) => (
                         to,
@@ -125,6 +132,7 @@ impl Adversary<'_> {
                             succession,
                             package,
                             share: garbage_share(rng),
+                            next,
                         }),
                     ),
                     other => (to, other),
