@@ -169,6 +169,23 @@ pub enum Finding {
         /// The other.
         b: String,
     },
+    /// A node's succession chain does not verify from the pinned trust bundle.
+    BadChain {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two validly co-signed successions of one epoch, as served by the nodes (more than f
+    /// members of that epoch are faulty; `docs/protocol.md` §22.7).
+    ForkedChain {
+        /// The epoch (0 is the genesis).
+        epoch: usize,
+        /// One succession's digest.
+        first: accord_protocol::crypto::Digest,
+        /// The other's.
+        second: accord_protocol::crypto::Digest,
+    },
 }
 
 impl std::fmt::Display for Finding {
@@ -218,6 +235,15 @@ impl std::fmt::Display for Finding {
                 f,
                 "CONFLICTING VERDICTS {}: {a} and {b} hold co-signed statements not ordered by evidence inclusion",
                 slot(s)
+            ),
+            Finding::BadChain { node, reason } => write!(f, "BAD CHAIN {node}: {reason}"),
+            Finding::ForkedChain {
+                epoch,
+                first,
+                second,
+            } => write!(
+                f,
+                "FORKED CHAIN: epoch {epoch} has two co-signed successors, {first} and {second}"
             ),
         }
     }
@@ -453,6 +479,48 @@ async fn extends(
     })
 }
 
+/// The succession chains the nodes serve: each must verify from the pinned `bundle`, and
+/// together they must not fork (two co-signed successors of one epoch, whichever nodes show
+/// them).
+pub fn chain_findings(
+    bundle: &TrustBundle,
+    chains: &[(String, crate::chain::ChainExport)],
+) -> Vec<Finding> {
+    use accord_protocol::succession::{Chain, ChainError};
+    let mut findings = Vec::new();
+    let mut pooled = Vec::new();
+    for (node, chain) in chains {
+        if chain.genesis != *bundle {
+            findings.push(Finding::BadChain {
+                node: node.clone(),
+                reason: "its genesis is not the pinned trust bundle".into(),
+            });
+            continue;
+        }
+        match chain.follow() {
+            // A fork within one node's chain is reported below with the others.
+            Ok(_) | Err(ChainError::Fork { .. }) => {
+                pooled.extend(chain.links.iter().filter_map(|l| l.signed().ok()));
+            }
+            Err(e) => findings.push(Finding::BadChain {
+                node: node.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    if let Err(ChainError::Fork {
+        epoch, successors, ..
+    }) = Chain::follow(bundle.clone(), &pooled)
+    {
+        findings.push(Finding::ForkedChain {
+            epoch,
+            first: successors[0].succession.digest(),
+            second: successors[1].succession.digest(),
+        });
+    }
+    findings
+}
+
 /// Runs the observer over `urls`; updates `state` for the logs found sound.
 pub async fn observe(
     urls: &[String],
@@ -474,6 +542,14 @@ pub async fn observe(
             Err(f) => report.findings.push(f),
         }
     }
+    let mut chains = Vec::new();
+    for c in &clients {
+        // A node that predates membership change has no chain to show.
+        if let Ok(chain) = c.chain().await {
+            chains.push((c.base().to_string(), chain));
+        }
+    }
+    report.findings.extend(chain_findings(bundle, &chains));
     // Over time: each log must extend the checkpoint this observer accepted before.
     let mut sound: Vec<bool> = vec![true; report.logs.len()];
     for (i, log) in report.logs.iter().enumerate() {
@@ -745,6 +821,82 @@ mod tests {
                 }]
             ),
             "{findings:?}"
+        );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod chain_tests {
+    use accord_protocol::crypto::SecretKey;
+    use accord_protocol::fixtures::{Testnet, TestnetSpec};
+    use accord_protocol::roster::{Network, Period};
+    use accord_protocol::succession::{SignedSuccession, Succession};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::chain::ChainExport;
+
+    fn epoch(seed: u64) -> (std::sync::Arc<Network>, SecretKey) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut spec = TestnetSpec::new(4, 1, 1_000_000);
+        spec.name = format!("epoch-{seed}");
+        let tn = Testnet::generate(&spec, &mut rng, |k| k.to_hex());
+        (
+            Network::new(tn.roster).unwrap(),
+            SecretKey::generate(&mut rng),
+        )
+    }
+
+    #[test]
+    fn two_nodes_showing_different_successors_of_one_epoch_are_a_fork() {
+        let (n0, k0) = epoch(1);
+        let genesis = TrustBundle::new(&n0, k0.public());
+        let link = |seed: u64| {
+            let (n, k) = epoch(seed);
+            let succession = Succession::new(n0.id(), Period(9), &n, k.public());
+            let signature = k0.sign(&succession.signing_bytes());
+            SignedSuccession {
+                succession,
+                signature,
+            }
+        };
+        let (a, b) = (link(2), link(3));
+        let chains = vec![
+            ("x".to_string(), ChainExport::new(genesis.clone(), [&a])),
+            ("y".to_string(), ChainExport::new(genesis.clone(), [&a])),
+        ];
+        assert!(chain_findings(&genesis, &chains).is_empty());
+        let chains = vec![
+            ("x".to_string(), ChainExport::new(genesis.clone(), [&a])),
+            ("y".to_string(), ChainExport::new(genesis.clone(), [&b])),
+        ];
+        let findings = chain_findings(&genesis, &chains);
+        assert!(
+            matches!(findings[..], [Finding::ForkedChain { epoch: 0, .. }]),
+            "{findings:?}"
+        );
+        // A node whose chain starts elsewhere, or carries a forged link, is named.
+        let (n9, k9) = epoch(9);
+        let mut forged = a.clone();
+        forged.signature = k9.sign(&forged.succession.signing_bytes());
+        let chains = vec![
+            (
+                "z".to_string(),
+                ChainExport::new(TrustBundle::new(&n9, k9.public()), []),
+            ),
+            (
+                "w".to_string(),
+                ChainExport::new(genesis.clone(), [&forged]),
+            ),
+        ];
+        let findings = chain_findings(&genesis, &chains);
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert!(
+            findings
+                .iter()
+                .all(|f| matches!(f, Finding::BadChain { .. }))
         );
     }
 }
