@@ -59,6 +59,17 @@ fn epoch(
     c.start_all();
     c.wait_connected();
     c.run_dkg();
+    if epoch_start.is_some() {
+        let s = c.nodes[0].status().unwrap();
+        assert!(
+            !s.ready
+                && s.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("succession adopt")),
+            "a successor waiting for its succession says so: {:?}",
+            s.reason
+        );
+    }
     c
 }
 
@@ -246,6 +257,14 @@ fn five_grow_to_six_and_shrink_to_five_and_every_verdict_verifies_on_the_chain()
             "{} closed {}",
             old.nodes[0].name,
             s.next_close
+        );
+        assert!(
+            !s.ready
+                && s.reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("handed over")),
+            "{:?}",
+            s.reason
         );
     }
 

@@ -152,6 +152,29 @@ impl EventLoop {
         }
     }
 
+    /// Why this epoch decides nothing now, if a membership change is the reason: it handed
+    /// over and closed its last period, or it is a successor that has not adopted its
+    /// succession yet (`docs/protocol.md` §22.7).
+    fn epoch_reason(&self, next_close: accord_protocol::Period) -> Option<String> {
+        let s = self.engine.succession_status();
+        if let Some(done) = s
+            .handed_over
+            .filter(|d| next_close >= d.succession.first_period)
+        {
+            return Some(format!(
+                "handed over: periods from {} on belong to network {}; this node's work is done once its last periods are decided everywhere",
+                done.succession.first_period.0, done.succession.network_id
+            ));
+        }
+        match (self.engine.epoch_start(), s.adopted) {
+            (Some(p), None) => Some(format!(
+                "successor epoch from period {}: waiting for `accord succession adopt`",
+                p.0
+            )),
+            _ => None,
+        }
+    }
+
     /// The gossipsub score of each connected member, by name; also exported as a metric.
     pub(super) fn gossip_scores(&self) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
@@ -199,6 +222,8 @@ impl EventLoop {
                 Some(phase) => format!("no group key yet: DKG in progress ({phase})"),
                 None => "no group key yet: run the DKG (accord dkg)".to_string(),
             })
+        } else if let Some(reason) = self.epoch_reason(s.next_close) {
+            Some(reason)
         } else if reachable < t {
             Some(format!(
                 "fewer than t members reachable: {reachable} of {} (this node included), t = {t}",
