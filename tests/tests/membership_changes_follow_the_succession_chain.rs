@@ -73,18 +73,6 @@ fn epoch(
     c
 }
 
-fn run_ok(args: &[&str]) -> String {
-    let out = accord(args);
-    assert!(
-        out.status.success(),
-        "accord {}: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn token(c: &Cluster, i: usize) -> String {
     c.layout.members[i].token.display().to_string()
 }
@@ -97,7 +85,7 @@ fn hand_over(old: &Cluster, new: &Cluster, first: u64, dir: &Path, name: &str) -
     std::fs::write(&bundle, old.trust_bundle_json(0)).unwrap();
     let proposal = dir.join(format!("{name}-proposal.json"));
     let first_s = first.to_string();
-    run_ok(&[
+    accord_ok(&[
         "succession",
         "propose",
         "--next-api",
@@ -111,7 +99,7 @@ fn hand_over(old: &Cluster, new: &Cluster, first: u64, dir: &Path, name: &str) -
     ]);
     for i in 0..old.net.t() {
         let tok = token(old, i);
-        run_ok(&[
+        accord_ok(&[
             "succession",
             "approve",
             proposal.to_str().unwrap(),
@@ -129,7 +117,7 @@ fn hand_over(old: &Cluster, new: &Cluster, first: u64, dir: &Path, name: &str) -
         );
     }
     let chain = dir.join(format!("{name}-chain.json"));
-    run_ok(&[
+    accord_ok(&[
         "succession",
         "chain",
         "--api",
@@ -139,7 +127,7 @@ fn hand_over(old: &Cluster, new: &Cluster, first: u64, dir: &Path, name: &str) -
     ]);
     for (i, n) in new.nodes.iter().enumerate() {
         let tok = token(new, i);
-        run_ok(&[
+        accord_ok(&[
             "succession",
             "adopt",
             chain.to_str().unwrap(),

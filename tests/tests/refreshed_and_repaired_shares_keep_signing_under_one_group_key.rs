@@ -17,19 +17,6 @@ use accord_protocol::fixtures::LabConduct;
 use accord_protocol::roster::Period;
 use common::*;
 
-/// `accord ARGS` must succeed; returns its standard output.
-fn accord_ok(args: &[&str]) -> String {
-    let out = accord(args);
-    assert!(
-        out.status.success(),
-        "accord {}: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Member `i`'s statements of `period` verified offline with `accord verify` against
 /// `bundle_json` (the trust bundle taken before any refresh or repair).
 fn verify_offline(c: &Cluster, i: usize, period: Period, bundle_json: &str, dir: &Path) {

@@ -62,6 +62,19 @@ fn find_or_build_bin() -> PathBuf {
     bin
 }
 
+/// `accord ARGS` must succeed; returns its standard output.
+pub fn accord_ok(args: &[&str]) -> String {
+    let out = accord(args);
+    assert!(
+        out.status.success(),
+        "accord {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs `accord ARGS` to completion.
 pub fn accord(args: &[&str]) -> Output {
     Command::new(accord_bin())
