@@ -348,3 +348,33 @@ fn a_restarted_member_keeps_its_lock_and_the_handover() {
         assert!(e.status().next_close <= Period(first));
     }
 }
+
+#[test]
+fn a_member_checks_a_bounded_number_of_offers_from_one_coordinator() {
+    use accord_protocol::Delivery;
+    use accord_protocol::message::{Message, SuccessionMessage};
+    let mut old = old_epoch(4, vec![]);
+    let new = new_epoch(4, 29);
+    let mut offered = Vec::new();
+    for first in 100..110 {
+        // Each offer differs, and each fails its check (a confirmation dropped).
+        let mut p = proposal(&old, &new, first);
+        p.confirmations.pop();
+        let message = Message::Succession(SuccessionMessage::Propose(std::sync::Arc::new(p)));
+        offered.push(old.deliver_now(MemberIndex(1), MemberIndex(0), message));
+    }
+    let checked = offered
+        .iter()
+        .filter(|d| matches!(d, Delivery::Rejected(_)))
+        .count();
+    assert_eq!(checked, 8, "{offered:?}");
+    assert!(offered[8..].iter().all(|d| *d == Delivery::Ignored));
+    // Another coordinator still gets its offers checked.
+    let mut p = proposal(&old, &new, 100);
+    p.confirmations.pop();
+    let message = Message::Succession(SuccessionMessage::Propose(std::sync::Arc::new(p)));
+    assert!(matches!(
+        old.deliver_now(MemberIndex(2), MemberIndex(0), message),
+        Delivery::Rejected(_)
+    ));
+}

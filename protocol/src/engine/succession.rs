@@ -34,6 +34,10 @@ use super::{Delivery, Engine, Event, MessageError, Output, Record};
 /// again once they answer a newer one).
 const MAX_SESSIONS: usize = 8;
 
+/// Distinct offers checked per coordinator (each check verifies a roster and n signatures, so a
+/// faulty member must not be able to make this member check an endless stream of them).
+const MAX_OFFERS_CHECKED: u32 = 8;
+
 /// Why an operator's approval (or its withdrawal) is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SuccessionError {
@@ -119,6 +123,8 @@ pub(super) struct Handover {
     done: Option<Arc<SignedSuccession>>,
     /// Offers by coordinator, latest only (bounded by n).
     offered: BTreeMap<MemberIndex, (Digest, Arc<SuccessionProposal>)>,
+    /// Offers checked per coordinator (at most [`MAX_OFFERS_CHECKED`] each).
+    offers_checked: BTreeMap<MemberIndex, u32>,
     /// For a successor epoch: the succession that hands it its periods.
     predecessor: Option<Arc<SignedSuccession>>,
 }
@@ -582,6 +588,11 @@ impl Engine {
         {
             return Delivery::Duplicate;
         }
+        let checked = self.handover.offers_checked.entry(from).or_insert(0);
+        if *checked >= MAX_OFFERS_CHECKED {
+            return Delivery::Ignored;
+        }
+        *checked += 1;
         if proposal.check(&self.net).is_err() {
             return Delivery::Rejected(MessageError::Malformed(Malformed::Succession));
         }
