@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use accord_protocol::engine::SuccessionError;
+use accord_protocol::engine::{RefreshStartError, SuccessionError};
 use accord_protocol::fixtures::LabConduct;
 use accord_protocol::roster::{MemberIndex, Period};
 use accord_protocol::succession::{Chain, Succession, SuccessionProposal};
@@ -281,6 +281,27 @@ fn approvals_short_of_t_lapse_and_the_old_epoch_keeps_deciding() {
         old.approve_succession(MemberIndex(0), p),
         Err(SuccessionError::Lapsed)
     );
+}
+
+#[test]
+fn a_handing_member_starts_no_refresh_but_joins_one_others_start() {
+    let mut old = old_epoch(4, vec![]);
+    decide(&mut old, 0..1);
+    let new = new_epoch(4, 26);
+    let first = old.engine(MemberIndex(0)).status().next_close.0 + 2;
+    old.approve_succession(MemberIndex(0), proposal(&old, &new, first))
+        .unwrap();
+    // A refresh never spans a handover: the approver starts none, by hand or on schedule.
+    assert_eq!(
+        old.start_refresh(MemberIndex(0), 1),
+        Err(RefreshStartError::HandingOver)
+    );
+    // One started by a member that did not approve still completes with the approver in it
+    // (the ceremony needs every member), and nobody is blamed.
+    old.start_refresh(MemberIndex(1), 1).unwrap();
+    let limit = old.now.saturating_add(Duration::from_secs(30));
+    assert!(old.run_until_condition(limit, |c| c.checker.refresh_complete.len() == 4));
+    assert!(old.checker.honest_blamed(&old.honest()).is_empty());
 }
 
 #[test]

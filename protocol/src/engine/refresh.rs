@@ -65,6 +65,11 @@ pub enum RefreshStartError {
     /// A ceremony is running.
     #[error("refresh ceremony {0} is still running")]
     Running(u32),
+    /// This member approved a succession, or its epoch handed over: the shares it would
+    /// refresh sign only this epoch's last periods and the succession (§22.7), and a refresh
+    /// never spans a handover.
+    #[error("this epoch is handing over (a succession is approved or co-signed): no refresh")]
+    HandingOver,
     /// A refreshed share awaits its confirmations.
     #[error(
         "the share of refresh ceremony {0} awaits its confirmations; collect them from peers, or abandon it once that ceremony aborted everywhere"
@@ -132,6 +137,9 @@ impl Engine {
         let Some(current) = self.keygen.keys.clone() else {
             return Err(RefreshStartError::NoKey);
         };
+        if !replace && self.handing_over() {
+            return Err(RefreshStartError::HandingOver);
+        }
         if let Some((c, _)) = &self.refresh.pending {
             return Err(RefreshStartError::Pending(*c));
         }
@@ -198,7 +206,8 @@ impl Engine {
             return;
         }
         let next = self.refresh.last_ceremony.unwrap_or(0).saturating_add(1);
-        // Refused without a key, while one runs or awaits confirmations: the next turn retries.
+        // Refused without a key, while one runs or awaits confirmations (the next turn retries),
+        // and while the epoch hands over.
         let _ = self.begin_refresh(now, next, false, rng);
     }
 

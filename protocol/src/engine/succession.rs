@@ -353,6 +353,12 @@ impl Engine {
         self.handover.done.as_ref()
     }
 
+    /// Whether this member holds an approval or its epoch handed over: it starts no refresh then
+    /// (it still joins one that others started, so nobody is blamed for its absence).
+    pub(super) fn handing_over(&self) -> bool {
+        self.handover.approved.is_some() || self.handover.done.is_some()
+    }
+
     /// Whether the handover rule keeps this member out of `period` in this epoch: it approved
     /// a succession that starts at or before it, or the epoch handed over.
     pub(super) fn handed_over(&self, period: Period) -> bool {
