@@ -52,6 +52,13 @@ pub struct Accusation {
     pub culprit: u16,
     /// What it did.
     pub offence: String,
+    /// The epoch both belong to (0: the genesis roster).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub epoch: u16,
+}
+
+fn is_zero(x: &u16) -> bool {
+    *x == 0
 }
 
 /// Invariant state.
@@ -203,6 +210,7 @@ impl Checker {
                     by: m.0,
                     culprit: member.0,
                     offence: offence.to_string(),
+                    epoch: 0,
                 });
                 let absence = matches!(offence, Offence::Dkg(DkgOffence::Timeout));
                 if self.honest.get(usize::from(member.0)).copied() == Some(true) && !absence {

@@ -165,6 +165,37 @@ impl Profiler {
     }
 }
 
+impl ProfileReport {
+    /// Adds another world's measurements of the same run (a later roster epoch).
+    pub fn absorb(&mut self, other: &ProfileReport) {
+        self.setup_seconds += other.setup_seconds;
+        self.engine_seconds += other.engine_seconds;
+        self.frost_seconds += other.frost_seconds;
+        self.engine_other_seconds += other.engine_other_seconds;
+        self.simulator_seconds += other.simulator_seconds;
+        let loop_seconds = self.engine_seconds + self.simulator_seconds;
+        self.simulator_share = if loop_seconds > 0.0 {
+            self.simulator_seconds / loop_seconds
+        } else {
+            0.0
+        };
+        self.frost_counts.commits += other.frost_counts.commits;
+        self.frost_counts.signs += other.frost_counts.signs;
+        self.frost_counts.aggregates += other.frost_counts.aggregates;
+        for k in &other.by_kind {
+            match self.by_kind.iter_mut().find(|x| x.kind == k.kind) {
+                Some(x) => {
+                    x.calls += k.calls;
+                    x.seconds += k.seconds;
+                }
+                None => self.by_kind.push(k.clone()),
+            }
+        }
+        self.by_kind.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        self.peak_rss_kib = self.peak_rss_kib.max(other.peak_rss_kib);
+    }
+}
+
 /// Peak resident set size of this process in KiB, from `/proc/self/status` (Linux).
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -37,8 +37,11 @@ pub struct RowSummary {
     pub bytes_per_member: f64,
     /// Mean messages sent per member per run.
     pub msgs_per_member: f64,
-    /// Distinct culprits named (over all seeds).
+    /// Distinct culprits of the genesis roster named (over all seeds).
     pub culprits: Vec<u16>,
+    /// Distinct culprits of later roster epochs, as `e<epoch>:<member>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub later_culprits: Vec<String>,
     /// Violations detected (over all seeds), by kind.
     pub violations: Vec<String>,
 }
@@ -84,12 +87,20 @@ pub fn summarise(rows: &[&Row], outcomes: &[SeedOutcome]) -> Vec<RowSummary> {
                     members.iter().map(|m| f(m) as f64).sum::<f64>() / members.len() as f64
                 }
             };
-            let mut culprits: Vec<u16> = runs
-                .iter()
-                .flat_map(|o| o.result.accusations.iter().map(|a| a.culprit))
+            let accusations = || runs.iter().flat_map(|o| o.result.accusations.iter());
+            let mut culprits: Vec<u16> = accusations()
+                .filter(|a| a.epoch == 0)
+                .map(|a| a.culprit)
                 .collect();
             culprits.sort_unstable();
             culprits.dedup();
+            let mut later: Vec<(u16, u16)> = accusations()
+                .filter(|a| a.epoch > 0)
+                .map(|a| (a.epoch, a.culprit))
+                .collect();
+            later.sort_unstable();
+            later.dedup();
+            let later_culprits = later.into_iter().map(|(e, m)| member_label(e, m)).collect();
             let mut violations: Vec<String> = runs
                 .iter()
                 .flat_map(|o| o.result.violations.iter().map(|v| format!("{:?}", v.kind)))
@@ -117,10 +128,20 @@ pub fn summarise(rows: &[&Row], outcomes: &[SeedOutcome]) -> Vec<RowSummary> {
                 bytes_per_member: per(&|m| m.bytes_sent),
                 msgs_per_member: per(&|m| m.msgs_sent),
                 culprits,
+                later_culprits,
                 violations,
             }
         })
         .collect()
+}
+
+/// A member as named in reports: its index, prefixed with its epoch after the genesis roster's.
+fn member_label(epoch: u16, member: u16) -> String {
+    if epoch == 0 {
+        member.to_string()
+    } else {
+        format!("e{epoch}:{member}")
+    }
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -157,12 +178,13 @@ pub fn table(summaries: &[RowSummary]) -> String {
     );
     for s in summaries {
         let label: String = s.label.chars().take(28).collect();
-        let culprits = if s.culprits.is_empty() {
+        let culprits = if s.culprits.is_empty() && s.later_culprits.is_empty() {
             "-".into()
         } else {
             s.culprits
                 .iter()
                 .map(ToString::to_string)
+                .chain(s.later_culprits.iter().cloned())
                 .collect::<Vec<_>>()
                 .join(",")
         };
@@ -237,7 +259,11 @@ pub fn write_data(
             decided.iter().map(|s| f64::from(s.sessions)).sum::<f64>() / decided.len() as f64
         };
         let n = m.members.len().max(1) as f64;
-        let culprits: Vec<String> = m.culprits.iter().map(|c| c.member.to_string()).collect();
+        let culprits: Vec<String> = m
+            .culprits
+            .iter()
+            .map(|c| member_label(c.epoch, c.member))
+            .collect();
         writeln!(
             runs,
             "{},{},{},{},{},{},{:.4},{},{},{},{:.3},{:.0},{:.1},{},{},{:.3},{}",
@@ -306,7 +332,7 @@ pub fn write_data(
                 o.row,
                 csv(&o.label),
                 o.result.seed,
-                m.member,
+                member_label(m.epoch, m.member),
                 m.role,
                 csv(&m.region),
                 m.msgs_sent,
@@ -329,7 +355,7 @@ pub fn write_data(
                 o.row,
                 csv(&o.label),
                 o.result.seed,
-                c.member,
+                member_label(c.epoch, c.member),
                 c.role,
                 csv(&c.offence),
                 c.named_by

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::scenario::{DkgExpect, Row, Scenario, ViolationKind};
-use crate::world::{Options, Progress, RunResult, SetupError, Simulation};
+use crate::world::{Epochs, Options, Progress, RunResult, SetupError, Simulation};
 
 /// One judged run.
 #[derive(Clone, Debug, Serialize)]
@@ -39,7 +39,11 @@ pub fn run_seed(
     opts: Options,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<RunResult, SetupError> {
-    Ok(Simulation::new(scenario, opts)?.run(progress))
+    if scenario.succession.is_empty() {
+        Ok(Simulation::new(scenario, opts)?.run(progress))
+    } else {
+        Ok(Epochs::new(scenario, opts)?.run(progress))
+    }
 }
 
 /// Runs one seed of a row, judges it, and optionally replays it for determinism.
@@ -134,7 +138,12 @@ pub fn judge(scenario: &Scenario, r: &RunResult) -> Vec<String> {
         // given the chance to hold.
         return out;
     }
-    let named: std::collections::BTreeSet<u16> = r.accusations.iter().map(|a| a.culprit).collect();
+    let named: std::collections::BTreeSet<u16> = r
+        .accusations
+        .iter()
+        .filter(|a| a.epoch == 0)
+        .map(|a| a.culprit)
+        .collect();
     for c in &e.culprits {
         if !named.contains(c) {
             out.push(format!(
@@ -169,6 +178,22 @@ pub fn judge(scenario: &Scenario, r: &RunResult) -> Vec<String> {
                     s.conduct.expected_verdict()
                 ));
             }
+        }
+    }
+    if let Some(bound) = e.max_time_to_verdict {
+        let worst = r
+            .metrics
+            .slots
+            .iter()
+            .filter_map(|s| s.time_to_all_ms.map(|t| (t, s)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((t, s)) = worst
+            && t > bound.0 as f64
+        {
+            out.push(format!(
+                "lab {} period {} was co-signed at every honest member {t:.1} ms after its close, over the bound of {} ms",
+                s.lab, s.period, bound.0
+            ));
         }
     }
     if e.late_refused {

@@ -20,7 +20,7 @@ fn every_shipped_scenario_parses() {
     for n in &names {
         let f = common::scenario(n);
         assert!(!f.rows.is_empty(), "{n}");
-        let big = ["un-scale", "dkg-un-scale"].contains(&n.as_str());
+        let big = ["un-scale", "dkg-un-scale", "un-scale-membership"].contains(&n.as_str());
         assert!(
             big || common::SMALL.contains(&n.as_str()) || common::ELSEWHERE.contains(&n.as_str()),
             "{n}.toml is neither run by this test, nor by another, nor listed as a large scenario"

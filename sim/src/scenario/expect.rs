@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::At;
+use super::{At, Millis};
 
 /// What can go wrong, named as in the design brief.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -29,6 +29,11 @@ pub enum ViolationKind {
     DkgDisagreement,
     /// The simulator's own limits (event budget) were exceeded: a livelock.
     Stalled,
+    /// Invariant 3 across epochs: a member co-signed a period its epoch does not decide.
+    EpochOverlap,
+    /// A membership change did not go through: an honest approval or adoption was refused,
+    /// or the succession chain does not verify.
+    Succession,
 }
 
 impl ViolationKind {
@@ -45,6 +50,8 @@ impl ViolationKind {
             ViolationKind::HonestBlamed => "honest member blamed",
             ViolationKind::DkgDisagreement => "DKG: honest members disagree on the group key",
             ViolationKind::Stalled => "simulator event budget exceeded",
+            ViolationKind::EpochOverlap => "invariant 3 across epochs (one epoch per period)",
+            ViolationKind::Succession => "membership change",
         }
     }
 }
@@ -107,6 +114,9 @@ pub struct Expect {
     pub dkg_culprits: Vec<u16>,
     /// Every lab's verdict must match its conduct (when its evidence reached the network).
     pub verdicts_match_conduct: bool,
+    /// The pause bound: every slot co-signed at every running honest member within this time of
+    /// its close (across handovers too).
+    pub max_time_to_verdict: Option<Millis>,
 }
 
 impl Default for Expect {
@@ -121,6 +131,7 @@ impl Default for Expect {
             dkg: None,
             dkg_culprits: Vec::new(),
             verdicts_match_conduct: false,
+            max_time_to_verdict: None,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! Errors are typed ([`ScenarioError`]) and carry the line of the offending key or table.
 //!
 //! The types of a scenario live by concern: `network` (roster, calendar, links, gossip, clocks,
-//! key ceremony), `labs` (conduct and workload), `faults` (Byzantine members, crashes,
+//! key ceremony), `succession` (membership changes), `labs` (conduct and workload), `faults` (Byzantine members, crashes,
 //! partitions, the heal), `expect` (what a run must show); `duration` parses durations,
 //! `file` loads a file and its sweep rows, `validate` checks a scenario's meaning and `lines`
 //! finds the line of a field for error messages.
@@ -21,6 +21,7 @@ mod file;
 mod labs;
 mod lines;
 mod network;
+mod succession;
 mod validate;
 
 pub use duration::{Millis, Offset};
@@ -35,6 +36,7 @@ pub use network::{
     ClockSpec, DkgSpec, GossipSpec, Keys, LatencyDist, LinkOverride, LinkSpec, MemberRef,
     NetworkSpec, RegionSpec, ScheduleSpec, Signing,
 };
+pub use succession::SuccessionSpec;
 
 use std::path::PathBuf;
 
@@ -149,6 +151,9 @@ pub struct Scenario {
     /// Key ceremony (when `network.keys = "dkg"`).
     #[serde(default)]
     pub dkg: DkgSpec,
+    /// Membership changes after the genesis roster, in order (one epoch each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub succession: Vec<SuccessionSpec>,
     /// The healed phase and its budget.
     #[serde(default)]
     pub liveness: LivenessSpec,

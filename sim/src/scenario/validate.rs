@@ -56,6 +56,74 @@ fn dist_ok(field: &str, d: &LatencyDist) -> Result<(), (String, String)> {
     }
 }
 
+/// Membership changes: increasing first periods inside the run, rosters of a valid size and
+/// threshold, withdrawing and Byzantine members that exist.
+fn succession_ok(s: &Scenario) -> Result<(), (String, String)> {
+    let mut n = s.network.members;
+    let mut after = 0;
+    for (i, c) in s.succession.iter().enumerate() {
+        let f = format!("succession[{i}]");
+        if c.first_period <= after || c.first_period >= s.network.periods {
+            return Err((
+                format!("{f}.first_period"),
+                format!(
+                    "period {} must come after the previous epoch's first period ({after}) and before the run's last ({})",
+                    c.first_period, s.network.periods
+                ),
+            ));
+        }
+        if let Some(p) = &c.propose
+            && p.period >= c.first_period
+        {
+            return Err((
+                format!("{f}.propose"),
+                "the new epoch must start before its first period".into(),
+            ));
+        }
+        after = c.first_period;
+        members_in(&format!("{f}.leave"), &c.leave, n)?;
+        let leaving: BTreeSet<u16> = c.leave.iter().copied().collect();
+        if leaving.len() != c.leave.len() {
+            return Err((format!("{f}.leave"), "a member is listed twice".into()));
+        }
+        n = c.members_after(n);
+        if !(2..=accord_protocol::roster::MAX_MEMBERS).contains(&n) {
+            return Err((f, format!("{n} members after it; a network has 2 to 256")));
+        }
+        if let Some(t) = c.threshold {
+            let t = usize::from(t);
+            if t > n || 3 * t <= 2 * n {
+                return Err((
+                    format!("{f}.threshold"),
+                    format!(
+                        "t = {t} of n = {n} is not allowed: the protocol needs 3t > 2n and t <= n"
+                    ),
+                ));
+            }
+        }
+        let mut byzantine = BTreeSet::new();
+        for (j, adv) in c.adversary.iter().enumerate() {
+            let g = format!("{f}.adversary[{j}]");
+            members_in(&g, &adv.members, n)?;
+            if matches!(
+                adv.behaviour,
+                super::Role::Twins | super::Role::EquivocatingDkg
+            ) {
+                return Err((
+                    g,
+                    "twins and equivocating-dkg are genesis-epoch behaviours only".into(),
+                ));
+            }
+            for m in &adv.members {
+                if !byzantine.insert(*m) {
+                    return Err((g, format!("member {m} is given two behaviours")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Semantic checks; returns (field path, message) of the first problem.
 pub(super) fn validate(s: &Scenario) -> Result<(), (String, String)> {
     let n = s.network.members;
@@ -245,6 +313,7 @@ pub(super) fn validate(s: &Scenario) -> Result<(), (String, String)> {
     if s.network.keys == Keys::Dkg && s.dkg.ceremonies.is_empty() {
         return Err(("dkg.ceremonies".into(), "at least one ceremony".into()));
     }
+    succession_ok(s)?;
     members_in("expect.culprits", &s.expect.culprits, n)?;
     members_in("expect.dkg_culprits", &s.expect.dkg_culprits, n)?;
     for (i, v) in s.expect.verdicts.iter().enumerate() {

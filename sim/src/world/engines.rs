@@ -131,6 +131,12 @@ impl Simulation {
                     .or_default() += 1;
             }
             Event::DkgComplete { .. } => self.check_dkg_done(),
+            Event::RefreshComplete { ceremony, .. } => {
+                self.metrics.refreshes.insert(ceremony);
+            }
+            Event::SuccessionCoSigned(s) if self.handed_over.is_none() => {
+                self.handed_over = Some(s);
+            }
             _ => {}
         }
     }
@@ -148,6 +154,21 @@ impl Simulation {
     }
 
     fn decided(&mut self, m: usize, c: &accord_protocol::statement::CoSigned) {
+        let period = c.unit.period().0;
+        let handed_over = self.end < self.sc.network.periods;
+        if period < self.first || (handed_over && period >= self.end) {
+            // Another epoch owns this period. (Past the run's last period, the last epoch's
+            // decisions are simply not counted.)
+            self.checker.violations.push(crate::checker::Violation {
+                kind: crate::scenario::ViolationKind::EpochOverlap,
+                at_us: self.now - self.start,
+                detail: format!(
+                    "member#{m} co-signed {:?}, outside its epoch's periods {}..{}",
+                    c.unit, self.first, self.end
+                ),
+            });
+            return;
+        }
         let Some(stats) = self.units.get_mut(&c.unit) else {
             return;
         };

@@ -92,7 +92,7 @@ impl Simulation {
         let count = |rate: f64, rng: &mut ChaCha20Rng| -> u64 {
             rate.floor() as u64 + u64::from(unit(rng) < rate.fract())
         };
-        for p in 0..self.sc.network.periods {
+        for p in self.first..self.end {
             let from = ms(schedule.start(Period(p)).as_millis());
             let to = ms(schedule.close(Period(p)).as_millis()).min(self.heal_at);
             if to <= from {

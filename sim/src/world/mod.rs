@@ -19,13 +19,17 @@
 //! [`RunResult`].
 
 mod engines;
+mod epochs;
 mod faults;
 mod gossip;
 mod results;
 mod setup;
 mod workload;
 
-pub use results::{CulpritMetric, DkgMetric, MemberMetric, RunMetrics, RunResult, SlotMetric};
+pub use epochs::Epochs;
+pub use results::{
+    CulpritMetric, DkgMetric, EpochMetric, MemberMetric, RunMetrics, RunResult, SlotMetric,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -253,6 +257,18 @@ pub struct Simulation {
     drain_us: Micros,
     dkg_done_at: Option<Micros>,
     aggregate_pending: bool,
+    /// Which epoch of the run this world is (0: the genesis roster).
+    epoch: u16,
+    /// The periods this epoch decides: `first..end` (the whole run without successions).
+    first: u64,
+    end: u64,
+    /// Kept running past its own units while a succession it co-signs is pending.
+    hold: bool,
+    /// A handing epoch runs until its successor's first period closed (plus the drain), so a
+    /// member that co-signed a period it handed over would be seen.
+    watch_until: Micros,
+    /// The co-signed succession of this epoch, once an honest member learned it.
+    handed_over: Option<Arc<accord_protocol::succession::SignedSuccession>>,
 }
 
 fn ms(x: u64) -> Micros {
@@ -305,29 +321,7 @@ impl Simulation {
     /// Runs to the end; calls `progress` now and then.
     pub fn run(mut self, progress: &mut dyn FnMut(Progress)) -> RunResult {
         let span = self.deadline.saturating_sub(self.start).max(1) as f64;
-        let max_events = self.sc.limits.max_events;
-        while let Some((at, ev)) = self.queue.pop() {
-            if self.stop_at.is_some_and(|s| at > s) {
-                break;
-            }
-            self.now = at;
-            self.metrics.events += 1;
-            if self.metrics.events > max_events {
-                self.checker.violations.push(Violation {
-                    kind: ViolationKind::Stalled,
-                    at_us: self.now - self.start,
-                    detail: format!("more than {max_events} events"),
-                });
-                break;
-            }
-            self.handle(ev);
-            if self.checker.is_dirty() {
-                let now = self.now - self.start;
-                self.checker.check(now);
-            }
-            if !self.checker.violations.is_empty() {
-                break;
-            }
+        while self.step() {
             if self.metrics.events.is_multiple_of(65_536) {
                 progress(Progress {
                     fraction: ((self.now - self.start) as f64 / span).min(1.0),
@@ -340,6 +334,39 @@ impl Simulation {
             events: self.metrics.events,
         });
         self.finish()
+    }
+
+    /// When the next event is due, unless the run is over.
+    fn next_at(&self) -> Option<Micros> {
+        let at = self.queue.peek_time()?;
+        (self.stop_at.is_none_or(|s| at <= s) && self.checker.violations.is_empty()).then_some(at)
+    }
+
+    /// Handles the next event; false once the run is over (its end, or a violation).
+    fn step(&mut self) -> bool {
+        let Some((at, ev)) = self.queue.pop() else {
+            return false;
+        };
+        if self.stop_at.is_some_and(|s| at > s) {
+            return false;
+        }
+        self.now = at;
+        self.metrics.events += 1;
+        let max_events = self.sc.limits.max_events;
+        if self.metrics.events > max_events {
+            self.checker.violations.push(Violation {
+                kind: ViolationKind::Stalled,
+                at_us: self.now - self.start,
+                detail: format!("more than {max_events} events"),
+            });
+            return false;
+        }
+        self.handle(ev);
+        if self.checker.is_dirty() {
+            let now = self.now - self.start;
+            self.checker.check(now);
+        }
+        self.checker.violations.is_empty()
     }
 
     fn handle(&mut self, ev: Ev) {
@@ -459,7 +486,7 @@ impl Simulation {
             }
             Ev::Heal => self.heal(),
             Ev::Deadline => {
-                if !self.incomplete.is_empty() && self.sc.network.periods > 0 {
+                if !self.incomplete.is_empty() && self.end > self.first {
                     let missing: Vec<String> = self
                         .incomplete
                         .iter()
@@ -485,10 +512,15 @@ impl Simulation {
     }
 
     fn maybe_stop(&mut self) {
-        if self.stop_at.is_some() || self.scripted > 0 || self.now < self.heal_at {
+        if self.stop_at.is_some()
+            || self.scripted > 0
+            || self.now < self.heal_at
+            || self.now < self.watch_until
+            || self.hold
+        {
             return;
         }
-        let done = if self.sc.network.periods == 0 {
+        let done = if self.end == self.first {
             self.dkg_done_at.is_some()
         } else {
             self.incomplete.is_empty()

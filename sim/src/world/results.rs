@@ -42,6 +42,9 @@ pub struct SlotMetric {
 pub struct MemberMetric {
     /// Member index.
     pub member: u16,
+    /// The epoch whose roster this index is in (0: the genesis roster).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub epoch: u16,
     /// Behaviour.
     pub role: String,
     /// Region name.
@@ -65,6 +68,9 @@ pub struct MemberMetric {
 pub struct CulpritMetric {
     /// The member named.
     pub member: u16,
+    /// The epoch whose roster this index is in (0: the genesis roster).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub epoch: u16,
     /// Its behaviour in the scenario.
     pub role: String,
     /// What it was named for.
@@ -84,6 +90,47 @@ pub struct DkgMetric {
     pub culprits: Vec<u16>,
     /// Time from the simulation start until every honest member completed (ms).
     pub complete_after_ms: Option<f64>,
+}
+
+fn is_zero(x: &u16) -> bool {
+    *x == 0
+}
+
+/// One roster epoch of a run with membership changes (`docs/protocol.md` §22.7).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EpochMetric {
+    /// 0 for the genesis roster.
+    pub epoch: u16,
+    /// Members (n).
+    pub members: usize,
+    /// Threshold (t).
+    pub threshold: usize,
+    /// Byzantine members.
+    pub byzantine: usize,
+    /// The periods it decides: `first_period..end_period`.
+    pub first_period: u64,
+    /// First period it does not decide.
+    pub end_period: u64,
+    /// Its network id (hex).
+    pub network_id: String,
+    /// Its group key (hex), once known.
+    pub group_key: Option<String>,
+    /// When its members' DKG completed at every honest member (ms since the run's start).
+    pub key_at_ms: Option<f64>,
+    /// When the previous epoch's honest members approved its succession (ms since the run's start).
+    pub approved_at_ms: Option<f64>,
+    /// When an honest member of the previous epoch held the co-signed succession.
+    pub co_signed_at_ms: Option<f64>,
+    /// When its members adopted the succession.
+    pub adopted_at_ms: Option<f64>,
+    /// Longest time from a slot's close to its co-signature at every running honest member (ms).
+    pub max_time_to_all_ms: Option<f64>,
+    /// Share refresh ceremonies completed in this epoch.
+    pub refreshes: Vec<u32>,
+    /// Statements of this epoch checked on the succession chain from the genesis bundle.
+    pub verified_on_chain: usize,
+    /// Trace hash of this epoch's world.
+    pub trace_hash: String,
 }
 
 /// Everything one run measured.
@@ -133,6 +180,13 @@ pub struct RunMetrics {
     pub dkg: Option<DkgMetric>,
     /// What generative members did to the messages their engines sent, by action.
     pub adversary_actions: BTreeMap<String, u64>,
+    /// Share refresh ceremonies that completed at an honest member (in a run with membership
+    /// changes: per epoch, in `epochs`).
+    #[serde(skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub refreshes: std::collections::BTreeSet<u32>,
+    /// Roster epochs, when the scenario has membership changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub epochs: Vec<EpochMetric>,
 }
 
 /// The result of one run.
@@ -169,11 +223,11 @@ impl Simulation {
                     .or_default() += v;
             }
         }
-        let periods = self.sc.network.periods;
+        let periods = self.end - self.first;
         let schedule = self.net.schedule().clone();
         let mut slots = Vec::new();
         let mut decided = 0usize;
-        for p in 0..periods {
+        for p in self.first..self.end {
             let close = ms(schedule.close(Period(p)).as_millis());
             for l in 0..self.sc.network.labs as u16 {
                 let unit = match self.net.roster().signing_mode {
@@ -223,6 +277,7 @@ impl Simulation {
             .into_iter()
             .map(|((member, offence), named_by)| CulpritMetric {
                 member,
+                epoch: self.epoch,
                 role: self.roles[usize::from(member)].name(),
                 offence,
                 named_by,

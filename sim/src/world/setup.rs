@@ -17,7 +17,7 @@ use accord_testkit::adversary::Behaviour;
 use accord_testkit::{Member, child_rng};
 
 use crate::checker::Checker;
-use crate::net::{self, Links, unit};
+use crate::net::{self, Links, Micros, unit};
 use crate::profile::Profiler;
 use crate::queue::Queue;
 use crate::scenario::{Keys, Role, Scenario, Signing};
@@ -41,31 +41,44 @@ fn schedule_of(s: &Scenario) -> Schedule {
     }
 }
 
+/// What one epoch's world is built from: its roster and keys, and the periods it decides.
+pub(super) struct EpochSetup {
+    /// Which epoch (0: the genesis roster).
+    pub index: u16,
+    /// Seed of this epoch's random streams.
+    pub seed: u64,
+    /// The epoch's validated roster.
+    pub net: Arc<Network>,
+    /// Member identity keys, in roster order.
+    pub identities: Vec<SecretKey>,
+    /// Lab signing keys (the same in every epoch).
+    pub lab_keys: Vec<SecretKey>,
+    /// Dealt key material, or `None` for each member when a DKG makes it.
+    pub keys: Vec<Option<KeyMaterial>>,
+    /// Members' clock offsets (ms).
+    pub skews: Vec<i64>,
+    /// The periods the epoch decides.
+    pub periods: std::ops::Range<u64>,
+    /// Virtual time at which the epoch's world starts.
+    pub start: Micros,
+}
+
 impl Simulation {
-    /// Builds the network, keys, workload and fault schedule for `scenario` and `opts.seed`.
+    /// Builds the network, keys, workload and fault schedule for `scenario` and `opts.seed`:
+    /// the genesis epoch, which decides every period when the scenario has no successions.
     ///
     /// # Errors
     /// When the roster or the dealer refuse the scenario's parameters.
     pub fn new(scenario: &Scenario, opts: Options) -> Result<Self, SetupError> {
-        let profile = Profiler::new(opts.profile);
-        let sc = scenario.clone();
+        let sc = scenario;
         let seed = opts.seed;
-        let engine_config = EngineConfig {
-            verifier: if opts.shared_checks {
-                Verifier::shared(Arc::new(CheckedSignatures::default()))
-            } else {
-                Verifier::default()
-            },
-            refresh_every: sc.network.refresh_every,
-            ..EngineConfig::default()
-        };
         let n = sc.network.members;
         let spec = TestnetSpec {
             name: sc.name.clone(),
             members: n,
             threshold: sc.network.threshold,
             labs: sc.network.labs,
-            schedule: schedule_of(&sc),
+            schedule: schedule_of(sc),
             mode: match sc.network.signing {
                 Signing::PerPeriod => SigningMode::PerPeriod,
                 Signing::PerSlot => SigningMode::PerSlot,
@@ -84,6 +97,60 @@ impl Simulation {
                 .collect(),
             Keys::Dkg => vec![None; n],
         };
+        let mut clock_rng = child_rng(seed, "clock", 0, 0);
+        let skews: Vec<i64> = (0..n)
+            .map(|i| match sc.clock.skews.get(i) {
+                Some(o) => o.0,
+                None => random_skew(sc, &mut clock_rng),
+            })
+            .collect();
+        let lead = match sc.network.keys {
+            Keys::Dkg => sc.dkg.lead.0,
+            Keys::Dealer => 1_000,
+        };
+        let end = sc
+            .succession
+            .first()
+            .map_or(sc.network.periods, |s| s.first_period);
+        let start = ms(net.schedule().genesis_ms.saturating_sub(lead));
+        Self::build(
+            sc.clone(),
+            opts,
+            EpochSetup {
+                index: 0,
+                seed,
+                net,
+                identities: testnet.members,
+                lab_keys: testnet.labs,
+                keys,
+                skews,
+                periods: 0..end,
+                start,
+            },
+        )
+    }
+
+    /// Builds one epoch's world from `scenario` (its network section describing this epoch).
+    pub(super) fn build(
+        sc: Scenario,
+        opts: Options,
+        epoch: EpochSetup,
+    ) -> Result<Self, SetupError> {
+        let profile = Profiler::new(opts.profile);
+        let seed = epoch.seed;
+        let engine_config = EngineConfig {
+            verifier: if opts.shared_checks {
+                Verifier::shared(Arc::new(CheckedSignatures::default()))
+            } else {
+                Verifier::default()
+            },
+            refresh_every: sc.network.refresh_every,
+            epoch_start: (epoch.index > 0).then_some(Period(epoch.periods.start)),
+            ..EngineConfig::default()
+        };
+        let net = epoch.net;
+        let keys = epoch.keys;
+        let n = net.n();
         let group_key = keys
             .first()
             .and_then(|k| k.as_ref())
@@ -101,35 +168,43 @@ impl Simulation {
             .filter(|(_, r)| **r == Role::Protocol(Behaviour::LateInjector))
             .map(|(i, _)| MemberIndex(i as u16))
             .collect();
-        let mut clock_rng = child_rng(seed, "clock", 0, 0);
-        let skews: Vec<i64> = (0..n)
-            .map(|i| match sc.clock.skews.get(i) {
-                Some(o) => o.0,
-                None if sc.clock.max_skew.0 > 0 => {
-                    let max = sc.clock.max_skew.0 as f64;
-                    (unit(&mut clock_rng) * max - max / 2.0).round() as i64
-                }
-                None => 0,
+        let skews = epoch.skews;
+        let identities = epoch.identities;
+        let engine_for = |i: usize| {
+            Engine::new(
+                net.clone(),
+                MemberIndex(i as u16),
+                SecretKey::from_seed(&identities[i].seed()),
+                keys[i].clone(),
+                engine_config.clone(),
+            )
+        };
+        let nodes: Vec<Node> = (0..n)
+            .map(|i| Node {
+                member: Member::new(MemberIndex(i as u16), engine_for(i), keys[i].clone(), seed),
+                timer: None,
+                generation: 0,
+                skew_ms: skews[i],
+                seen: Vec::new(),
             })
             .collect();
-        let nodes: Vec<Node> = (0..n)
-            .map(|i| {
-                let m = MemberIndex(i as u16);
-                let identity = SecretKey::from_seed(&testnet.members[i].seed());
-                let engine = Engine::new(
-                    net.clone(),
-                    m,
-                    identity,
-                    keys[i].clone(),
-                    engine_config.clone(),
-                );
-                Node {
-                    member: Member::new(m, engine, keys[i].clone(), seed),
+        let twins = (0..n)
+            .filter(|i| roles[*i] == Role::Twins)
+            .map(|i| Twin {
+                of: i,
+                node: Node {
+                    member: Member::with_stream(
+                        MemberIndex(i as u16),
+                        engine_for(i),
+                        keys[i].clone(),
+                        seed,
+                        "twin",
+                    ),
                     timer: None,
                     generation: 0,
                     skew_ms: skews[i],
                     seen: Vec::new(),
-                }
+                },
             })
             .collect();
         let links = Links::new(&sc.links, n);
@@ -139,16 +214,12 @@ impl Simulation {
             &mut child_rng(seed, "gossip", 0, 0),
         );
         let schedule = net.schedule().clone();
-        let lead = match sc.network.keys {
-            Keys::Dkg => sc.dkg.lead.0,
-            Keys::Dealer => 1_000,
-        };
-        let start = ms(schedule.genesis_ms.saturating_sub(lead));
-        let periods = sc.network.periods;
-        let last_close = if periods == 0 {
-            ms(schedule.genesis_ms)
+        let start = epoch.start;
+        let periods = epoch.periods.clone();
+        let last_close = if periods.is_empty() {
+            ms(schedule.genesis_ms).max(start)
         } else {
-            ms(schedule.close(Period(periods - 1)).as_millis())
+            ms(schedule.close(Period(periods.end - 1)).as_millis())
         };
         let checker = Checker::new(net.clone(), honest.clone(), group_key);
         let drain_us = ms(sc
@@ -160,38 +231,14 @@ impl Simulation {
                 .map(|i| child_rng(seed, "adversary", i as u64, 0))
                 .collect(),
             mutators: (0..n).map(|_| Default::default()).collect(),
-            twins: (0..n)
-                .filter(|i| roles[*i] == Role::Twins)
-                .map(|i| Twin {
-                    of: i,
-                    node: Node {
-                        member: Member::with_stream(
-                            MemberIndex(i as u16),
-                            Engine::new(
-                                net.clone(),
-                                MemberIndex(i as u16),
-                                SecretKey::from_seed(&testnet.members[i].seed()),
-                                keys[i].clone(),
-                                engine_config.clone(),
-                            ),
-                            keys[i].clone(),
-                            seed,
-                            "twin",
-                        ),
-                        timer: None,
-                        generation: 0,
-                        skew_ms: skews[i],
-                        seen: Vec::new(),
-                    },
-                })
-                .collect(),
+            twins,
             net_rng: child_rng(seed, "network", 0, 0),
             trace: Trace::new(opts.trace_capacity),
-            opts,
+            opts: Options { seed, ..opts },
             engine_config,
             net,
-            identities: testnet.members,
-            lab_keys: testnet.labs,
+            identities,
+            lab_keys: epoch.lab_keys,
             nodes,
             roles,
             honest,
@@ -221,6 +268,12 @@ impl Simulation {
             drain_us,
             dkg_done_at: None,
             aggregate_pending: false,
+            epoch: epoch.index,
+            first: periods.start,
+            end: periods.end,
+            hold: false,
+            watch_until: 0,
+            handed_over: None,
             sc,
         };
         let heal_at = match sim.sc.liveness.heal {
@@ -228,8 +281,11 @@ impl Simulation {
             None => last_close,
         };
         sim.heal_at = heal_at;
-        sim.deadline = heal_at.max(last_close) + ms(sim.sc.liveness.budget.0);
-        for p in 0..periods {
+        if sim.end < sim.sc.network.periods {
+            sim.watch_until = ms(schedule.close(Period(sim.end)).as_millis()) + drain_us;
+        }
+        sim.deadline = heal_at.max(last_close).max(sim.watch_until) + ms(sim.sc.liveness.budget.0);
+        for p in periods {
             for u in Unit::all_for(&sim.net, Period(p)) {
                 sim.units.insert(
                     u,
@@ -248,6 +304,7 @@ impl Simulation {
         sim.metrics.members = (0..n)
             .map(|i| MemberMetric {
                 member: i as u16,
+                epoch: sim.epoch,
                 role: sim.roles[i].name(),
                 region: sim.links.region_names[sim.links.region_of[i]].clone(),
                 ..MemberMetric::default()
@@ -277,4 +334,13 @@ impl Simulation {
         sim.setup_seconds = sim.profile.elapsed();
         Ok(sim)
     }
+}
+
+/// A clock offset within `clock.max_skew` (0 without one).
+pub(super) fn random_skew(sc: &Scenario, rng: &mut rand_chacha::ChaCha20Rng) -> i64 {
+    if sc.clock.max_skew.0 == 0 {
+        return 0;
+    }
+    let max = sc.clock.max_skew.0 as f64;
+    (unit(rng) * max - max / 2.0).round() as i64
 }

@@ -23,7 +23,7 @@ impl Simulation {
         let schedule = self.net.schedule().clone();
         let labs = self.sc.network.labs;
         let [a, b] = self.sc.labs.submit_window;
-        for p in 0..self.sc.network.periods {
+        for p in self.first..self.end {
             for l in 0..labs {
                 let mut rng = child_rng(self.opts.seed, "workload-plan", (p << 16) | l as u64, 0);
                 let conduct = if self.sc.labs.pattern.is_empty() {
@@ -70,7 +70,7 @@ impl Simulation {
             }
         }
         for c in self.sc.labs.collude.clone() {
-            if c.period >= self.sc.network.periods {
+            if !(self.first..self.end).contains(&c.period) {
                 continue;
             }
             let close = ms(schedule.close(Period(c.period)).as_millis());

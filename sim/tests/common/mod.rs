@@ -54,6 +54,7 @@ pub(crate) const SMALL: &[&str] = &[
     "beyond-f-late-injection",
     "beyond-f-silent",
     "key-refresh",
+    "membership-change",
 ];
 
 /// Scenarios another test file runs (many seeds each).
