@@ -397,7 +397,10 @@ pub async fn fetch_log(
     }
     for (i, r) in statement_index
         .iter()
-        .zip(accord_protocol::verify::verify_statements(&statements, bundle))
+        .zip(accord_protocol::verify::verify_statements(
+            &statements,
+            bundle,
+        ))
     {
         if let Err(e) = r {
             findings.push(bad(format!("entry {i} does not verify: {e}")));
@@ -568,9 +571,7 @@ pub fn chain_findings(
             Ok(_) | Err(ChainError::Fork { .. }) => pooled.extend(links.iter().cloned()),
             Err(e) => findings.push(Finding::BadLog {
                 node: node.clone(),
-                reason: format!(
-                    "its succession entries do not verify from the trust bundle: {e}"
-                ),
+                reason: format!("its succession entries do not verify from the trust bundle: {e}"),
             }),
         }
     }

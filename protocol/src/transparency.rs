@@ -77,7 +77,11 @@ pub fn log_entry(network_id: &Digest, signed: &SignedStatement) -> Vec<u8> {
 /// ‖ version ‖ network_id ‖ bincode(signed)`. `network_id` is the log's network, which the link
 /// hands over (its `previous`) or which the chain it belongs to leads to.
 pub fn succession_log_entry(network_id: &Digest, signed: &SignedSuccession) -> Vec<u8> {
-    signing_bytes(LOG_SUCCESSION_TAG, network_id, &codec::encode_bounded(signed))
+    signing_bytes(
+        LOG_SUCCESSION_TAG,
+        network_id,
+        &codec::encode_bounded(signed),
+    )
 }
 
 /// One leaf of a member's log, by kind.
@@ -681,12 +685,8 @@ mod tests {
         };
         let (old, new) = (network(&mut rng, "old"), network(&mut rng, "new"));
         let (old_key, new_key) = (SecretKey::generate(&mut rng), SecretKey::generate(&mut rng));
-        let succession = crate::Succession::new(
-            old.id(),
-            crate::roster::Period(9),
-            &new,
-            new_key.public(),
-        );
+        let succession =
+            crate::Succession::new(old.id(), crate::roster::Period(9), &new, new_key.public());
         let signature = old_key.sign(&succession.signing_bytes());
         let statement = crate::statement::Statement {
             network_id: *old.id(),
@@ -736,11 +736,7 @@ mod tests {
         assert!(decode_log_entry(&net, &l_entry).is_err());
         assert!(decode_succession_log_entry(&net, &s_entry).is_err());
         let body = |e: &[u8], tag: &str| e[tag.len() + 2 + 32..].to_vec();
-        let swapped = signing_bytes(
-            LOG_ENTRY_TAG,
-            &net,
-            &body(&l_entry, LOG_SUCCESSION_TAG),
-        );
+        let swapped = signing_bytes(LOG_ENTRY_TAG, &net, &body(&l_entry, LOG_SUCCESSION_TAG));
         assert!(decode_log_entry(&net, &swapped).is_err());
         assert!(decode_log_leaf(&net, &swapped).is_err());
         let swapped = signing_bytes(LOG_SUCCESSION_TAG, &net, &body(&s_entry, LOG_ENTRY_TAG));

@@ -163,7 +163,9 @@ impl EventLoop {
             match chain {
                 Some(chain) => links.extend(chain),
                 None => {
-                    warn!("chain.json does not hold the adopted chain; logging the adopted link only");
+                    warn!(
+                        "chain.json does not hold the adopted chain; logging the adopted link only"
+                    );
                     links.push((**adopted).clone());
                 }
             }
@@ -176,7 +178,10 @@ impl EventLoop {
         }
         let added = self.store.log_successions(&links)?;
         if added > 0 {
-            info!(added, "succession links held from before entered in the transparency log");
+            info!(
+                added,
+                "succession links held from before entered in the transparency log"
+            );
         }
         Ok(())
     }

@@ -256,8 +256,8 @@ impl Store {
             let rx = self.read()?;
             let mut missing = false;
             for e in &entries {
-                missing |= log::index_of(&rx, &accord_protocol::transparency::leaf_hash(e))?
-                    .is_none();
+                missing |=
+                    log::index_of(&rx, &accord_protocol::transparency::leaf_hash(e))?.is_none();
             }
             if !missing {
                 return Ok(0);

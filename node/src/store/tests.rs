@@ -86,17 +86,27 @@ fn a_stored_statement_is_only_replaced_by_a_superset() {
     let s = Store::open(dir.path(), &Digest([1; 32])).unwrap();
     let (small, large, other) = (stored(&[5]), stored(&[5, 6]), stored(&[7]));
     assert_eq!(
-        s.commit(&[], std::slice::from_ref(&small), &[]).unwrap().len(),
+        s.commit(&[], std::slice::from_ref(&small), &[])
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(
-        s.commit(&[], std::slice::from_ref(&large), &[]).unwrap().len(),
+        s.commit(&[], std::slice::from_ref(&large), &[])
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(s.commit(&[], &[small], &[]).unwrap().len(), 0, "a replay");
-    assert_eq!(s.commit(&[], &[other], &[]).unwrap().len(), 0, "incomparable");
     assert_eq!(
-        s.commit(&[], std::slice::from_ref(&large), &[]).unwrap().len(),
+        s.commit(&[], &[other], &[]).unwrap().len(),
+        0,
+        "incomparable"
+    );
+    assert_eq!(
+        s.commit(&[], std::slice::from_ref(&large), &[])
+            .unwrap()
+            .len(),
         0,
         "equal"
     );
