@@ -216,11 +216,14 @@ pub fn statement_json(data: &[u8]) {
     }
 }
 
-/// Signed notes (member log checkpoints with cosignatures) and log entries.
+/// Signed notes (member log checkpoints with cosignatures) and log entries of both kinds.
 pub fn signed_note(data: &[u8]) {
     let f = fixture();
     let _ = accord_protocol::transparency::verify_checkpoint(data, &f.bundle.logs);
     let _ = accord_protocol::transparency::decode_log_entry(f.net.id(), data);
+    if let Ok(leaf) = accord_protocol::transparency::decode_log_leaf(f.net.id(), data) {
+        assert_eq!(leaf.entry(f.net.id()), data, "a decoded leaf is canonical");
+    }
     if let Ok(text) = std::str::from_utf8(data)
         && let Some((note, lines)) = text.split_once("\n\n\n")
     {
@@ -578,6 +581,23 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 &Digest([7; 32]),
             );
             out.push(note.into_bytes());
+            if let Some(s) = genuine_statement() {
+                out.push(accord_protocol::transparency::log_entry(f.net.id(), &s));
+            }
+            // A succession leaf (its signature is not checked by the decoder).
+            let succession = accord_protocol::Succession::new(
+                f.net.id(),
+                accord_protocol::Period(5),
+                &f.net,
+                f.group_key,
+            );
+            out.push(accord_protocol::transparency::succession_log_entry(
+                f.net.id(),
+                &accord_protocol::SignedSuccession {
+                    succession,
+                    signature: accord_protocol::crypto::Signature([0; 64]),
+                },
+            ));
         }
         "witness" => {
             let note = accord_protocol::transparency::sign_checkpoint(

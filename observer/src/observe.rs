@@ -2,10 +2,12 @@
 //!
 //! For every node given it fetches the signed checkpoint, checks the log's signature and the
 //! witness cosignatures (at least k), downloads the entries and rebuilds the tree (so every
-//! entry is included in the checkpoint), verifies every logged statement under the trust bundle,
-//! and checks that every statement the node serves is in its log with an inclusion proof. Across
-//! nodes it compares each log with what the other members cosigned for it as witnesses (split
-//! view), and the slots (a verdict one node has and another lacks, or two unordered verdicts).
+//! entry is included in the checkpoint), verifies every logged statement under the trust bundle
+//! and every logged succession on the chain from it, and checks that every statement and every
+//! succession link the node serves is in its log. Across nodes it compares each log with what the
+//! other members cosigned for it as witnesses (split view), the slots (a verdict one node has and
+//! another lacks, or two unordered verdicts), and the successions (two successors of one epoch in
+//! any logs or served chains).
 //! Over time it keeps the last checkpoint of each log in a state file and requires a
 //! consistency proof from it (a rewritten or rolled-back log).
 //!
@@ -16,9 +18,10 @@ use std::path::Path;
 
 use accord_protocol::crypto::Digest;
 use accord_protocol::statement::{MerkleTree, SignedStatement, Slot};
+use accord_protocol::succession::SignedSuccession;
 use accord_protocol::transparency::{
-    MAX_NOTE_BYTES, VerifiedCheckpoint, check_consistency, check_inclusion, decode_log_entry,
-    leaf_hash, log_entry, verify_checkpoint,
+    LogLeaf, MAX_NOTE_BYTES, VerifiedCheckpoint, check_consistency, check_inclusion,
+    decode_log_leaf, leaf_hash, log_entry, succession_log_entry, verify_checkpoint,
 };
 use accord_protocol::verify::TrustBundle;
 use serde::{Deserialize, Serialize};
@@ -151,6 +154,13 @@ pub enum Finding {
         /// The slot.
         slot: Slot,
     },
+    /// A succession link the node serves in its chain is not in its log.
+    LinkNotLogged {
+        /// The node.
+        node: String,
+        /// The succession's digest.
+        succession: Digest,
+    },
     /// A slot has a verdict in one node's log and none in another's.
     MissingSlot {
         /// The slot.
@@ -222,6 +232,10 @@ impl std::fmt::Display for Finding {
                 "NOT LOGGED {node}: serves a statement for {} that is not in its log",
                 slot(s)
             ),
+            Finding::LinkNotLogged { node, succession } => write!(
+                f,
+                "NOT LOGGED {node}: serves the succession {succession} in its chain, not in its log"
+            ),
             Finding::MissingSlot {
                 slot: s,
                 present_on,
@@ -258,8 +272,10 @@ pub struct ObservedLog {
     pub name: String,
     /// The checkpoint.
     pub checkpoint: VerifiedCheckpoint,
-    /// The entries, decoded.
+    /// The statement entries, decoded.
     pub statements: Vec<SignedStatement>,
+    /// The succession entries, decoded (checked on the chain by [`chain_findings`]).
+    pub successions: Vec<SignedSuccession>,
 }
 
 /// The observer's report.
@@ -272,7 +288,8 @@ pub struct Report {
 }
 
 /// Downloads and checks one node's log: signature, witnesses, entries rebuilding the root, and
-/// each entry verifying under the bundle.
+/// each statement entry verifying under the bundle. Succession entries are returned for
+/// [`chain_findings`], which follows them from the bundle with every other node's.
 ///
 /// # Errors
 /// A [`Finding`] for the first problem.
@@ -331,6 +348,8 @@ pub async fn fetch_log(
     }
     let mut tree = MerkleTree::default();
     let mut statements = Vec::new();
+    let mut statement_index = Vec::new();
+    let mut successions = Vec::new();
     while tree.len() < cp.size {
         let page: Vec<LogEntry> = client
             .get(&format!("/v1/log/entries?start={}&limit=1000", tree.len()))
@@ -358,10 +377,16 @@ pub async fn fetch_log(
             }
             let bytes =
                 hex::decode(&e.entry).map_err(|_| bad(format!("entry {} is not hex", e.index)))?;
-            let signed = decode_log_entry(&bundle.network_id, &bytes)
+            let leaf = decode_log_leaf(&bundle.network_id, &bytes)
                 .map_err(|err| bad(format!("entry {}: {err}", e.index)))?;
             tree.push(&bytes);
-            statements.push(signed);
+            match leaf {
+                LogLeaf::Statement(signed) => {
+                    statement_index.push(e.index);
+                    statements.push(signed);
+                }
+                LogLeaf::Succession(link) => successions.push(link),
+            }
         }
     }
     if Digest(tree.root().0) != cp.root {
@@ -370,9 +395,12 @@ pub async fn fetch_log(
             cp.size
         )));
     }
-    for (i, r) in accord_protocol::verify::verify_statements(&statements, bundle)
-        .into_iter()
-        .enumerate()
+    for (i, r) in statement_index
+        .iter()
+        .zip(accord_protocol::verify::verify_statements(
+            &statements,
+            bundle,
+        ))
     {
         if let Err(e) = r {
             findings.push(bad(format!("entry {i} does not verify: {e}")));
@@ -384,9 +412,38 @@ pub async fn fetch_log(
             name: node_name,
             checkpoint: cp,
             statements,
+            successions,
         },
         findings,
     ))
+}
+
+/// Checks that every link of the chain `client` serves is in its log: found among the entries
+/// downloaded, or (a link co-signed since) by lookup at an index past the checkpoint.
+async fn check_served_chain(
+    client: &Client,
+    bundle: &TrustBundle,
+    log: &ObservedLog,
+    chain: &crate::chain::ChainExport,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for link in chain.links.iter().filter_map(|l| l.signed().ok()) {
+        if log.successions.contains(&link) {
+            continue;
+        }
+        let leaf = leaf_hash(&succession_log_entry(&bundle.network_id, &link));
+        let found: Result<LeafIndex, _> = client
+            .get(&format!("/v1/log/lookup/{}", leaf.to_hex()))
+            .await;
+        // Below the checkpoint, the entries downloaded are the whole log: the lookup lies.
+        if !found.is_ok_and(|f| f.index >= log.checkpoint.size) {
+            findings.push(Finding::LinkNotLogged {
+                node: log.name.clone(),
+                succession: link.succession.digest(),
+            });
+        }
+    }
+    findings
 }
 
 /// Checks that every statement `client` serves is in its log, by leaf lookup and an inclusion
@@ -479,12 +536,13 @@ async fn extends(
     })
 }
 
-/// The succession chains the nodes serve: each must verify from the pinned `bundle`, and
-/// together they must not fork (two co-signed successors of one epoch, whichever nodes show
-/// them).
+/// The succession chains the nodes serve (`chains`) and the succession entries of their logs
+/// (`logged`): each must verify from the pinned `bundle`, and together they must not fork (two
+/// co-signed successors of one epoch, whichever nodes serve or log them).
 pub fn chain_findings(
     bundle: &TrustBundle,
     chains: &[(String, crate::chain::ChainExport)],
+    logged: &[(String, Vec<SignedSuccession>)],
 ) -> Vec<Finding> {
     use accord_protocol::succession::{Chain, ChainError};
     let mut findings = Vec::new();
@@ -505,6 +563,15 @@ pub fn chain_findings(
             Err(e) => findings.push(Finding::BadChain {
                 node: node.clone(),
                 reason: e.to_string(),
+            }),
+        }
+    }
+    for (node, links) in logged.iter().filter(|(_, l)| !l.is_empty()) {
+        match Chain::follow(bundle.clone(), links) {
+            Ok(_) | Err(ChainError::Fork { .. }) => pooled.extend(links.iter().cloned()),
+            Err(e) => findings.push(Finding::BadLog {
+                node: node.clone(),
+                reason: format!("its succession entries do not verify from the trust bundle: {e}"),
             }),
         }
     }
@@ -546,10 +613,22 @@ pub async fn observe(
     for c in &clients {
         // A node that predates membership change has no chain to show.
         if let Ok(chain) = c.chain().await {
+            if let Some(log) = report.logs.iter().find(|l| l.url == c.base()) {
+                report
+                    .findings
+                    .extend(check_served_chain(c, bundle, log, &chain).await);
+            }
             chains.push((c.base().to_string(), chain));
         }
     }
-    report.findings.extend(chain_findings(bundle, &chains));
+    let logged: Vec<(String, Vec<SignedSuccession>)> = report
+        .logs
+        .iter()
+        .map(|l| (l.name.clone(), l.successions.clone()))
+        .collect();
+    report
+        .findings
+        .extend(chain_findings(bundle, &chains, &logged));
     // Over time: each log must extend the checkpoint this observer accepted before.
     let mut sound: Vec<bool> = vec![true; report.logs.len()];
     for (i, log) in report.logs.iter().enumerate() {
@@ -766,6 +845,124 @@ mod tests {
         }
     }
 
+    /// A node of member `member` whose log holds `logged` (succession entries) and whose
+    /// `/v1/chain` shows `served`.
+    async fn succession_node(
+        tn: &Testnet,
+        genesis: &TrustBundle,
+        member: u16,
+        logged: &[&SignedSuccession],
+        served: &[&SignedSuccession],
+    ) -> String {
+        let entries: Vec<Vec<u8>> = logged
+            .iter()
+            .map(|l| succession_log_entry(&genesis.network_id, l))
+            .collect();
+        let mut tree = MerkleTree::default();
+        for e in &entries {
+            tree.push(e);
+        }
+        let note = accord_protocol::transparency::sign_checkpoint(
+            &genesis.network_id,
+            MemberIndex(member),
+            &tn.members[usize::from(member)],
+            entries.len() as u64,
+            &Digest(tree.root().0),
+        );
+        let page: Vec<LogEntry> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| LogEntry {
+                index: i as u64,
+                entry: hex::encode(e),
+            })
+            .collect();
+        let chain = crate::chain::ChainExport::new(genesis.clone(), served.iter().copied());
+        serve(vec![
+            ("/v1/log/checkpoint", "text/plain; charset=utf-8", note),
+            (
+                "/v1/log/entries",
+                "application/json",
+                serde_json::to_string(&page).unwrap(),
+            ),
+            ("/v1/statements", "application/json", "[]".into()),
+            (
+                "/v1/chain",
+                "application/json",
+                serde_json::to_string(&chain).unwrap(),
+            ),
+        ])
+        .await
+    }
+
+    #[tokio::test]
+    async fn logs_that_show_two_successors_of_one_epoch_are_a_forked_chain() {
+        use accord_protocol::succession::Succession;
+        let mut rng = rand::rngs::OsRng;
+        let tn = Testnet::generate(&TestnetSpec::new(4, 1, 0), &mut rng, |k| k.to_hex());
+        let net = Network::new(tn.roster.clone()).unwrap();
+        let group = SecretKey::generate(&mut rng);
+        let genesis = TrustBundle::new(&net, group.public());
+        let link = |name: &str| {
+            let mut spec = TestnetSpec::new(4, 1, 0);
+            spec.name = name.into();
+            let next = Testnet::generate(&spec, &mut rand::rngs::OsRng, |k| k.to_hex());
+            let next = Network::new(next.roster).unwrap();
+            let key = SecretKey::generate(&mut rand::rngs::OsRng).public();
+            let succession = Succession::new(net.id(), accord_protocol::Period(9), &next, key);
+            let signature = group.sign(&succession.signing_bytes());
+            SignedSuccession {
+                succession,
+                signature,
+            }
+        };
+        let (a, b) = (link("next-a"), link("next-b"));
+        let required = Requirements {
+            witnesses: 0,
+            max_age_secs: None,
+            now_secs: 0,
+        };
+        let run = |urls: Vec<String>| {
+            let (genesis, required) = (genesis.clone(), required);
+            async move {
+                let mut state = ObserverState::default();
+                observe(&urls, &genesis, &required, &mut state).await
+            }
+        };
+        // Two members that log and serve the same successor: nothing to report, and the log's
+        // succession entry is read as one.
+        let urls = vec![
+            succession_node(&tn, &genesis, 0, &[&a], &[&a]).await,
+            succession_node(&tn, &genesis, 1, &[&a], &[&a]).await,
+        ];
+        let report = run(urls).await;
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert_eq!(report.logs[0].successions, vec![a.clone()]);
+        assert!(report.logs[0].statements.is_empty());
+        // The logs disagree and no node serves a chain that shows it: a fork, found in the logs.
+        let urls = vec![
+            succession_node(&tn, &genesis, 0, &[&a], &[]).await,
+            succession_node(&tn, &genesis, 1, &[&b], &[]).await,
+        ];
+        let report = run(urls).await;
+        assert!(
+            matches!(report.findings[..], [Finding::ForkedChain { epoch: 0, .. }]),
+            "{:?}",
+            report.findings
+        );
+        // A member that shows this observer a link its log lacks is named.
+        let urls = vec![succession_node(&tn, &genesis, 2, &[], &[&a]).await];
+        let report = run(urls).await;
+        assert_eq!(
+            report.findings,
+            vec![Finding::LinkNotLogged {
+                node: report.logs[0].name.clone(),
+                succession: a.succession.digest(),
+            }]
+        );
+        assert!(report.findings[0].to_string().starts_with("NOT LOGGED"));
+    }
+
     #[tokio::test]
     async fn a_checkpoint_cosigned_long_ago_is_stale() {
         // Review finding 13: `accord observe` took any cosigned checkpoint, however old, so a
@@ -867,12 +1064,12 @@ mod chain_tests {
             ("x".to_string(), ChainExport::new(genesis.clone(), [&a])),
             ("y".to_string(), ChainExport::new(genesis.clone(), [&a])),
         ];
-        assert!(chain_findings(&genesis, &chains).is_empty());
+        assert!(chain_findings(&genesis, &chains, &[]).is_empty());
         let chains = vec![
             ("x".to_string(), ChainExport::new(genesis.clone(), [&a])),
             ("y".to_string(), ChainExport::new(genesis.clone(), [&b])),
         ];
-        let findings = chain_findings(&genesis, &chains);
+        let findings = chain_findings(&genesis, &chains, &[]);
         assert!(
             matches!(findings[..], [Finding::ForkedChain { epoch: 0, .. }]),
             "{findings:?}"
@@ -891,12 +1088,58 @@ mod chain_tests {
                 ChainExport::new(genesis.clone(), [&forged]),
             ),
         ];
-        let findings = chain_findings(&genesis, &chains);
+        let findings = chain_findings(&genesis, &chains, &[]);
         assert_eq!(findings.len(), 2, "{findings:?}");
         assert!(
             findings
                 .iter()
                 .all(|f| matches!(f, Finding::BadChain { .. }))
+        );
+    }
+
+    #[test]
+    fn successors_of_one_epoch_in_logs_are_a_fork_and_a_forged_logged_link_is_named() {
+        let (n0, k0) = epoch(1);
+        let genesis = TrustBundle::new(&n0, k0.public());
+        let link = |seed: u64| {
+            let (n, k) = epoch(seed);
+            let succession = Succession::new(n0.id(), Period(9), &n, k.public());
+            let signature = k0.sign(&succession.signing_bytes());
+            SignedSuccession {
+                succession,
+                signature,
+            }
+        };
+        let (a, b) = (link(2), link(3));
+        let logs = |x: &[&SignedSuccession], y: &[&SignedSuccession]| {
+            vec![
+                ("x".to_string(), x.iter().map(|l| (*l).clone()).collect()),
+                ("y".to_string(), y.iter().map(|l| (*l).clone()).collect()),
+            ]
+        };
+        assert!(chain_findings(&genesis, &[], &logs(&[&a], &[&a])).is_empty());
+        // Across two logs, within one log, and between a log and a served chain.
+        let served = vec![("z".to_string(), ChainExport::new(genesis.clone(), [&b]))];
+        for (chains, logged) in [
+            (vec![], logs(&[&a], &[&b])),
+            (vec![], logs(&[&a, &b], &[])),
+            (served, logs(&[&a], &[&a])),
+        ] {
+            let findings = chain_findings(&genesis, &chains, &logged);
+            assert!(
+                matches!(findings[..], [Finding::ForkedChain { epoch: 0, .. }]),
+                "{findings:?}"
+            );
+        }
+        // A logged link not signed by the epoch it hands over is a bad log, not a fork.
+        let (_, k9) = epoch(9);
+        let mut forged = b.clone();
+        forged.signature = k9.sign(&forged.succession.signing_bytes());
+        let findings = chain_findings(&genesis, &[], &logs(&[&a], &[&forged]));
+        assert!(
+            matches!(&findings[..], [Finding::BadLog { node, reason }]
+                if node == "y" && reason.contains("not signed")),
+            "{findings:?}"
         );
     }
 }

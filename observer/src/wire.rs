@@ -242,7 +242,9 @@ pub struct CeremonyStatus {
 pub struct LogEntry {
     /// Leaf index.
     pub index: u64,
-    /// The entry bytes, hex (`accord_protocol::transparency::log_entry`).
+    /// The entry bytes, hex: a co-signed statement (`"accord/log-entry" ‖ 0 ‖ version ‖
+    /// network id ‖ bincode`) or a co-signed succession (`"accord/log-succession" ‖ …`); see
+    /// `accord_protocol::transparency::LogLeaf`.
     pub entry: String,
 }
 

@@ -1,9 +1,12 @@
 //! Transparency logs and signed notes: what lets an observer see that no member hides or
 //! rewrites history.
 //!
-//! - Every member keeps an append-only RFC 9162 Merkle log of the co-signed statements it accepts.
-//!   A leaf is [`log_entry`]: the statement, the group signature and (for a period batch) the
-//!   checkpoint and inclusion proof, so a log entry verifies on its own under the trust bundle.
+//! - Every member keeps an append-only RFC 9162 Merkle log of the co-signed statements it accepts
+//!   and of the succession links it holds. A leaf is one of two kinds ([`LogLeaf`]), each with its
+//!   own domain tag, so neither decodes as the other: a statement ([`log_entry`]: the statement,
+//!   the group signature and, for a period batch, the checkpoint and inclusion proof, so it
+//!   verifies on its own under the trust bundle), or a co-signed succession
+//!   ([`succession_log_entry`], which verifies on the chain from the genesis bundle).
 //! - The member signs its log's checkpoints as C2SP signed notes (tlog-checkpoint) with its
 //!   roster identity key, under the key name [`log_origin`]; the other members cosign them as
 //!   witnesses (C2SP tlog-cosignature, Ed25519 type `0x04`) after checking consistency with the
@@ -28,9 +31,12 @@ use crate::codec;
 use crate::crypto::{Digest, PublicKey, SecretKey, signing_bytes};
 use crate::roster::{MemberIndex, Network};
 use crate::statement::SignedStatement;
+use crate::succession::SignedSuccession;
 
 const LOG_ENTRY_TAG: &str = "accord/log-entry";
-/// Largest log entry accepted from anyone (a statement with its evidence digests and proof).
+const LOG_SUCCESSION_TAG: &str = "accord/log-succession";
+/// Largest log entry accepted from anyone (a statement with its evidence digests and proof, or a
+/// succession with its epoch's log keys).
 pub const MAX_LOG_ENTRY_BYTES: usize = 1024 * 1024;
 /// Largest signed note accepted from anyone (a checkpoint with up to 100 signature lines).
 pub const MAX_NOTE_BYTES: usize = 64 * 1024;
@@ -61,25 +67,90 @@ pub enum LogError {
     BadProof(&'static str),
 }
 
-/// The bytes of a log leaf: `"accord/log-entry" ‖ 0 ‖ version ‖ network_id ‖ bincode(signed)`.
+/// The bytes of a statement leaf: `"accord/log-entry" ‖ 0 ‖ version ‖ network_id ‖
+/// bincode(signed)`.
 pub fn log_entry(network_id: &Digest, signed: &SignedStatement) -> Vec<u8> {
     signing_bytes(LOG_ENTRY_TAG, network_id, &codec::encode_bounded(signed))
 }
 
-/// Decodes a log leaf of network `network_id` (canonical encoding required).
-///
-/// # Errors
-/// [`LogError::BadEntry`] for anything but the exact bytes [`log_entry`] produces.
-pub fn decode_log_entry(network_id: &Digest, bytes: &[u8]) -> Result<SignedStatement, LogError> {
+/// The bytes of a succession leaf in a log of network `network_id`: `"accord/log-succession" ‖ 0
+/// ‖ version ‖ network_id ‖ bincode(signed)`. `network_id` is the log's network, which the link
+/// hands over (its `previous`) or which the chain it belongs to leads to.
+pub fn succession_log_entry(network_id: &Digest, signed: &SignedSuccession) -> Vec<u8> {
+    signing_bytes(
+        LOG_SUCCESSION_TAG,
+        network_id,
+        &codec::encode_bounded(signed),
+    )
+}
+
+/// One leaf of a member's log, by kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogLeaf {
+    /// A co-signed statement ([`log_entry`]).
+    Statement(SignedStatement),
+    /// A co-signed succession link ([`succession_log_entry`]).
+    Succession(SignedSuccession),
+}
+
+impl LogLeaf {
+    /// The leaf's bytes in a log of network `network_id`.
+    pub fn entry(&self, network_id: &Digest) -> Vec<u8> {
+        match self {
+            LogLeaf::Statement(s) => log_entry(network_id, s),
+            LogLeaf::Succession(s) => succession_log_entry(network_id, s),
+        }
+    }
+}
+
+/// The body of a leaf of kind `tag` in network `network_id`, if `bytes` is one.
+fn leaf_body<'a>(tag: &str, network_id: &Digest, bytes: &'a [u8]) -> Result<&'a [u8], LogError> {
     if bytes.len() > MAX_LOG_ENTRY_BYTES {
         return Err(LogError::BadEntry("over the size limit".into()));
     }
-    let prefix = signing_bytes(LOG_ENTRY_TAG, network_id, &[]);
-    let body = bytes
+    let prefix = signing_bytes(tag, network_id, &[]);
+    bytes
         .strip_prefix(prefix.as_slice())
-        .ok_or_else(|| LogError::BadEntry("wrong tag, version or network".into()))?;
+        .ok_or_else(|| LogError::BadEntry("wrong tag, version or network".into()))
+}
+
+/// Decodes a statement leaf of network `network_id` (canonical encoding required).
+///
+/// # Errors
+/// [`LogError::BadEntry`] for anything but the exact bytes [`log_entry`] produces (a
+/// succession leaf included).
+pub fn decode_log_entry(network_id: &Digest, bytes: &[u8]) -> Result<SignedStatement, LogError> {
+    let body = leaf_body(LOG_ENTRY_TAG, network_id, bytes)?;
     codec::decode_canonical(body, MAX_LOG_ENTRY_BYTES)
         .map_err(|e| LogError::BadEntry(e.to_string()))
+}
+
+/// Decodes a succession leaf of network `network_id` (canonical encoding required). Its
+/// signature is not checked here: it verifies only on a chain ([`crate::Chain::follow`]).
+///
+/// # Errors
+/// [`LogError::BadEntry`] for anything but the exact bytes [`succession_log_entry`] produces
+/// (a statement leaf included).
+pub fn decode_succession_log_entry(
+    network_id: &Digest,
+    bytes: &[u8],
+) -> Result<SignedSuccession, LogError> {
+    let body = leaf_body(LOG_SUCCESSION_TAG, network_id, bytes)?;
+    codec::decode_canonical(body, MAX_LOG_ENTRY_BYTES)
+        .map_err(|e| LogError::BadEntry(e.to_string()))
+}
+
+/// Decodes a leaf of either kind of network `network_id`, telling which kind it is (the tag
+/// decides; canonical encoding required).
+///
+/// # Errors
+/// [`LogError::BadEntry`] for anything but the exact bytes [`LogLeaf::entry`] produces.
+pub fn decode_log_leaf(network_id: &Digest, bytes: &[u8]) -> Result<LogLeaf, LogError> {
+    if bytes.starts_with(LOG_SUCCESSION_TAG.as_bytes()) {
+        decode_succession_log_entry(network_id, bytes).map(LogLeaf::Succession)
+    } else {
+        decode_log_entry(network_id, bytes).map(LogLeaf::Statement)
+    }
 }
 
 /// RFC 9162 leaf hash of a log entry (`SHA-256(0x00 ‖ entry)`).
@@ -601,6 +672,139 @@ pub fn witness_check(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A statement leaf and a succession leaf of one network.
+    fn leaves() -> (Digest, SignedStatement, SignedSuccession) {
+        use rand_core::SeedableRng as _;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+        let network = |rng: &mut rand_chacha::ChaCha20Rng, name: &str| {
+            let mut spec = crate::fixtures::TestnetSpec::new(4, 1, 1_000_000);
+            spec.name = name.into();
+            let tn = crate::fixtures::Testnet::generate(&spec, rng, |k| k.to_hex());
+            Network::new(tn.roster).unwrap()
+        };
+        let (old, new) = (network(&mut rng, "old"), network(&mut rng, "new"));
+        let (old_key, new_key) = (SecretKey::generate(&mut rng), SecretKey::generate(&mut rng));
+        let succession =
+            crate::Succession::new(old.id(), crate::roster::Period(9), &new, new_key.public());
+        let signature = old_key.sign(&succession.signing_bytes());
+        let statement = crate::statement::Statement {
+            network_id: *old.id(),
+            policy_hash: Digest([5; 32]),
+            slot: crate::statement::Slot {
+                lab: "lab-000".into(),
+                period: crate::roster::Period(3),
+            },
+            evidence: vec![Digest([1; 32]), Digest([2; 32])],
+            verdict: crate::policy::Verdict::NoAttestation,
+        };
+        let signed = SignedStatement {
+            signature: old_key.sign(&statement.signing_bytes()),
+            statement,
+            batch: None,
+        };
+        (
+            *old.id(),
+            signed,
+            SignedSuccession {
+                succession,
+                signature,
+            },
+        )
+    }
+
+    #[test]
+    fn each_leaf_kind_decodes_as_itself_and_only_as_itself() {
+        let (net, statement, succession) = leaves();
+        let s_entry = log_entry(&net, &statement);
+        let l_entry = succession_log_entry(&net, &succession);
+        assert!(l_entry.starts_with(b"accord/log-succession\x00\x01"));
+        assert_eq!(&l_entry[23..55], &net.0);
+        assert_eq!(decode_log_entry(&net, &s_entry).unwrap(), statement);
+        assert_eq!(
+            decode_succession_log_entry(&net, &l_entry).unwrap(),
+            succession
+        );
+        assert_eq!(
+            decode_log_leaf(&net, &s_entry).unwrap(),
+            LogLeaf::Statement(statement.clone())
+        );
+        let leaf = decode_log_leaf(&net, &l_entry).unwrap();
+        assert_eq!(leaf, LogLeaf::Succession(succession.clone()));
+        assert_eq!(leaf.entry(&net), l_entry);
+        // Neither kind's decoder takes the other kind, even with the other's tag swapped in.
+        assert!(decode_log_entry(&net, &l_entry).is_err());
+        assert!(decode_succession_log_entry(&net, &s_entry).is_err());
+        let body = |e: &[u8], tag: &str| e[tag.len() + 2 + 32..].to_vec();
+        let swapped = signing_bytes(LOG_ENTRY_TAG, &net, &body(&l_entry, LOG_SUCCESSION_TAG));
+        assert!(decode_log_entry(&net, &swapped).is_err());
+        assert!(decode_log_leaf(&net, &swapped).is_err());
+        let swapped = signing_bytes(LOG_SUCCESSION_TAG, &net, &body(&s_entry, LOG_ENTRY_TAG));
+        assert!(decode_succession_log_entry(&net, &swapped).is_err());
+        assert!(decode_log_leaf(&net, &swapped).is_err());
+        // Another network's leaf is refused.
+        let other = Digest([0xee; 32]);
+        assert!(decode_log_leaf(&other, &l_entry).is_err());
+        assert!(decode_log_leaf(&other, &s_entry).is_err());
+    }
+
+    #[test]
+    fn a_truncated_extended_or_oversized_leaf_is_refused() {
+        let (net, statement, succession) = leaves();
+        for entry in [
+            log_entry(&net, &statement),
+            succession_log_entry(&net, &succession),
+        ] {
+            assert!(decode_log_leaf(&net, &entry).is_ok());
+            for cut in [0, 1, 20, 55, entry.len() / 2, entry.len() - 1] {
+                assert!(
+                    matches!(
+                        decode_log_leaf(&net, &entry[..cut]),
+                        Err(LogError::BadEntry(_))
+                    ),
+                    "truncated to {cut}"
+                );
+            }
+            let mut longer = entry.clone();
+            longer.push(0);
+            assert!(matches!(
+                decode_log_leaf(&net, &longer),
+                Err(LogError::BadEntry(_))
+            ));
+            let mut huge = entry.clone();
+            huge.resize(MAX_LOG_ENTRY_BYTES + 1, 0);
+            assert_eq!(
+                decode_log_leaf(&net, &huge),
+                Err(LogError::BadEntry("over the size limit".into()))
+            );
+            // Another version byte.
+            let mut versioned = entry.clone();
+            let at = entry.iter().position(|b| *b == 0).unwrap() + 1;
+            versioned[at] ^= 0xff;
+            assert!(decode_log_leaf(&net, &versioned).is_err());
+        }
+    }
+
+    #[test]
+    fn a_changed_byte_is_refused_or_decodes_to_exactly_those_bytes() {
+        // Whatever a log serves, the decoder either refuses it or returns a leaf whose canonical
+        // bytes are the bytes served (so the leaf hash an observer rebuilds is what it decoded).
+        let (net, statement, succession) = leaves();
+        for entry in [
+            log_entry(&net, &statement),
+            succession_log_entry(&net, &succession),
+        ] {
+            for i in 0..entry.len() {
+                for flip in [0x01, 0x80, 0xff] {
+                    let mut changed = entry.clone();
+                    changed[i] ^= flip;
+                    if let Ok(leaf) = decode_log_leaf(&net, &changed) {
+                        assert_eq!(leaf.entry(&net), changed, "byte {i} ^ {flip:#x}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn verifier_keys_follow_c2sp() {

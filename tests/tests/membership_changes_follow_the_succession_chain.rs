@@ -7,7 +7,10 @@
 //! with `accord verify --chain` and with the Python check of `docs/observers.md` run as
 //! written; the handing epoch decides nothing from P on; and t shares of the withdrawn epoch,
 //! still valid under its own key, cannot make a statement any observer accepts after the
-//! handover.
+//! handover. Every member's transparency log holds the links it knows, once, across a restart:
+//! a handing member its co-signed succession, a successor the chain it adopted from the
+//! genesis; they verify from the genesis bundle, and `accord observe` of the genesis epoch
+//! passes with them.
 //!
 //! The test's new rosters are fresh `accord testnet` networks (new identities and ports) whose
 //! labs are replaced by the genesis roster's, so the same labs, with the same keys, submit in
@@ -19,9 +22,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use accord_observer::chain::ChainExport;
 use accord_observer::export::StatementExport;
+use accord_observer::wire::LogEntry;
 use accord_protocol::fixtures::LabConduct;
 use accord_protocol::roster::Period;
+use accord_protocol::succession::{Chain, SignedSuccession};
+use accord_protocol::transparency::{LogLeaf, decode_log_leaf};
 use common::*;
 
 const PERIOD_SECS: u64 = 3;
@@ -175,6 +182,25 @@ fn verify_on_chain(chain: &Path, files: &[PathBuf]) -> std::process::Output {
     accord(&args)
 }
 
+/// The succession entries of `n`'s transparency log, in log order; every entry (statements
+/// too) must decode as a leaf of `c`'s network.
+fn logged_successions(c: &Cluster, n: &NodeProc) -> Vec<SignedSuccession> {
+    let entries: Vec<LogEntry> =
+        block_on(n.client.get("/v1/log/entries?start=0&limit=1000")).unwrap();
+    assert!(entries.len() < 1000, "the test reads one page");
+    entries
+        .iter()
+        .filter_map(|e| {
+            let bytes = hex::decode(&e.entry).unwrap();
+            match decode_log_leaf(c.net.id(), &bytes) {
+                Ok(LogLeaf::Succession(s)) => Some(s),
+                Ok(LogLeaf::Statement(_)) => None,
+                Err(err) => panic!("{} entry {}: {err}", n.name, e.index),
+            }
+        })
+        .collect()
+}
+
 fn python_chain_check() -> String {
     let docs =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/observers.md"))
@@ -219,7 +245,7 @@ fn five_grow_to_six_and_shrink_to_five_and_every_verdict_verifies_on_the_chain()
 
     // Accession: a sixth member. The new roster's nodes run their DKG first.
     let first_b = now_period(&a) + 6;
-    let b = epoch(6, genesis_ms, Some(&a), Some(first_b));
+    let mut b = epoch(6, genesis_ms, Some(&a), Some(first_b));
     let chain_ab = hand_over(&a, &b, first_b, &dir, "ab");
     // The old epoch keeps deciding until P, the new one from P.
     files.extend(write(&dir, "a-last", &decide(&a, Period(first_b - 1))));
@@ -309,4 +335,53 @@ fn five_grow_to_six_and_shrink_to_five_and_every_verdict_verifies_on_the_chain()
         );
         assert!(!python(&block, &chain, &path).status.success());
     }
+
+    // Every member's log holds the links it knows: the genesis epoch its handover, the middle
+    // epoch the link it adopted and its own handover, the last epoch the chain it adopted. They
+    // verify from the genesis bundle, and a restart (which checks that held links are logged)
+    // adds none twice.
+    let genesis: accord_protocol::TrustBundle = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("ab-previous-bundle.json")).unwrap(),
+    )
+    .unwrap();
+    let exported: ChainExport =
+        serde_json::from_str(&std::fs::read_to_string(&chain).unwrap()).unwrap();
+    let links: Vec<SignedSuccession> = exported.links.iter().map(|l| l.signed().unwrap()).collect();
+    assert_eq!(links.len(), 2);
+    let check_logs = |what: &str, a: &Cluster, b: &Cluster, c: &Cluster| {
+        for (epoch, expected, last) in [(a, &links[..1], b), (b, &links[..], c), (c, &links[..], c)]
+        {
+            for n in &epoch.nodes {
+                let logged = logged_successions(epoch, n);
+                assert_eq!(logged, expected, "{what}: succession entries of {}", n.name);
+                let followed = Chain::follow(genesis.clone(), &logged).unwrap();
+                assert_eq!(followed.last().bundle.network_id, *last.net.id());
+            }
+        }
+    };
+    check_logs("before a restart", &a, &b, &c);
+    b.nodes[0].term();
+    b.nodes[0].start();
+    b.nodes[0].wait_up();
+    check_logs("after a restart", &a, &b, &c);
+    // The genesis epoch's logs, succession entries included, pass `accord observe`.
+    let urls: Vec<String> = a.nodes.iter().map(|n| n.api.clone()).collect();
+    let out = accord(&[
+        "observe",
+        "--trust",
+        dir.join("ab-previous-bundle.json").to_str().unwrap(),
+        "--nodes",
+        &urls.join(","),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches(", 1 successions").count(),
+        a.nodes.len(),
+        "{stdout}"
+    );
 }

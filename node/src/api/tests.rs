@@ -96,7 +96,7 @@ async fn a_statement_is_served_as_the_export_of_its_stored_record() {
     };
     f.context
         .store
-        .commit(&[], std::slice::from_ref(&stored))
+        .commit(&[], std::slice::from_ref(&stored), &[])
         .unwrap();
     let export = StatementExport::new(&stored.signed, stored.group_key);
     let (status, body) = call(&f.context, get("/v1/statements/3/lab-000")).await;

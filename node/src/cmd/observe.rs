@@ -43,12 +43,13 @@ pub(super) async fn run(a: ObserveArgs) -> Result<()> {
     let report = observe(&a.nodes, &bundle, &required, &mut state).await;
     for log in &report.logs {
         println!(
-            "log   {}: size {} root {} cosigned by {} witnesses, {} statements",
+            "log   {}: size {} root {} cosigned by {} witnesses, {} statements, {} successions",
             log.name,
             log.checkpoint.size,
             log.checkpoint.root,
             log.checkpoint.cosigners.len(),
-            log.statements.len()
+            log.statements.len(),
+            log.successions.len()
         );
     }
     for f in &report.findings {
@@ -61,7 +62,7 @@ pub(super) async fn run(a: ObserveArgs) -> Result<()> {
         bail!("{} findings", report.findings.len());
     }
     eprintln!(
-        "{} logs consistent over time and with each other; every served verdict is logged",
+        "{} logs consistent over time and with each other; every served verdict and succession is logged",
         report.logs.len()
     );
     Ok(())

@@ -1,8 +1,9 @@
 //! The engine's outputs, performed: the node's [`Effects`] for the protocol's one driver
 //! ([`accord_protocol::driver`]), which decides the order and where durability comes first.
 //!
-//! `persist` buffers records (and the co-signed statements they carry); `sync` commits the
-//! buffer in one fsynced redb transaction (group commit). The driver syncs before every send,
+//! `persist` buffers records (and the co-signed statements and succession links they carry, which
+//! enter the transparency log); `sync` commits the buffer in one fsynced redb transaction (group
+//! commit). The driver syncs before every send,
 //! broadcast, compaction and key store, and at the end, so what a message commits to is durable
 //! before the message leaves. A failed commit stops the node before anything else leaves
 //! (FAULTS 22: signing is refused, not risked).
@@ -15,6 +16,7 @@ use accord_protocol::driver::{self, Effects};
 use accord_protocol::engine::{Event, Record};
 use accord_protocol::message::Message;
 use accord_protocol::roster::MemberIndex;
+use accord_protocol::succession::SignedSuccession;
 use libp2p::gossipsub;
 use tracing::{debug, info, warn};
 
@@ -23,11 +25,12 @@ use super::event_loop::EventLoop;
 use crate::keyfile;
 use crate::store::StoredStatement;
 
-/// Records and statements taken by `persist`, not yet committed.
+/// Records, statements and succession links taken by `persist`, not yet committed.
 #[derive(Default)]
 pub(super) struct Unsynced {
     records: Vec<Record>,
     statements: Vec<StoredStatement>,
+    links: Vec<SignedSuccession>,
 }
 
 impl EventLoop {
@@ -49,6 +52,21 @@ impl Effects for EventLoop {
                     .map(|signed| StoredStatement { group_key, signed }),
             );
         }
+        match &record {
+            // The handing epoch's co-signed succession.
+            Record::Succession(s) => self.unsynced.links.push((**s).clone()),
+            // A successor's adopted link, after the links from the genesis that lead to it
+            // (`adopt_succession` sets them aside for this record).
+            Record::Predecessor(s) => {
+                let chain = self.adopting.take().unwrap_or_default();
+                if chain.last() == Some(&**s) {
+                    self.unsynced.links.extend(chain);
+                } else {
+                    self.unsynced.links.push((**s).clone());
+                }
+            }
+            _ => {}
+        }
         self.unsynced.records.push(record);
         Ok(())
     }
@@ -58,8 +76,9 @@ impl Effects for EventLoop {
         let Unsynced {
             records,
             statements,
+            links,
         } = std::mem::take(&mut self.unsynced);
-        match self.store.commit(&records, &statements) {
+        match self.store.commit(&records, &statements, &links) {
             Ok(stored) if stored.len() < statements.len() => {
                 debug!(
                     offered = statements.len(),

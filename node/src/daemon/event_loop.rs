@@ -60,6 +60,9 @@ pub(super) struct EventLoop {
     pub(super) commands: mpsc::Receiver<Command>,
     /// Records taken from the engine and not yet committed (`effects.rs`).
     pub(super) unsynced: super::effects::Unsynced,
+    /// While the engine adopts a succession: the chain's links from the genesis, logged with
+    /// the adoption's record (`succession.rs`, `effects.rs`).
+    pub(super) adopting: Option<Vec<accord_protocol::SignedSuccession>>,
 }
 
 impl EventLoop {

@@ -204,7 +204,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         rng: rand::rngs::OsRng,
         commands,
         unsynced: effects::Unsynced::default(),
+        adopting: None,
     };
+    event_loop.log_held_successions()?;
     let result = event_loop.run(shutdown).await;
     let _ = api_stop_tx.send(());
     let _ = api_task.await;

@@ -3,11 +3,13 @@
 //! the chain that ends with this epoch's succession (a successor epoch), and what observers and
 //! proposers read: the chain this member knows and the confirmations of its key. The engine
 //! decides; this file keeps the successor's chain from the genesis in `chain.json`, written
-//! durably once the engine's record of the adoption is.
+//! durably once the engine's record of the adoption is. The chain's links enter this member's
+//! transparency log in the transaction that stores that record (`effects.rs`), as the handing
+//! epoch's co-signed succession does with its own.
 
 use accord_observer::chain::{ChainExport, LinkExport, MAX_CHAIN_FILE_BYTES};
 use accord_observer::wire::{KeyConfirmations, SuccessionAdopted, SuccessionRef, SuccessionReport};
-use accord_protocol::succession::SuccessionProposal;
+use accord_protocol::succession::{SignedSuccession, SuccessionProposal};
 use accord_protocol::verify::TrustBundle;
 use tracing::{info, warn};
 
@@ -86,12 +88,24 @@ impl EventLoop {
             ));
         }
         let previous = &epochs[epochs.len() - 2].bundle;
+        let links = match chain
+            .links
+            .iter()
+            .map(LinkExport::signed)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(l) => l,
+            Err(e) => return refuse(e.to_string()),
+        };
         let signed = match link.signed() {
             Ok(s) => s,
             Err(e) => return refuse(e.to_string()),
         };
+        // The whole chain is logged with the adoption's record (`effects.rs`, `persist`).
+        self.adopting = Some(links.clone());
         let result = self.engine.adopt_succession(now(), signed, previous);
         let drained = self.drain();
+        self.adopting = None;
         let mut answer = answer(
             result.map(|()| SuccessionAdopted {
                 first_period: last.first_period.0,
@@ -106,6 +120,12 @@ impl EventLoop {
         {
             answer = Err(CeremonyCommandError::Storage(e));
         }
+        // Adopting again (a no-op for the engine) enters any link the log still lacks.
+        if answer.is_ok()
+            && let Err(e) = self.store.log_successions(&links)
+        {
+            answer = Err(CeremonyCommandError::Storage(e.to_string()));
+        }
         if let Ok(a) = &answer {
             info!(
                 first_period = a.first_period,
@@ -114,6 +134,56 @@ impl EventLoop {
             );
         }
         (answer, drained)
+    }
+
+    /// At start: enters in the transparency log the succession links this member holds that it
+    /// has not logged (a data directory of a build that did not log them): its co-signed
+    /// succession, and the adopted chain from the genesis (only the adopted link if `chain.json`
+    /// is missing or does not end with it).
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub(super) fn log_held_successions(&self) -> Result<(), NodeError> {
+        let status = self.engine.succession_status();
+        let mut links: Vec<SignedSuccession> = Vec::new();
+        if let Some(adopted) = &status.adopted {
+            let chain = self
+                .stored_chain()
+                .ok()
+                .flatten()
+                .filter(|c| c.follow().is_ok())
+                .and_then(|c| {
+                    c.links
+                        .iter()
+                        .map(LinkExport::signed)
+                        .collect::<Result<Vec<_>, _>>()
+                        .ok()
+                })
+                .filter(|l| l.last() == Some(&**adopted));
+            match chain {
+                Some(chain) => links.extend(chain),
+                None => {
+                    warn!(
+                        "chain.json does not hold the adopted chain; logging the adopted link only"
+                    );
+                    links.push((**adopted).clone());
+                }
+            }
+        }
+        if let Some(done) = &status.handed_over {
+            links.push((**done).clone());
+        }
+        if links.is_empty() {
+            return Ok(());
+        }
+        let added = self.store.log_successions(&links)?;
+        if added > 0 {
+            info!(
+                added,
+                "succession links held from before entered in the transparency log"
+            );
+        }
+        Ok(())
     }
 
     fn write_chain(&self, chain: &ChainExport) -> Result<(), String> {

@@ -1,7 +1,8 @@
 //! The member's transparency log, a child of the store: tables in the node's redb database.
 //!
-//! An append-only RFC 9162 Merkle log of the co-signed statements this member accepted (leaves
-//! are [`accord_protocol::transparency::log_entry`] bytes). Hashing and proofs are `tlog_tiles`'
+//! An append-only RFC 9162 Merkle log of the co-signed statements this member accepted and the
+//! succession links it holds (leaves are [`accord_protocol::transparency::LogLeaf`] bytes: this
+//! module stores bytes and does not look at their kind). Hashing and proofs are `tlog_tiles`'
 //! (a port of Go's sumdb/tlog); this module only stores its "stored hashes" in a table.
 //!
 //! Tables:

@@ -19,7 +19,9 @@
 //! - `meta`: small settings: the network id the directory belongs to, the storage schema
 //!   version ([`SCHEMA_VERSION`]), the first period.
 //! - the transparency log's tables ([`log`]): every statement stored here is also appended to
-//!   the member's log in the same transaction; and the witnessing tables ([`witness`]).
+//!   the member's log in the same transaction, and so is every succession link the node commits
+//!   with its records (the handing epoch's co-signed succession, a successor's adopted chain);
+//!   and the witnessing tables ([`witness`]).
 //!
 //! Every commit uses `Durability::Immediate` (fsync before `commit` returns). redb holds an
 //! exclusive file lock, so a second process on the same data directory is refused. A database of
@@ -41,7 +43,8 @@ use accord_protocol::codec::{self, MAX_MESSAGE_BYTES};
 use accord_protocol::crypto::Digest;
 use accord_protocol::evidence::Evidence;
 use accord_protocol::message::ProposalId;
-use accord_protocol::transparency::WitnessedLog;
+use accord_protocol::succession::SignedSuccession;
+use accord_protocol::transparency::{WitnessedLog, succession_log_entry};
 use redb::{
     Database, Durability, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
     TableDefinition,
@@ -175,10 +178,12 @@ impl Store {
         Ok(out)
     }
 
-    /// Appends `records` and stores `statements` in one transaction, durable when this returns.
+    /// Appends `records`, stores `statements` and logs `links` (succession links, in chain
+    /// order) in one transaction, durable when this returns.
     /// A statement replaces the one stored for its slot only if its evidence is a superset of
     /// the stored one's ([`statements::replaces`]); the statements stored (and logged) are
-    /// returned, the others (equal, or smaller: a replay) are not.
+    /// returned, the others (equal, or smaller: a replay) are not. A link already in the log is
+    /// not appended again.
     ///
     /// # Errors
     /// Any database failure (disk full, fsync error): nothing may be sent after it.
@@ -186,6 +191,7 @@ impl Store {
         &self,
         records: &[Record],
         statements: &[StoredStatement],
+        links: &[SignedSuccession],
     ) -> Result<Vec<StoredStatement>, StorageError> {
         let mut tx = self.db.begin_write().map_err(db)?;
         tx.set_durability(Durability::Immediate).map_err(db)?;
@@ -227,9 +233,44 @@ impl Store {
             let entry = accord_protocol::transparency::log_entry(&self.network_id, &s.signed);
             log::append(&tx, &entry)?;
         }
+        for link in links {
+            log::append(&tx, &succession_log_entry(&self.network_id, link))?;
+        }
         tx.commit().map_err(db)?;
         self.next_seq.store(seq, Ordering::SeqCst);
         Ok(stored)
+    }
+
+    /// Appends to the transparency log, in one durable transaction, each of `links` (in order)
+    /// that is not in it yet; returns how many were new. For links the node holds from before
+    /// they were logged (a data directory of an older build).
+    ///
+    /// # Errors
+    /// Any database failure.
+    pub fn log_successions(&self, links: &[SignedSuccession]) -> Result<usize, StorageError> {
+        let entries: Vec<Vec<u8>> = links
+            .iter()
+            .map(|l| succession_log_entry(&self.network_id, l))
+            .collect();
+        {
+            let rx = self.read()?;
+            let mut missing = false;
+            for e in &entries {
+                missing |=
+                    log::index_of(&rx, &accord_protocol::transparency::leaf_hash(e))?.is_none();
+            }
+            if !missing {
+                return Ok(0);
+            }
+        }
+        let mut tx = self.db.begin_write().map_err(db)?;
+        tx.set_durability(Durability::Immediate).map_err(db)?;
+        let mut added = 0;
+        for e in &entries {
+            added += usize::from(log::append(&tx, e)?.1);
+        }
+        tx.commit().map_err(db)?;
+        Ok(added)
     }
 
     /// Replaces every record by `snapshot` (the engine's compaction) in one durable

@@ -8,6 +8,7 @@ use accord_protocol::crypto::{PublicKey, Signature};
 use accord_protocol::policy::Verdict;
 use accord_protocol::roster::Period;
 use accord_protocol::statement::{BatchProof, Slot, Statement};
+use accord_protocol::succession::SignedSuccession;
 
 use super::*;
 
@@ -27,13 +28,14 @@ fn records_survive_reopen_in_order_and_network_is_checked() {
     let id = Digest([1; 32]);
     {
         let s = Store::open(dir.path(), &id).unwrap();
-        s.commit(&[Record::DkgStarted { ceremony: 1 }], &[])
+        s.commit(&[Record::DkgStarted { ceremony: 1 }], &[], &[])
             .unwrap();
         s.commit(
             &[
                 Record::DkgStarted { ceremony: 2 },
                 Record::DkgStarted { ceremony: 3 },
             ],
+            &[],
             &[],
         )
         .unwrap();
@@ -84,17 +86,27 @@ fn a_stored_statement_is_only_replaced_by_a_superset() {
     let s = Store::open(dir.path(), &Digest([1; 32])).unwrap();
     let (small, large, other) = (stored(&[5]), stored(&[5, 6]), stored(&[7]));
     assert_eq!(
-        s.commit(&[], std::slice::from_ref(&small)).unwrap().len(),
+        s.commit(&[], std::slice::from_ref(&small), &[])
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(
-        s.commit(&[], std::slice::from_ref(&large)).unwrap().len(),
+        s.commit(&[], std::slice::from_ref(&large), &[])
+            .unwrap()
+            .len(),
         1
     );
-    assert_eq!(s.commit(&[], &[small]).unwrap().len(), 0, "a replay");
-    assert_eq!(s.commit(&[], &[other]).unwrap().len(), 0, "incomparable");
+    assert_eq!(s.commit(&[], &[small], &[]).unwrap().len(), 0, "a replay");
     assert_eq!(
-        s.commit(&[], std::slice::from_ref(&large)).unwrap().len(),
+        s.commit(&[], &[other], &[]).unwrap().len(),
+        0,
+        "incomparable"
+    );
+    assert_eq!(
+        s.commit(&[], std::slice::from_ref(&large), &[])
+            .unwrap()
+            .len(),
         0,
         "equal"
     );
@@ -113,12 +125,12 @@ fn the_superset_rule_survives_a_reopen() {
     let id = Digest([1; 32]);
     {
         let s = Store::open(dir.path(), &id).unwrap();
-        s.commit(&[], &[stored(&[5, 6])]).unwrap();
+        s.commit(&[], &[stored(&[5, 6])], &[]).unwrap();
     }
     let s = Store::open(dir.path(), &id).unwrap();
-    assert!(s.commit(&[], &[stored(&[5])]).unwrap().is_empty());
-    assert!(s.commit(&[], &[stored(&[6, 7])]).unwrap().is_empty());
-    assert_eq!(s.commit(&[], &[stored(&[5, 6, 7])]).unwrap().len(), 1);
+    assert!(s.commit(&[], &[stored(&[5])], &[]).unwrap().is_empty());
+    assert!(s.commit(&[], &[stored(&[6, 7])], &[]).unwrap().is_empty());
+    assert_eq!(s.commit(&[], &[stored(&[5, 6, 7])], &[]).unwrap().len(), 1);
     assert_eq!(
         s.statement(0, "lab-000")
             .unwrap()
@@ -138,9 +150,9 @@ fn compaction_replaces_the_records_and_keeps_evidence_bodies() {
     let records: Vec<Record> = (0..50)
         .map(|c| Record::DkgStarted { ceremony: c })
         .collect();
-    s.commit(&records, &[]).unwrap();
+    s.commit(&records, &[], &[]).unwrap();
     s.compact(&[Record::DkgStarted { ceremony: 49 }]).unwrap();
-    s.commit(&[Record::DkgStarted { ceremony: 50 }], &[])
+    s.commit(&[Record::DkgStarted { ceremony: 50 }], &[], &[])
         .unwrap();
     drop(s);
     let s = Store::open(dir.path(), &Digest([1; 32])).unwrap();
@@ -174,7 +186,7 @@ fn statements_are_stored_canonically_and_served_as_the_same_json() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &Digest([1; 32])).unwrap();
     let s = batched();
-    store.commit(&[], std::slice::from_ref(&s)).unwrap();
+    store.commit(&[], std::slice::from_ref(&s), &[]).unwrap();
     // On disk: the protocol codec's bytes, not JSON.
     let raw = {
         let rx = store.read().unwrap();
@@ -289,4 +301,67 @@ fn a_new_database_records_the_schema_version() {
         s.meta(SCHEMA_KEY).unwrap(),
         Some(SCHEMA_VERSION.to_le_bytes().to_vec())
     );
+}
+
+/// A succession from network `[1; 32]` to network `[n; 32]` (shape and signature unchecked: the
+/// store logs what the engine accepted).
+fn link(n: u8) -> SignedSuccession {
+    use accord_protocol::Succession;
+    SignedSuccession {
+        succession: Succession {
+            previous: Digest([1; 32]),
+            first_period: Period(u64::from(n)),
+            group_key: PublicKey([n; 32]),
+            network_id: Digest([n; 32]),
+            policy_hash: Digest([2; 32]),
+            threshold: 3,
+            members: 4,
+            signing_mode: accord_protocol::roster::SigningMode::PerPeriod,
+            network_name: format!("epoch-{n}"),
+            logs: Vec::new(),
+        },
+        signature: Signature([n; 64]),
+    }
+}
+
+/// The log's leaves, decoded by kind.
+fn leaves(s: &Store) -> Vec<accord_protocol::transparency::LogLeaf> {
+    let (size, _) = s.log_head().unwrap();
+    log::entries(&s.read().unwrap(), 0, size)
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| accord_protocol::transparency::decode_log_leaf(&Digest([1; 32]), &e).unwrap())
+        .collect()
+}
+
+#[test]
+fn succession_links_are_logged_with_their_records_once() {
+    use accord_protocol::transparency::LogLeaf;
+    let dir = tempfile::tempdir().unwrap();
+    let id = Digest([1; 32]);
+    {
+        let s = Store::open(dir.path(), &id).unwrap();
+        let (a, b) = (link(7), link(8));
+        let records = [Record::Predecessor(std::sync::Arc::new(b.clone()))];
+        s.commit(&records, &[stored(&[5])], &[a.clone(), b.clone()])
+            .unwrap();
+        assert_eq!(
+            leaves(&s),
+            vec![
+                LogLeaf::Statement(stored(&[5]).signed),
+                LogLeaf::Succession(a.clone()),
+                LogLeaf::Succession(b.clone()),
+            ]
+        );
+        // The same links again (a repeated adoption, a restart's check) add nothing.
+        s.commit(&[], &[], std::slice::from_ref(&b)).unwrap();
+        assert_eq!(s.log_successions(&[a.clone(), b.clone()]).unwrap(), 0);
+        assert_eq!(s.log_head().unwrap().0, 3);
+    }
+    // After a reopen too; a link held from before logging is added once.
+    let s = Store::open(dir.path(), &id).unwrap();
+    assert_eq!(s.log_successions(&[link(7), link(9)]).unwrap(), 1);
+    assert_eq!(s.log_successions(&[link(9)]).unwrap(), 0);
+    assert_eq!(leaves(&s).last(), Some(&LogLeaf::Succession(link(9))));
+    assert_eq!(s.log_head().unwrap().0, 4);
 }
