@@ -273,12 +273,18 @@ pub fn verify_many(items: &[(&ed25519_dalek::VerifyingKey, &[u8], &Signature)]) 
     let seed = transcript.finalize();
     let all_parsed = parsed.iter().all(Option::is_some);
     let passes = all_parsed && {
+        // Σ z_i·(s_i·B − R_i − k_i·A_i) = 0, with the terms of each distinct key A summed into
+        // one (Σ z_i·k_i)·A: a batch under one key (a group's statements, one member's
+        // observations) is one point per signature plus two, not two per signature.
         let mut b_coefficient = Scalar::ZERO;
-        let mut scalars = Vec::with_capacity(2 * items.len() + 1);
-        let mut points = Vec::with_capacity(2 * items.len() + 1);
+        let mut scalars = Vec::with_capacity(items.len() + 2);
+        let mut points = Vec::with_capacity(items.len() + 2);
         scalars.push(Scalar::ZERO);
         points.push(curve25519_dalek::constants::ED25519_BASEPOINT_POINT);
-        for (i, item) in parsed.iter().flatten().enumerate() {
+        let mut keys: std::collections::BTreeMap<&[u8; 32], usize> =
+            std::collections::BTreeMap::new();
+        let mut key_terms: Vec<(Scalar, EdwardsPoint)> = Vec::new();
+        for (i, (item, (key, _, _))) in parsed.iter().flatten().zip(items).enumerate() {
             let mut h = Sha512::new();
             h.update(seed);
             h.update((i as u64).to_le_bytes());
@@ -289,10 +295,17 @@ pub fn verify_many(items: &[(&ed25519_dalek::VerifyingKey, &[u8], &Signature)]) 
             b_coefficient -= z * item.s;
             scalars.push(z);
             points.push(item.r);
-            scalars.push(z * item.k);
-            points.push(item.a);
+            let k = *keys.entry(key.as_bytes()).or_insert_with(|| {
+                key_terms.push((Scalar::ZERO, item.a));
+                key_terms.len() - 1
+            });
+            key_terms[k].0 += z * item.k;
         }
         scalars[0] = b_coefficient;
+        for (scalar, point) in key_terms {
+            scalars.push(scalar);
+            points.push(point);
+        }
         EdwardsPoint::vartime_multiscalar_mul(&scalars, &points)
             .mul_by_cofactor()
             .is_identity()
@@ -744,13 +757,17 @@ mod tests {
             seed in 0u64..1000,
             corrupt in proptest::collection::vec(0usize..200, 0..4),
             torsion in proptest::collection::vec(0usize..8, 6),
+            distinct in 1usize..7,
         ) {
+            // Items share keys (`distinct` of them), so the batch's summed per-key terms are
+            // exercised with forged and torsioned signatures under one key.
             let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
-            let keys: Vec<SecretKey> = (0..6).map(|_| SecretKey::generate(&mut rng)).collect();
+            let own: Vec<SecretKey> = (0..distinct).map(|_| SecretKey::generate(&mut rng)).collect();
+            let keys: Vec<&SecretKey> = (0..6).map(|i| &own[i % distinct]).collect();
             let vks: Vec<_> = keys.iter().map(|k| k.public().verifying_key().unwrap()).collect();
             let msgs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i, (seed & 0xff) as u8]).collect();
             let mut sigs: Vec<Signature> = (0..6)
-                .map(|i| if torsion[i] == 0 { keys[i].sign(&msgs[i]) } else { torsion_signature(&keys[i], &msgs[i], torsion[i]) })
+                .map(|i| if torsion[i] == 0 { keys[i].sign(&msgs[i]) } else { torsion_signature(keys[i], &msgs[i], torsion[i]) })
                 .collect();
             for c in &corrupt {
                 sigs[c % 6].0[c % 64] ^= 1 << (c % 8);
