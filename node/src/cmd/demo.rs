@@ -125,7 +125,10 @@ fn spawn_nodes(layout: &Layout, logs: &Path) -> Result<Nodes> {
             .arg("run")
             .arg("--config")
             .arg(&m.config)
-            .env("ACCORD_LOG", "info")
+            .env(
+                "ACCORD_LOG",
+                std::env::var("ACCORD_DEMO_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env_remove("ACCORD_LOG_FORMAT")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
