@@ -7,10 +7,11 @@
 //! with `accord verify --chain` and with the Python check of `docs/observers.md` run as
 //! written; the handing epoch decides nothing from P on; and t shares of the withdrawn epoch,
 //! still valid under its own key, cannot make a statement any observer accepts after the
-//! handover. Every member's transparency log holds the links it knows, once, across a restart:
-//! a handing member its co-signed succession, a successor the chain it adopted from the
-//! genesis; they verify from the genesis bundle, and `accord observe` of the genesis epoch
-//! passes with them.
+//! handover; a member of the handing epoch killed with SIGKILL through the co-signing learns the
+//! succession from its peers on restart. Every member's transparency log holds the links it
+//! knows, once, across a restart: a handing member its co-signed succession, a successor the
+//! chain it adopted from the genesis; they verify from the genesis bundle, and `accord observe`
+//! of the genesis epoch passes with them.
 //!
 //! The test's new rosters are fresh `accord testnet` networks (new identities and ports) whose
 //! labs are replaced by the genesis roster's, so the same labs, with the same keys, submit in
@@ -87,7 +88,18 @@ fn token(c: &Cluster, i: usize) -> String {
 /// Hands `old` over to `new` at `first`: propose from a new node, t approvals of the old epoch,
 /// wait for the co-signed succession at every old member, then every new member adopts the
 /// chain. Returns the chain file.
-fn hand_over(old: &Cluster, new: &Cluster, first: u64, dir: &Path, name: &str) -> PathBuf {
+/// Hands `old` over to `new` at `first`: the proposal, t approvals, the co-signed succession at
+/// every member, and its adoption by every new member. With `down`, that member of `old` (one
+/// that does not approve) is killed with SIGKILL before the approvals and restarted once the
+/// approvers hold the co-signed succession: it must learn it from its peers and hand over too.
+fn hand_over(
+    old: &mut Cluster,
+    new: &Cluster,
+    first: u64,
+    dir: &Path,
+    name: &str,
+    down: Option<usize>,
+) -> PathBuf {
     let bundle = dir.join(format!("{name}-previous-bundle.json"));
     std::fs::write(&bundle, old.trust_bundle_json(0)).unwrap();
     let proposal = dir.join(format!("{name}-proposal.json"));
@@ -104,6 +116,10 @@ fn hand_over(old: &Cluster, new: &Cluster, first: u64, dir: &Path, name: &str) -
         "--out",
         proposal.to_str().unwrap(),
     ]);
+    if let Some(d) = down {
+        assert!(d >= old.net.t(), "the member down is not an approver");
+        old.nodes[d].kill9();
+    }
     for i in 0..old.net.t() {
         let tok = token(old, i);
         accord_ok(&[
@@ -116,12 +132,21 @@ fn hand_over(old: &Cluster, new: &Cluster, first: u64, dir: &Path, name: &str) -
             &tok,
         ]);
     }
-    for n in &old.nodes {
+    let held = |n: &NodeProc| {
         wait_for(
             Duration::from_secs(30),
             &format!("{} holds the co-signed succession", n.name),
             || block_on(n.client.succession()).ok()?.handed_over,
         );
+    };
+    for (i, n) in old.nodes.iter().enumerate() {
+        if down != Some(i) {
+            held(n);
+        }
+    }
+    if let Some(d) = down {
+        old.nodes[d].start();
+        held(&old.nodes[d]);
     }
     let chain = dir.join(format!("{name}-chain.json"));
     accord_ok(&[
@@ -228,7 +253,7 @@ fn python(block: &str, chain: &Path, file: &Path) -> std::process::Output {
 #[test]
 fn five_grow_to_six_and_shrink_to_five_and_every_verdict_verifies_on_the_chain() {
     let genesis_ms = accord_node::clock::now().as_millis();
-    let a = epoch(5, genesis_ms, None, None);
+    let mut a = epoch(5, genesis_ms, None, None);
     let dir = a.dir.path().join("observer");
     std::fs::create_dir_all(&dir).unwrap();
     let now_period = |c: &Cluster| {
@@ -246,7 +271,7 @@ fn five_grow_to_six_and_shrink_to_five_and_every_verdict_verifies_on_the_chain()
     // Accession: a sixth member. The new roster's nodes run their DKG first.
     let first_b = now_period(&a) + 6;
     let mut b = epoch(6, genesis_ms, Some(&a), Some(first_b));
-    let chain_ab = hand_over(&a, &b, first_b, &dir, "ab");
+    let chain_ab = hand_over(&mut a, &b, first_b, &dir, "ab", None);
     // The old epoch keeps deciding until P, the new one from P.
     files.extend(write(&dir, "a-last", &decide(&a, Period(first_b - 1))));
     files.extend(write(&dir, "b-first", &decide(&b, Period(first_b))));
@@ -254,7 +279,8 @@ fn five_grow_to_six_and_shrink_to_five_and_every_verdict_verifies_on_the_chain()
     // Withdrawal: back to five.
     let first_c = now_period(&b) + 6;
     let c = epoch(5, genesis_ms, Some(&a), Some(first_c));
-    let chain = hand_over(&b, &c, first_c, &dir, "bc");
+    // One member of the handing epoch is killed (SIGKILL) through the co-signing and restarted.
+    let chain = hand_over(&mut b, &c, first_c, &dir, "bc", Some(5));
     files.extend(write(&dir, "b-last", &decide(&b, Period(first_c - 1))));
     files.extend(write(&dir, "c-first", &decide(&c, Period(first_c))));
 
