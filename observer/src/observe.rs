@@ -1046,19 +1046,22 @@ mod chain_tests {
         )
     }
 
+    /// A succession from the epoch (`n0`, `k0`) to a fresh epoch made from `seed`, at period 9.
+    fn successor_of(n0: &Network, k0: &SecretKey, seed: u64) -> SignedSuccession {
+        let (n, k) = epoch(seed);
+        let succession = Succession::new(n0.id(), Period(9), &n, k.public());
+        let signature = k0.sign(&succession.signing_bytes());
+        SignedSuccession {
+            succession,
+            signature,
+        }
+    }
+
     #[test]
     fn two_nodes_showing_different_successors_of_one_epoch_are_a_fork() {
         let (n0, k0) = epoch(1);
         let genesis = TrustBundle::new(&n0, k0.public());
-        let link = |seed: u64| {
-            let (n, k) = epoch(seed);
-            let succession = Succession::new(n0.id(), Period(9), &n, k.public());
-            let signature = k0.sign(&succession.signing_bytes());
-            SignedSuccession {
-                succession,
-                signature,
-            }
-        };
+        let link = |seed: u64| successor_of(&n0, &k0, seed);
         let (a, b) = (link(2), link(3));
         let chains = vec![
             ("x".to_string(), ChainExport::new(genesis.clone(), [&a])),
@@ -1101,15 +1104,7 @@ mod chain_tests {
     fn successors_of_one_epoch_in_logs_are_a_fork_and_a_forged_logged_link_is_named() {
         let (n0, k0) = epoch(1);
         let genesis = TrustBundle::new(&n0, k0.public());
-        let link = |seed: u64| {
-            let (n, k) = epoch(seed);
-            let succession = Succession::new(n0.id(), Period(9), &n, k.public());
-            let signature = k0.sign(&succession.signing_bytes());
-            SignedSuccession {
-                succession,
-                signature,
-            }
-        };
+        let link = |seed: u64| successor_of(&n0, &k0, seed);
         let (a, b) = (link(2), link(3));
         let logs = |x: &[&SignedSuccession], y: &[&SignedSuccession]| {
             vec![
