@@ -47,6 +47,9 @@ pub struct Metrics {
     pub connections_refused: Family<ReasonLabel, Counter>,
     /// Signing sessions this member started as coordinator.
     pub signing_sessions: Counter,
+    /// Fsynced storage transactions: group commits of records (with the statements and log
+    /// entries they carry) and compactions.
+    pub store_commits: Counter,
     /// Co-signed statements, by verdict kind.
     pub verdicts: Family<KindLabel, Counter>,
     /// Seconds from slot close to the co-signed statement, as seen by this member.
@@ -81,6 +84,7 @@ impl Metrics {
             messages_rejected: Family::default(),
             connections_refused: Family::default(),
             signing_sessions: Counter::default(),
+            store_commits: Counter::default(),
             verdicts: Family::default(),
             close_to_cosigned: Histogram::new([
                 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -122,6 +126,11 @@ impl Metrics {
             "signing_sessions",
             "FROST signing sessions started as coordinator",
             m.signing_sessions.clone(),
+        );
+        registry.register(
+            "store_commits",
+            "Fsynced storage transactions (group commits of records, and compactions)",
+            m.store_commits.clone(),
         );
         registry.register(
             "verdicts",

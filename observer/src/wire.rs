@@ -93,6 +93,10 @@ pub struct StatusReport {
     pub reason: Option<String>,
     /// The latest co-signed units, newest last.
     pub recent: Vec<Decision>,
+    /// Fsynced storage transactions since the node started (group commits of records, and
+    /// compactions): what durability costs per verdict.
+    #[serde(default)]
+    pub store_commits: u64,
 }
 
 /// Body of `POST /v1/dkg`.

@@ -1,6 +1,6 @@
 //! Issue 13: every metric the Grafana dashboard in `deploy/grafana/` queries is one a live node
 //! exports (a renamed metric would leave a panel silently empty), and the transparency-log
-//! gauges read from the database say what the log holds.
+//! gauges read from the database say what the log holds; the fsynced commits are counted.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -102,6 +102,17 @@ fn every_metric_the_dashboard_queries_is_exported_by_a_live_node() {
         },
     );
     std::fs::write(artefact_dir("metrics").join("metrics.txt"), &exposition).unwrap();
+    // Durability is counted: a co-signed period took fsynced group commits at every step (the
+    // evidence, the observation, the accept, the share, the statement), and the status says
+    // as much as /metrics, which was read first.
+    let commits = gauge(&exposition, "accord_store_commits_total").unwrap();
+    assert!(commits >= 4, "{commits} fsynced commits");
+    let status = c.nodes[0].status().unwrap();
+    assert!(
+        status.store_commits >= commits as u64,
+        "status {} < metrics {commits}",
+        status.store_commits
+    );
 
     // libp2p's dial-error family has no series until a dial fails, which on loopback happens
     // only by chance (two members dialling each other at once): make one happen. The node

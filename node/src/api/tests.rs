@@ -304,6 +304,7 @@ async fn readyz_answers_from_the_status_report() {
             ready: false,
             reason: Some("no group key yet".into()),
             recent: Vec::new(),
+            store_commits: 0,
         });
     });
     let (status, body) = call(&f.context, get("/readyz")).await;

@@ -305,6 +305,7 @@ async fn drive(
     let schedule = net.schedule().clone();
     let mut first_ms: Vec<u64> = Vec::new();
     let mut all_ms: Vec<u64> = Vec::new();
+    let mut commits: Vec<u64> = Vec::new();
     let mut written: Vec<StatementExport> = Vec::new();
     let mut last: Option<(Period, Vec<Vec<StatementExport>>)> = None;
     for round in 0..args.periods.max(1) {
@@ -320,9 +321,19 @@ async fn drive(
             }
             next
         };
-        let held = run_period(layout, net, nodes, logs, &clients, period).await?;
-        let mut lat: Vec<u64> = statuses(&clients)
+        let commits_before: Vec<Option<u64>> = statuses(&clients)
             .await
+            .into_iter()
+            .map(|s| s.map(|s| s.store_commits))
+            .collect();
+        let held = run_period(layout, net, nodes, logs, &clients, period).await?;
+        let after = statuses(&clients).await;
+        for (b, a) in commits_before.iter().zip(&after) {
+            if let (Some(b), Some(a)) = (b, a) {
+                commits.push(a.store_commits.saturating_sub(*b));
+            }
+        }
+        let mut lat: Vec<u64> = after
             .into_iter()
             .flatten()
             .flat_map(|s| s.recent.into_iter().filter(|d| d.period == period.0))
@@ -407,6 +418,14 @@ async fn drive(
         percentile(&all_ms, 99)
     );
     let _ = period;
+    if !commits.is_empty() {
+        commits.sort_unstable();
+        println!(
+            "fsynced storage commits per member and period (submissions to co-signed statement): median {}, max {}",
+            percentile(&commits, 50),
+            commits.last().copied().unwrap_or(0)
+        );
+    }
     if !idle_rss.is_empty() {
         let mut r = idle_rss.clone();
         r.sort_unstable();

@@ -78,7 +78,11 @@ impl Effects for EventLoop {
             statements,
             links,
         } = std::mem::take(&mut self.unsynced);
-        match self.store.commit(&records, &statements, &links) {
+        let committed = self.store.commit(&records, &statements, &links);
+        if committed.is_ok() {
+            self.metrics.store_commits.inc();
+        }
+        match committed {
             Ok(stored) if stored.len() < statements.len() => {
                 debug!(
                     offered = statements.len(),
@@ -100,6 +104,7 @@ impl Effects for EventLoop {
             tracing::error!(error = %e, "record log compaction failed; stopping before anything else leaves");
             return Err(e.into());
         }
+        self.metrics.store_commits.inc();
         debug!(records = snapshot.len(), "record log compacted");
         Ok(())
     }

@@ -255,6 +255,7 @@ impl EventLoop {
             ready: reason.is_none(),
             reason,
             recent: self.recent.iter().cloned().collect(),
+            store_commits: self.metrics.store_commits.get(),
         }
     }
 }
