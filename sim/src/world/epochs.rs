@@ -119,6 +119,9 @@ impl Epochs {
                 (Some((_, k)), _) => {
                     self.worlds[k].step();
                     self.after_step(k);
+                    if self.worlds[k].next_at().is_none() {
+                        release(&mut self.worlds[k]);
+                    }
                     events += 1;
                     if events.is_multiple_of(65_536) {
                         let now = self.worlds[k].now - self.worlds[0].start;
@@ -464,6 +467,20 @@ impl Epochs {
         }
         merged
     }
+}
+
+/// Frees a world whose run is over: it keeps one honest member's engine (the chain check reads
+/// what it decided) and drops the other engines and every member's stored records, which a
+/// 193-member epoch holds gigabytes of and nothing reads again.
+fn release(w: &mut Simulation) {
+    let keep = (0..w.nodes.len()).find(|i| w.honest[*i] && w.nodes[*i].member.engine.is_some());
+    for (i, node) in w.nodes.iter_mut().enumerate() {
+        node.member.records = Vec::new();
+        if Some(i) != keep {
+            node.member.engine = None;
+        }
+    }
+    w.twins.clear();
 }
 
 fn ms_of(millis: u64) -> Micros {
