@@ -169,6 +169,19 @@ fn hand_over(
             &tok,
         ]);
     }
+    // `accord inspect` explains both files.
+    let text = accord_ok(&["inspect", proposal.to_str().unwrap()]);
+    assert!(
+        text.contains("succession proposal")
+            && text.contains(&format!("first period: {first}"))
+            && text.contains("all confirmed this group key"),
+        "{text}"
+    );
+    let text = accord_ok(&["inspect", chain.to_str().unwrap()]);
+    assert!(
+        text.contains(&format!("periods {first}..")) && text.contains("Every link verifies"),
+        "{text}"
+    );
     // The new epoch serves the chain that led to it.
     let served = block_on(new.nodes[0].client.chain()).unwrap();
     let file: accord_observer::chain::ChainExport =

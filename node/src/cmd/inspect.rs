@@ -8,10 +8,12 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
+use accord_observer::chain::ChainExport;
 use accord_observer::export::StatementExport;
 use accord_protocol::codec;
 use accord_protocol::evidence::Evidence;
 use accord_protocol::message::Message;
+use accord_protocol::succession::{Succession, SuccessionProposal};
 use accord_protocol::verify::TrustBundle;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
@@ -111,6 +113,20 @@ fn statement(s: &StatementExport) -> Result<String> {
     Ok(out)
 }
 
+fn succession(s: &Succession) -> String {
+    format!(
+        "  hands over:   {}\n  first period: {}\n  new network:  {} ({})\n  t of n:       {} of {}\n  group key:    {}\n  digest:       {}\n",
+        s.previous,
+        s.first_period.0,
+        s.network_name,
+        s.network_id,
+        s.threshold,
+        s.members,
+        s.group_key,
+        s.digest()
+    )
+}
+
 /// `value` only tells the kind; the typed values are decoded from `bytes`, since a
 /// `serde_json::Value` turns 128-bit integers (training FLOP) into floats.
 fn describe_json(path: &Path, bytes: &[u8], value: &serde_json::Value) -> Result<String> {
@@ -134,6 +150,54 @@ fn describe_json(path: &Path, bytes: &[u8], value: &serde_json::Value) -> Result
             b.note_verifier_key,
             logs.join(", ")
         ));
+    }
+    if has("genesis") && has("links") {
+        let c: ChainExport = serde_json::from_slice(bytes).context("a malformed chain file")?;
+        let mut out = format!(
+            "succession chain from the genesis {} ({}), {} link(s)\n",
+            c.genesis.network_name,
+            c.genesis.network_id,
+            c.links.len()
+        );
+        match c.follow() {
+            Ok(chain) => {
+                for e in chain.epochs() {
+                    out.push_str(&format!(
+                        "  epoch {}: periods {}..{}  {} ({} of {})  group key {}\n",
+                        e.index,
+                        e.first_period.0,
+                        e.end.map_or(String::new(), |p| p.0.to_string()),
+                        e.bundle.network_name,
+                        e.bundle.threshold,
+                        e.bundle.members,
+                        e.bundle.group_key
+                    ));
+                }
+                out.push_str(
+                    "Every link verifies from this file's genesis. Compare that genesis with the trust bundle you pinned (`accord verify --chain` does).\n",
+                );
+            }
+            Err(e) => out.push_str(&format!("  DOES NOT VERIFY from its genesis: {e}\n")),
+        }
+        return Ok(out);
+    }
+    if has("succession") && has("roster") && has("confirmations") {
+        let p: SuccessionProposal =
+            serde_json::from_slice(bytes).context("a malformed succession proposal")?;
+        let mut out = format!("succession proposal\n{}", succession(&p.succession));
+        out.push_str(&format!(
+            "  confirmations: {} of {} members\n",
+            p.confirmations.len(),
+            p.roster.members.len()
+        ));
+        out.push_str(&match p.check_next() {
+            Ok(_) => "  the new roster's members all confirmed this group key\n".to_string(),
+            Err(e) => format!("  REFUSED: {e}\n"),
+        });
+        out.push_str(
+            "Whether it hands over your network is checked by `accord succession approve`.\n",
+        );
+        return Ok(out);
     }
     if has("Attestation") || has("Report") {
         let e: Evidence = serde_json::from_slice(bytes).context("malformed evidence")?;
@@ -172,7 +236,9 @@ fn describe_json(path: &Path, bytes: &[u8], value: &serde_json::Value) -> Result
         out.push_str(&format!("  labs:        {}\n", labs.join(", ")));
         return Ok(out);
     }
-    bail!("JSON, but not a statement, trust bundle, evidence item or roster")
+    bail!(
+        "JSON, but not a statement, trust bundle, evidence item, roster, succession chain or succession proposal"
+    )
 }
 
 /// What the file holds, as text.
