@@ -34,6 +34,10 @@ use super::statements::write_statements;
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
+    /// Log filter of the node processes (their `ACCORD_LOG`): `debug` follows each proposal,
+    /// accept and signing session, with its time, in the logs directory.
+    #[arg(long, env = "ACCORD_DEMO_LOG", default_value = "info")]
+    pub(crate) node_log: String,
     /// Number of members (node processes).
     #[arg(long, env = "ACCORD_DEMO_MEMBERS", default_value_t = 5)]
     pub(crate) members: usize,
@@ -113,7 +117,7 @@ impl Drop for Nodes {
     }
 }
 
-fn spawn_nodes(layout: &Layout, logs: &Path) -> Result<Nodes> {
+fn spawn_nodes(layout: &Layout, logs: &Path, filter: &str) -> Result<Nodes> {
     let exe = std::env::current_exe().context("cannot find the accord executable")?;
     std::fs::create_dir_all(logs)?;
     let mut nodes = Nodes {
@@ -125,10 +129,7 @@ fn spawn_nodes(layout: &Layout, logs: &Path) -> Result<Nodes> {
             .arg("run")
             .arg("--config")
             .arg(&m.config)
-            .env(
-                "ACCORD_LOG",
-                std::env::var("ACCORD_DEMO_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("ACCORD_LOG", filter)
             .env_remove("ACCORD_LOG_FORMAT")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -216,7 +217,7 @@ pub(super) fn run(args: DemoArgs) -> Result<()> {
         args.period_secs,
         args.out.join("network").display()
     );
-    let mut nodes = spawn_nodes(&layout, &logs)?;
+    let mut nodes = spawn_nodes(&layout, &logs, &args.node_log)?;
     let rt = runtime()?;
     let result = rt.block_on(drive(&args, &layout, &net, &mut nodes, &logs));
     if args.keep_running && result.is_ok() {
