@@ -129,6 +129,13 @@ pub(super) struct Handover {
     predecessor: Option<Arc<SignedSuccession>>,
 }
 
+impl Handover {
+    /// The approval of `succession`, if that is the one this member holds.
+    fn approval_of(&mut self, succession: Digest) -> Option<&mut Approval> {
+        self.approved.as_mut().filter(|a| a.digest == succession)
+    }
+}
+
 struct Approval {
     proposal: Arc<SuccessionProposal>,
     digest: Digest,
@@ -712,12 +719,7 @@ impl Engine {
         };
         let (t, n) = (self.net.t(), self.net.n());
         let me = self.me;
-        let Some(a) = self
-            .handover
-            .approved
-            .as_mut()
-            .filter(|a| a.digest == succession)
-        else {
+        let Some(a) = self.handover.approval_of(succession) else {
             // Not approved here, lapsed, or another succession: never a signing oracle.
             return Delivery::Ignored;
         };
@@ -774,12 +776,7 @@ impl Engine {
             return Delivery::Ignored;
         };
         let others = self.other_epoch_packages();
-        let Some(a) = self
-            .handover
-            .approved
-            .as_mut()
-            .filter(|a| a.digest == succession)
-        else {
+        let Some(a) = self.handover.approval_of(succession) else {
             return Delivery::Ignored;
         };
         let proposal = a.proposal.clone();
@@ -953,7 +950,7 @@ impl Engine {
                 }
             }
             Record::SuccessionShare { succession } => {
-                if let Some(a) = h.approved.as_mut().filter(|a| a.digest == succession) {
+                if let Some(a) = h.approval_of(succession) {
                     a.released = true;
                 }
             }
